@@ -1,0 +1,94 @@
+"""Assemble a run from a pipeline/scene file: bank, stages, clock, loop.
+
+The core knows nothing of renderers and targets; a display path joins a run as
+*steps* (``render``, ``submit``) that the frame loop times after the stages, and
+as *sources* (buffers a target writes, such as desktop input).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, RunFile, build, load_run_file
+from .pipeline import Clock, FrameLoop, Pipeline, Stage, StageConfig, make_clock, resolve
+from .pipeline.loop import Step
+from .weights import WeightBank
+
+log = logging.getLogger(__name__)
+
+
+def make_stages(run_file: RunFile) -> tuple[list[Stage], dict[str, float]]:
+    """Instantiate the enabled ``[[stage]]`` entries with validated settings.
+
+    Returns the stages and their per-stage budgets (s).
+    """
+    stages: list[Stage] = []
+    budgets: dict[str, float] = {}
+    for i, spec in enumerate(run_file.stages):
+        if not spec.enabled:
+            continue
+        cls = resolve(spec.type)
+        where = f"{run_file.path} [[stage]] #{i + 1} ({spec.type}) settings"
+        settings = build(cls.Settings, spec.settings, where)
+        try:
+            stage = cls(settings, name=spec.name or None)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        if spec.budget_ms is not None:
+            budgets[stage.name] = spec.budget_ms / 1e3
+        stages.append(stage)
+    return stages, budgets
+
+
+@dataclass
+class Run:
+    """Everything one run holds; close it (or use ``with``) to release stages."""
+
+    file: RunFile
+    bank: WeightBank
+    pipeline: Pipeline
+    loop: FrameLoop
+    scene: Any = None
+    closers: list[Any] = field(default_factory=list)  # objects with close(), closed last first
+
+    def close(self) -> None:
+        self.loop.stats.faults.extend(self.pipeline.close())
+        while self.closers:
+            self.closers.pop().close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_run(path: str | Path, *, clock: str | Clock | None = None, bank: WeightBank | None = None,
+             scene: Any = None, sources: Sequence[str] = (),
+             steps: Sequence[tuple[str, Step]] = (), extras: dict[str, Any] | None = None) -> Run:
+    """Load ``path`` and set up its pipeline, ready for ``run.loop.run(...)``.
+
+    ``clock`` (a name, or a clock object such as a target's) overrides the file's
+    ``[pipeline] clock``; ``sources`` and ``steps``
+    come from a display path (buffers it writes must already be declared in
+    ``bank``).
+    """
+    run_file = load_run_file(path)
+    settings = run_file.pipeline
+    bank = bank if bank is not None else WeightBank()
+    stages, budgets = make_stages(run_file)
+    pipeline = Pipeline(stages, sources=(*settings.sources, *sources), budgets_s=budgets)
+    configs = {
+        st.name: StageConfig(st.settings, settings.frame_hz, run_file.base_dir, scene,
+                             dict(extras or {}))
+        for st in pipeline.stages
+    }
+    pipeline.setup(bank, configs)
+    if clock is None or isinstance(clock, str):
+        clock = make_clock(clock or settings.clock, settings.frame_hz)
+    loop = FrameLoop(pipeline, bank, clock, steps)
+    return Run(run_file, bank, pipeline, loop, scene)

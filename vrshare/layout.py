@@ -1,0 +1,50 @@
+"""Names, shapes, dtypes and units of the bank buffers the built-in parts share.
+
+This is the contract between stages, the renderer and the targets: each entry
+names its one writer. Conventions everywhere:
+
+* Coordinates follow OpenXR: right-handed, +X right, +Y up, -Z forward, metres.
+* A pose is 7 floats ``[px, py, pz, qx, qy, qz, qw]``: position (m) and a unit
+  quaternion (scalar last, as scipy and OpenXR store it).
+* Matrices are stored row-major as NumPy/CuPy arrays and act on column vectors
+  (``p_world = M @ [x, y, z, 1]``). Uploading one to GL as-is gives the transposed
+  (column-major) layout GLSL expects, so ``mat4`` data in GLSL is ``M`` itself.
+* Projection matrices map to OpenGL clip space (NDC z in [-1, 1]).
+* Times are seconds; external pose times share the frame clock's timeline.
+"""
+
+from __future__ import annotations
+
+# -- tracking (writer: the "tracking" stage) --------------------------------------
+HEAD_POSE = "head_pose"  # (7,) float32, head pose in stage space
+DEVICE_POSES = "device_poses"  # (3, 7) float32, rows: head, left controller, right controller
+DEVICE_VALID = "device_valid"  # (3,) float32, 1.0 tracked (or held within limits), 0.0 lost
+EYE_VIEW = "eye_view"  # (2, 4, 4) float32, world -> eye (left, right), row-major
+EYE_PROJ = "eye_proj"  # (2, 4, 4) float32, eye -> clip (left, right), row-major
+DEVICES = ("head", "left", "right")
+POSE_SIZE = 7
+
+# -- written by a target each frame (declared as pipeline sources) ------------------
+# Poses the target itself senses: the desktop window's mouse/keyboard head, or the
+# OpenXR runtime's head/controllers located at the frame's predicted display time.
+TARGET_POSES = "target_poses"  # (3, 9) float64: pose (7), time (s), valid (0/1)
+TARGET_FOV = "target_fov"  # (2, 4) float64: per eye angles left, right, up, down (rad)
+
+# -- scene objects (writer: the "scene_motion" stage; read by filters and audio) ----
+OBJECT_MODEL = "object_model"  # (N, 4, 4) float32, object -> world, row-major
+OBJECT_BOUNDS = "object_bounds"  # (N, 4) float32, world bounding sphere: centre xyz, radius (m)
+# Per-object constants are param buffers registered from the scene:
+OBJECT_MESH = "object_mesh"  # (N,) int32, index into the scene's mesh table
+OBJECT_COLOR = "object_color"  # (N, 4) float32, linear RGBA multiplier
+OBJECT_IMPORTANCE = "object_importance"  # (N,) float32, >= 0
+MESH_LOD_DRAW = "mesh_lod_draw"  # (M, L) int32, draw slot of mesh m at LOD l, -1 past the last
+MESH_LOD_DISTANCE = "mesh_lod_distance"  # (M, L) float32, distance (m) from which LOD l is used
+
+# -- what the renderer draws (writer: "scene_filter", or "passthrough" without one) --
+INSTANCES = "instances"  # (capacity, 20) float32: model matrix as GL column-major mat4 (16)
+#                          followed by linear RGBA (4); grouped in contiguous ranges per draw slot
+DRAW_RANGES = "draw_ranges"  # (D, 2) int32: [first, count] into instances per draw slot
+INSTANCE_FLOATS = 20
+
+# -- audio (writer: the "audio" stage) ----------------------------------------------
+AUDIO_BLOCK = "audio_block"  # (2, block) float32, the last rendered stereo block

@@ -1,0 +1,191 @@
+"""The pipeline (scheduled stages) and the frame loop that drives it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..weights import WeightBank
+from .clock import Clock
+from .schedule import PipelineError, schedule
+from .stage import Frame, Stage, StageConfig
+from .stats import FrameStats, StageFault
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[Frame, WeightBank], None]
+
+
+class StageSetupError(PipelineError):
+    """A stage failed in ``setup``; the run does not start."""
+
+
+class Pipeline:
+    """Stages in schedule order, their budgets, and their life cycle.
+
+    ``sources`` are buffers that something outside the stages writes each frame
+    (a target's input, for instance); they must be declared in the bank before
+    :meth:`setup`.
+    """
+
+    def __init__(self, stages: Sequence[Stage], *, sources: Iterable[str] = (),
+                 budgets_s: dict[str, float] | None = None) -> None:
+        self.sources = tuple(sources)
+        self.stages = schedule(stages, self.sources)
+        self.budgets_s = dict(budgets_s or {})
+        unknown = set(self.budgets_s) - {s.name for s in self.stages}
+        if unknown:
+            raise PipelineError(f"budget given for unknown stage(s): {', '.join(sorted(unknown))}")
+        self._set_up: list[Stage] = []
+
+    def setup(self, bank: WeightBank, configs: dict[str, StageConfig] | StageConfig) -> None:
+        """Run every stage's ``setup`` in schedule order, then check the declarations.
+
+        ``configs`` maps stage name to its config, or is one config for all stages.
+        """
+        for st in self.stages:
+            config = configs if isinstance(configs, StageConfig) else configs[st.name]
+            try:
+                st.setup(bank, config)
+            except Exception as exc:
+                self.close()
+                raise StageSetupError(f"stage {st.name!r} failed in setup: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+            self._set_up.append(st)
+        for st in self.stages:
+            for buf in st.writes:
+                if buf not in bank:
+                    raise PipelineError(
+                        f"stage {st.name!r} declares it writes {buf!r} but did not declare "
+                        "that buffer in the bank during setup"
+                    )
+        for buf in self.sources:
+            if buf not in bank:
+                raise PipelineError(f"source buffer {buf!r} was not declared in the bank")
+
+    def close(self) -> list[StageFault]:
+        """Close every stage that was set up (in reverse order); report, don't raise."""
+        faults = []
+        while self._set_up:
+            st = self._set_up.pop()
+            try:
+                st.close()
+            except Exception as exc:
+                log.error("stage %r failed in close: %s", st.name, exc)
+                faults.append(StageFault.from_exception(st.name, -1, exc))
+        return faults
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+@dataclass
+class _Slot:
+    """A stage as the loop runs it: what to call and what to stamp afterwards."""
+
+    name: str
+    process: Step
+    writes: tuple[str, ...]
+    track: int
+    stage: Stage | None  # None for steps after the stages (render, submit)
+
+
+class FrameLoop:
+    """Drives frames: clock -> stages in order -> steps (render, submit) -> stats.
+
+    Steps are callables ``(frame, bank)`` run after the stages each frame, timed
+    like stages; unlike a stage, a step that raises ends the run (the display path
+    is broken, nothing is left to keep presenting).
+    """
+
+    def __init__(self, pipeline: Pipeline, bank: WeightBank, clock: Clock,
+                 steps: Sequence[tuple[str, Step]] = ()) -> None:
+        self.pipeline = pipeline
+        self.bank = bank
+        self.clock = clock
+        names = [s.name for s in pipeline.stages] + [name for name, _ in steps]
+        budgets = dict(pipeline.budgets_s)
+        self.stats = FrameStats(names, 1.0 / clock.frame_hz, budgets)
+        self._slots = [_Slot(s.name, s.process, tuple(s.writes), i, s)
+                       for i, s in enumerate(pipeline.stages)]
+        k = len(self._slots)
+        self._slots += [_Slot(name, fn, (), k + i, None) for i, (name, fn) in enumerate(steps)]
+        self._budgets = [(n, names.index(n), b) for n, b in budgets.items()]
+        self._overrun_logged: set[str] = set()
+
+    @property
+    def active_stages(self) -> list[str]:
+        return [s.name for s in self._slots if s.stage is not None]
+
+    def run(self, frames: int | None = None, *, seconds: float | None = None,
+            progress: Callable[[int], None] | None = None) -> FrameStats:
+        """Run ``frames`` frames, or until ``seconds`` of clock time, or until Ctrl-C.
+
+        Ctrl-C (KeyboardInterrupt) ends the run after the current step; the stats of
+        every completed frame are returned with ``interrupted`` set.
+        """
+        if frames is None and seconds is None:
+            raise ValueError("give frames or seconds (or both)")
+        stats, bank, slots = self.stats, self.bank, self._slots
+        perf = time.perf_counter
+        done = 0
+        try:
+            while frames is None or done < frames:
+                frame = self.clock.wait_frame()
+                if seconds is not None and frame.t_now >= seconds:
+                    break
+                start = perf()
+                offsets: list[float] = []
+                durations: list[float] = []
+                failed: list[_Slot] = []
+                for slot in slots:
+                    t0 = perf()
+                    try:
+                        slot.process(frame, bank)
+                    except Exception as exc:
+                        if slot.stage is None:
+                            raise
+                        self._fault(slot, frame, exc)
+                        failed.append(slot)
+                        t1 = perf()
+                    else:
+                        t1 = perf()
+                        if slot.writes:
+                            bank.stamp(slot.writes, frame.index)
+                    offsets.append(t0 - start)
+                    durations.append(t1 - t0)
+                end = perf()
+                row = stats.record(frame.index, frame.t_display, start, end, offsets, durations)
+                if failed:
+                    self._slots = slots = [s for s in slots if s not in failed]
+                if self._budgets:
+                    self._check_overruns(row)
+                done += 1
+                if progress is not None:
+                    progress(done)
+        except KeyboardInterrupt:
+            stats.interrupted = True
+            log.warning("interrupted after %d frames", stats.count)
+        return stats
+
+    def _fault(self, slot: _Slot, frame: Frame, exc: Exception) -> None:
+        fault = StageFault.from_exception(slot.name, frame.index, exc)
+        self.stats.faults.append(fault)
+        log.error("stage %r raised in frame %d and is disabled: %s\n%s",
+                  slot.name, frame.index, fault.error, fault.traceback)
+
+    def _check_overruns(self, row: int) -> None:
+        """Log a stage's first overrun; later ones show in the stats' ``over_budget``."""
+        for name, i, budget in self._budgets:
+            if self.stats.dur[row, i] > budget and name not in self._overrun_logged:
+                self._overrun_logged.add(name)
+                log.warning("stage %r overran its budget (%.3f ms > %.3f ms) in frame %d; "
+                            "further overruns are counted in the stats",
+                            name, self.stats.dur[row, i] * 1e3, budget * 1e3,
+                            self.stats.index[row])

@@ -1,0 +1,77 @@
+"""The stage schedule, derived from declared reads and writes."""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Sequence
+
+from .stage import Stage
+
+
+class PipelineError(ValueError):
+    """The stages cannot form a pipeline; the message names stages and buffers."""
+
+
+def schedule(stages: Sequence[Stage], sources: Iterable[str] = ()) -> list[Stage]:
+    """Order ``stages`` so that every writer runs before its readers.
+
+    ``sources`` are buffers written outside any stage (by a target or the caller).
+    Stages with no dependency between them keep their given order. Raises
+    :class:`PipelineError` for duplicate stage names, two writers of one buffer, a
+    read that nothing writes, or a cycle.
+    """
+    sources = set(sources)
+    names: dict[str, Stage] = {}
+    for st in stages:
+        if not st.name:
+            raise PipelineError(f"stage {type(st).__name__} has no name")
+        if st.name in names:
+            raise PipelineError(f"two stages are named {st.name!r}; give one a distinct name")
+        names[st.name] = st
+
+    writer: dict[str, Stage] = {}
+    for st in stages:
+        for buf in st.writes:
+            if buf in writer:
+                raise PipelineError(
+                    f"buffer {buf!r} has two writers: stages {writer[buf].name!r} and {st.name!r}"
+                )
+            if buf in sources:
+                raise PipelineError(
+                    f"buffer {buf!r} is written by stage {st.name!r} and also declared as an "
+                    "external source"
+                )
+            writer[buf] = st
+
+    graph = graphlib.TopologicalSorter()
+    position = {st.name: i for i, st in enumerate(stages)}
+    for st in stages:
+        deps = []
+        for buf in st.reads:
+            if buf in writer:
+                if writer[buf] is not st:
+                    deps.append(writer[buf].name)
+            elif buf not in sources:
+                raise PipelineError(
+                    f"stage {st.name!r} reads buffer {buf!r}, which no stage writes and no "
+                    "source provides"
+                )
+        graph.add(st.name, *deps)
+
+    try:
+        graph.prepare()
+    except graphlib.CycleError as exc:
+        cycle = exc.args[1]
+        links = []
+        for a, b in zip(cycle, cycle[1:]):
+            # each node is a predecessor of the next: a writes something b reads
+            buf = next(x for x in names[b].reads if x in names[a].writes)
+            links.append(f"{a!r} writes {buf!r} read by {b!r}")
+        raise PipelineError("stages form a cycle: " + "; ".join(links)) from None
+
+    order: list[Stage] = []
+    while graph.is_active():
+        ready = sorted(graph.get_ready(), key=position.__getitem__)
+        order.extend(names[n] for n in ready)
+        graph.done(*ready)
+    return order

@@ -1,0 +1,90 @@
+"""The stage contract: what a stage declares and what the loop promises it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ..weights import WeightBank
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame's timing, handed to every stage.
+
+    All times are seconds on the clock's timeline (``time.perf_counter`` for real
+    clocks, a virtual timeline starting at 0 for the ``virtual`` clock, or the
+    OpenXR runtime's time converted to seconds).
+    """
+
+    index: int  # 0, 1, 2, ...
+    t_now: float  # when the frame started (s)
+    t_display: float  # predicted time its image reaches the eyes (s); tracking predicts to it
+    budget_s: float  # time the frame may take before it misses its deadline (s)
+
+
+@dataclass
+class NoSettings:
+    """Settings of a stage that takes none."""
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """What ``Stage.setup`` gets besides the bank: its settings and the run's context."""
+
+    settings: Any  # an instance of the stage's ``Settings`` dataclass
+    frame_hz: float = 90.0  # display refresh rate (Hz)
+    base_dir: Path = Path(".")  # folder relative asset paths resolve against
+    scene: Any = None  # the loaded vrshare.scene.Scene, when the run file has one
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage:
+    """Base class of a pipeline stage.
+
+    Subclasses set ``name``, ``reads`` and ``writes`` (class attributes, or instance
+    attributes assigned in ``__init__`` when they depend on settings), and may set
+    ``Settings`` to a dataclass describing the keys their ``[stage.settings]`` table
+    accepts; the pipeline validates the table against it before ``setup``.
+
+    The real-time contract of :meth:`process`:
+
+    * It runs on the frame loop's thread, once per frame, after every stage that
+      writes a buffer it reads, in an order derived from ``reads``/``writes``.
+    * It reads and writes bank buffers **in place** (``buf[...] = ...``, ``out=``)
+      and allocates nothing it could have allocated in :meth:`setup`. The arrays are
+      NumPy or CuPy (``vrshare.backend.array_module(buf)``), shapes and dtypes as
+      declared by their writer, units as documented by it.
+    * ``frame.t_display`` is the predicted display time (s) to aim outputs at.
+    * The loop, not the stage, stamps buffer versions and publishes snapshots of
+      the buffers in ``writes`` after ``process`` returns.
+    * If it raises, the loop records the stage, frame and traceback, disables the
+      stage for the rest of the run and goes on producing frames; the buffers it
+      writes keep their last values. If it takes longer than its budget the overrun
+      is counted and reported.
+    """
+
+    name: ClassVar[str] = ""
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    Settings: ClassVar[type] = NoSettings
+
+    def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
+        self.settings = self.Settings() if settings is None else settings
+        if name:
+            self.name = name  # type: ignore[misc]  # instance name overrides the class's
+
+    def setup(self, bank: WeightBank, config: StageConfig) -> None:
+        """Declare buffers and load parameters; runs once before the first frame."""
+
+    def process(self, frame: Frame, bank: WeightBank) -> None:
+        """Do one frame's work in place (see the class docstring for the contract)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what ``setup`` acquired (files, threads, devices)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} reads={self.reads} writes={self.writes}>"

@@ -1,0 +1,183 @@
+"""Frame statistics: every frame's times, per track, kept in preallocated arrays.
+
+A *track* is a named timed step: each stage, plus the steps the loop runs after the
+stages (``render``, ``submit``) and any extra measurement a part reports (GPU pass
+times from GL timer queries). Durations are seconds; ``NaN`` marks a frame in which
+a track did not run.
+"""
+
+from __future__ import annotations
+
+import traceback as tb
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PERCENTILES = (50.0, 95.0, 99.0, 99.9)
+
+
+@dataclass(frozen=True)
+class StageFault:
+    """A stage that raised: it was disabled from ``frame`` on."""
+
+    stage: str
+    frame: int
+    error: str  # "ValueError: ..."
+    traceback: str
+
+    @classmethod
+    def from_exception(cls, stage: str, frame: int, exc: BaseException) -> StageFault:
+        return cls(
+            stage,
+            frame,
+            f"{type(exc).__name__}: {exc}",
+            "".join(tb.format_exception(type(exc), exc, exc.__traceback__)),
+        )
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    """Distribution of one track's per-frame times, milliseconds."""
+
+    name: str
+    frames: int
+    median_ms: float
+    p95_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    mean_ms: float
+    over_budget: int  # frames over this track's budget (deadline misses / overruns)
+
+
+@dataclass
+class FrameStats:
+    """Per-frame timing columns, grown by doubling so recording never allocates per frame."""
+
+    tracks: list[str]
+    budget_s: float  # frame budget (s), for deadline misses
+    track_budget_s: dict[str, float] = field(default_factory=dict)  # per-track budgets (s)
+    faults: list[StageFault] = field(default_factory=list)
+    interrupted: bool = False
+    capacity: int = 1024
+
+    def __post_init__(self) -> None:
+        self.count = 0
+        self.index = np.zeros(self.capacity, np.int64)  # frame index
+        self.start = np.zeros(self.capacity)  # frame work start, perf_counter (s)
+        self.total = np.zeros(self.capacity)  # frame work duration (s)
+        self.t_display = np.zeros(self.capacity)  # predicted display time (s, clock's timeline)
+        self.offset = np.full((self.capacity, len(self.tracks)), np.nan)  # from frame start (s)
+        self.dur = np.full((self.capacity, len(self.tracks)), np.nan)
+
+    def add_track(self, name: str, budget_s: float | None = None) -> int:
+        """Add a column (e.g. a GPU pass time); returns its index for :meth:`set`."""
+        if name in self.tracks:
+            return self.tracks.index(name)
+        self.tracks.append(name)
+        pad = np.full((self.capacity, 1), np.nan)
+        self.offset = np.hstack([self.offset, pad])
+        self.dur = np.hstack([self.dur, pad.copy()])
+        if budget_s is not None:
+            self.track_budget_s[name] = budget_s
+        return len(self.tracks) - 1
+
+    def _grow(self) -> None:
+        self.capacity *= 2
+        for name in ("index", "start", "total", "t_display", "offset", "dur"):
+            old = getattr(self, name)
+            new = np.full((self.capacity, *old.shape[1:]), np.nan, old.dtype) if old.ndim == 2 \
+                else np.zeros(self.capacity, old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def record(self, index: int, t_display: float, start: float, end: float,
+               offsets: list[float], durations: list[float]) -> int:
+        """Store one frame (times from ``time.perf_counter``); returns its row."""
+        n = self.count
+        if n == self.capacity:
+            self._grow()
+        self.index[n] = index
+        self.t_display[n] = t_display
+        self.start[n] = start
+        self.total[n] = end - start
+        k = len(offsets)
+        self.offset[n, :k] = offsets
+        self.dur[n, :k] = durations
+        self.count = n + 1
+        return n
+
+    def set(self, row: int, track: int, seconds: float) -> None:
+        """Fill in a measurement that arrives later (a GPU timer query of frame ``row``)."""
+        self.dur[row, track] = seconds
+
+    # -- summaries ---------------------------------------------------------------
+
+    @property
+    def frames(self) -> int:
+        return self.count
+
+    @property
+    def deadline_misses(self) -> int:
+        return int(np.count_nonzero(self.total[: self.count] > self.budget_s))
+
+    def _summary(self, name: str, times: np.ndarray, budget: float | None) -> TrackSummary:
+        times = times[~np.isnan(times)]
+        if times.size == 0:
+            return TrackSummary(name, 0, *([float("nan")] * 6), 0)
+        q = np.percentile(times, PERCENTILES) * 1e3
+        over = int(np.count_nonzero(times > budget)) if budget is not None else 0
+        return TrackSummary(name, int(times.size), *map(float, q),
+                            float(times.max() * 1e3), float(times.mean() * 1e3), over)
+
+    def summary(self) -> list[TrackSummary]:
+        """Whole-frame summary first, then one per track."""
+        n = self.count
+        rows = [self._summary("frame", self.total[:n], self.budget_s)]
+        for i, name in enumerate(self.tracks):
+            rows.append(self._summary(name, self.dur[:n, i], self.track_budget_s.get(name)))
+        return rows
+
+    def as_dict(self) -> dict:
+        """Everything, JSON-ready: summary, faults and every frame's times (ms)."""
+        n = self.count
+
+        def ms(a: np.ndarray) -> list:
+            return [None if np.isnan(v) else round(float(v) * 1e3, 6) for v in a]
+
+        return {
+            "frames": n,
+            "budget_ms": self.budget_s * 1e3,
+            "deadline_misses": self.deadline_misses,
+            "interrupted": self.interrupted,
+            "summary": [s.__dict__ for s in self.summary()],
+            "faults": [f.__dict__ for f in self.faults],
+            "per_frame": {
+                "index": self.index[:n].tolist(),
+                "t_display_s": self.t_display[:n].tolist(),
+                "frame_ms": ms(self.total[:n]),
+                **{name: ms(self.dur[:n, i]) for i, name in enumerate(self.tracks)},
+            },
+        }
+
+    def chrome_trace(self) -> dict:
+        """Chrome trace-event JSON (opens in Perfetto): one track (tid) per stage/step."""
+        n = self.count
+        t0 = self.start[0] if n else 0.0
+        events: list[dict] = [
+            {"ph": "M", "pid": 1, "tid": 0, "name": "thread_name", "args": {"name": "frame"}}
+        ]
+        events += [
+            {"ph": "M", "pid": 1, "tid": i + 1, "name": "thread_name", "args": {"name": name}}
+            for i, name in enumerate(self.tracks)
+        ]
+        for r in range(n):
+            base = (self.start[r] - t0) * 1e6
+            events.append({"ph": "X", "pid": 1, "tid": 0, "name": f"frame {self.index[r]}",
+                           "ts": base, "dur": self.total[r] * 1e6})
+            for i, name in enumerate(self.tracks):
+                off, dur = self.offset[r, i], self.dur[r, i]
+                if not (np.isnan(dur) or np.isnan(off)):
+                    events.append({"ph": "X", "pid": 1, "tid": i + 1, "name": name,
+                                   "ts": base + off * 1e6, "dur": dur * 1e6})
+        return {"traceEvents": events, "displayTimeUnit": "ms"}

@@ -1,0 +1,1 @@
+"""Built-in stages: tracking, scene filter, audio (one module or package each)."""
