@@ -86,7 +86,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        pairs = enumerate(zip(value, args, strict=True))
+        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in pairs)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected {_type_name(tp)}, got {_describe(value)}")

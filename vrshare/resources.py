@@ -26,7 +26,9 @@ def folder(kind: str) -> Path:
     source = Path(__file__).resolve().parent.parent / kind
     if source.is_dir():
         return source
-    raise FileNotFoundError(f"vrshare's {kind} folder is missing (looked in {packaged} and {source})")
+    raise FileNotFoundError(
+        f"vrshare's {kind} folder is missing (looked in {packaged} and {source})"
+    )
 
 
 def path(kind: str, name: str) -> Path:

@@ -249,7 +249,9 @@ class WeightBank:
         """
         ring = self.buffer(name).ring
         if ring is None:
-            raise BankError(f"buffer {name!r} has no snapshots: call bank.subscribe({name!r}) first")
+            raise BankError(
+                f"buffer {name!r} has no snapshots: call bank.subscribe({name!r}) first"
+            )
         return ring.read(out)
 
     def report(self) -> BankReport:

@@ -134,6 +134,7 @@ class FrameLoop:
             raise ValueError("give frames or seconds (or both)")
         stats, bank, slots = self.stats, self.bank, self._slots
         perf = time.perf_counter
+        nan_row = [float("nan")] * len(stats.tracks)  # tracks of disabled stages stay NaN
         done = 0
         try:
             while frames is None or done < frames:
@@ -141,8 +142,8 @@ class FrameLoop:
                 if seconds is not None and frame.t_now >= seconds:
                     break
                 start = perf()
-                offsets: list[float] = []
-                durations: list[float] = []
+                offsets = nan_row.copy()
+                durations = nan_row.copy()
                 failed: list[_Slot] = []
                 for slot in slots:
                     t0 = perf()
@@ -158,8 +159,8 @@ class FrameLoop:
                         t1 = perf()
                         if slot.writes:
                             bank.stamp(slot.writes, frame.index)
-                    offsets.append(t0 - start)
-                    durations.append(t1 - t0)
+                    offsets[slot.track] = t0 - start
+                    durations[slot.track] = t1 - t0
                 end = perf()
                 row = stats.record(frame.index, frame.t_display, start, end, offsets, durations)
                 if failed:

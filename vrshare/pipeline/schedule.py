@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphlib
+import itertools
 from collections.abc import Iterable, Sequence
 
 from .stage import Stage
@@ -63,7 +64,7 @@ def schedule(stages: Sequence[Stage], sources: Iterable[str] = ()) -> list[Stage
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
         links = []
-        for a, b in zip(cycle, cycle[1:]):
+        for a, b in itertools.pairwise(cycle):
             # each node is a predecessor of the next: a writes something b reads
             buf = next(x for x in names[b].reads if x in names[a].writes)
             links.append(f"{a!r} writes {buf!r} read by {b!r}")

@@ -93,7 +93,10 @@ class FrameStats:
 
     def record(self, index: int, t_display: float, start: float, end: float,
                offsets: list[float], durations: list[float]) -> int:
-        """Store one frame (times from ``time.perf_counter``); returns its row."""
+        """Store one frame (times from ``time.perf_counter``); returns its row.
+
+        ``offsets`` and ``durations`` are indexed like :attr:`tracks` (NaN: did not run).
+        """
         n = self.count
         if n == self.capacity:
             self._grow()

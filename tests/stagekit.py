@@ -1,0 +1,85 @@
+"""Small stages for tests (importable as ``stagekit:Name`` with tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from vrshare import Stage
+
+
+class Write(Stage):
+    """Writes ``frame.index`` into a (4,) buffer named by ``name``."""
+
+    name = "write"
+    writes = ("a",)
+
+    def setup(self, bank, config):
+        self.out = bank.state(self.writes[0], 4)
+
+    def process(self, frame, bank):
+        self.out[...] = frame.index
+
+
+def make(name: str, reads=(), writes=(), raise_at: int | None = None,
+         exc: type[BaseException] = RuntimeError) -> Stage:
+    """A stage that copies the sum of its inputs + 1 into each of its outputs."""
+
+    class Made(Stage):
+        def setup(self, bank, config):
+            self.outs = [bank.state(w, 4) for w in self.writes]
+            self.calls = 0
+
+        def process(self, frame, bank):
+            if raise_at is not None and frame.index == raise_at:
+                raise exc(f"{self.name} failed on purpose")
+            total = sum(float(bank[r][0]) for r in self.reads) + 1.0
+            for out in self.outs:
+                out[...] = total
+            self.calls += 1
+
+    Made.name = name
+    Made.reads = tuple(reads)
+    Made.writes = tuple(writes)
+    return Made()
+
+
+@dataclass
+class CounterSettings:
+    step: float = 1.0  # added each frame
+
+
+class Counter(Stage):
+    """Adds ``step`` to the ``counter`` buffer every frame (a plug-in test stage)."""
+
+    name = "counter"
+    writes = ("counter",)
+    Settings = CounterSettings
+
+    def setup(self, bank, config):
+        self.counter = bank.state("counter", (1,), "float64")
+
+    def process(self, frame, bank):
+        self.counter += self.settings.step
+
+
+@dataclass
+class SleepSettings:
+    seconds: float = 0.002
+
+
+class Sleeper(Stage):
+    """Sleeps each frame: for budget overruns and Ctrl-C tests."""
+
+    name = "sleeper"
+    writes = ("slept",)
+    Settings = SleepSettings
+
+    def setup(self, bank, config):
+        self.out = bank.state("slept", (1,))
+
+    def process(self, frame, bank):
+        time.sleep(self.settings.seconds)
+        self.out[0] = np.float32(frame.index)

@@ -1,0 +1,215 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from stagekit import Sleeper, SleepSettings, make
+
+from vrshare import (
+    FrameLoop,
+    Pipeline,
+    PipelineError,
+    StageConfig,
+    StageSetupError,
+    VirtualClock,
+    VsyncClock,
+    WeightBank,
+)
+from vrshare.pipeline import FrameStats, schedule
+from vrshare.pipeline.clock import LATENCY_FRAMES, make_clock
+
+
+def names(stages):
+    return [s.name for s in stages]
+
+
+def test_schedule_follows_data_not_list_order():
+    c = make("c", reads=("b",), writes=("c",))
+    b = make("b", reads=("a",), writes=("b",))
+    a = make("a", writes=("a",))
+    free = make("free", writes=("z",))
+    assert names(schedule([c, free, b, a])) == ["free", "a", "b", "c"]
+
+
+def test_schedule_keeps_list_order_among_independent_stages():
+    stages = [make(n, writes=(n,)) for n in "qwerty"]
+    assert names(schedule(stages)) == list("qwerty")
+
+
+def test_two_writers_of_one_buffer_names_both_and_the_buffer():
+    with pytest.raises(PipelineError, match="buffer 'pose' has two writers: stages 'x' and 'y'"):
+        schedule([make("x", writes=("pose",)), make("y", writes=("pose",))])
+
+
+def test_a_read_nothing_writes_names_stage_and_buffer():
+    with pytest.raises(PipelineError, match="stage 'r' reads buffer 'ghost', which no stage"):
+        schedule([make("r", reads=("ghost",), writes=("o",))])
+
+
+def test_a_read_of_an_external_source_is_fine():
+    assert names(schedule([make("r", reads=("input",), writes=("o",))], sources=["input"])) == ["r"]
+
+
+def test_a_source_may_not_also_be_written_by_a_stage():
+    with pytest.raises(PipelineError, match="'input' is written by stage 'w' and also"):
+        schedule([make("w", writes=("input",))], sources=["input"])
+
+
+def test_a_cycle_names_the_stages_and_buffers():
+    stages = [make("p", reads=("c",), writes=("a",)), make("q", reads=("a",), writes=("b",)),
+              make("s", reads=("b",), writes=("c",))]
+    with pytest.raises(PipelineError, match="cycle") as info:
+        schedule(stages)
+    msg = str(info.value)
+    for part in ("'p' writes 'a' read by 'q'", "'q' writes 'b' read by 's'",
+                 "'s' writes 'c' read by 'p'"):
+        assert part in msg
+
+
+def test_duplicate_stage_names_are_an_error():
+    with pytest.raises(PipelineError, match="two stages are named 'x'"):
+        schedule([make("x", writes=("a",)), make("x", writes=("b",))])
+
+
+def run(stages, frames=10, sources=(), budgets=None, clock=None):
+    bank = WeightBank()
+    pipe = Pipeline(stages, sources=sources, budgets_s=budgets)
+    pipe.setup(bank, StageConfig(None))
+    loop = FrameLoop(pipe, bank, clock or VirtualClock(90))
+    return loop.run(frames), bank, loop
+
+
+def test_loop_runs_stages_in_order_and_stamps_versions():
+    stats, bank, _ = run([make("b", reads=("a",), writes=("b",)), make("a", writes=("a",))])
+    assert stats.frames == 10
+    assert bank["b"][0] == 2.0  # b ran after a in every frame
+    assert bank.version("a") == bank.version("b") == 9
+    assert stats.tracks == ["a", "b"]
+    assert not np.isnan(stats.dur[:10]).any()
+
+
+def test_a_raising_stage_is_reported_disabled_and_frames_go_on():
+    a = make("a", writes=("a",))
+    bad = make("bad", reads=("a",), writes=("b",), raise_at=3)
+    after = make("after", reads=("a",), writes=("c",))
+    stats, bank, loop = run([a, bad, after], frames=10)
+    assert stats.frames == 10
+    [fault] = stats.faults
+    assert fault.stage == "bad" and fault.frame == 3
+    assert fault.error == "RuntimeError: bad failed on purpose"
+    assert "Traceback" in fault.traceback and "failed on purpose" in fault.traceback
+    assert bad.calls == 3 and after.calls == 10 and a.calls == 10
+    assert loop.active_stages == ["a", "after"]
+    assert bank.version("b") == 2  # it kept its last good write
+    i = stats.tracks.index("bad")
+    assert np.isnan(stats.dur[4:10, i]).all() and not np.isnan(stats.dur[:4, i]).any()
+
+
+def test_overruns_are_counted_against_the_stage_budget(caplog):
+    slow = Sleeper(SleepSettings(seconds=0.003))
+    stats, _, _ = run([slow], frames=5, budgets={"sleeper": 0.001})
+    row = {s.name: s for s in stats.summary()}["sleeper"]
+    assert row.over_budget == 5
+    assert "overran its budget" in caplog.text
+
+
+def test_budget_for_an_unknown_stage_is_an_error():
+    with pytest.raises(PipelineError, match="unknown stage"):
+        Pipeline([make("a", writes=("a",))], budgets_s={"nope": 0.001})
+
+
+def test_keyboard_interrupt_ends_the_run_cleanly_with_its_stats():
+    stats, _, _ = run([make("a", writes=("a",)),
+                       make("k", reads=("a",), writes=("k",), raise_at=7, exc=KeyboardInterrupt)],
+                      frames=100)
+    assert stats.interrupted and stats.frames == 7 and not stats.faults
+
+
+def test_setup_failure_names_the_stage_and_closes_the_others():
+    closed = []
+
+    class Fine(type(make("x", writes=("x",)))):
+        def close(self):
+            closed.append(self.name)
+
+    fine = Fine()
+    fine.name, fine.writes = "fine", ("f",)
+    broken = make("broken", reads=("f",), writes=("g",))
+    broken.setup = lambda bank, config: (_ for _ in ()).throw(OSError("no such device"))
+    with pytest.raises(StageSetupError, match="stage 'broken' failed in setup: OSError: no such"):
+        Pipeline([fine, broken]).setup(WeightBank(), StageConfig(None))
+    assert closed == ["fine"]
+
+
+def test_a_declared_write_must_be_declared_in_the_bank():
+    lazy = make("lazy", writes=("a",))
+    lazy.setup = lambda bank, config: None
+    with pytest.raises(PipelineError, match="'lazy' declares it writes 'a' but did not declare"):
+        Pipeline([lazy]).setup(WeightBank(), StageConfig(None))
+
+
+def test_virtual_clock_is_deterministic():
+    clock = VirtualClock(72)
+    frames = [clock.wait_frame() for _ in range(3)]
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert frames[2].t_now == pytest.approx(2 / 72)
+    assert frames[2].t_display == pytest.approx(2 / 72 + LATENCY_FRAMES / 72)
+    assert frames[0].budget_s == pytest.approx(1 / 72)
+
+
+def test_vsync_clock_starts_frames_on_vsync_boundaries_and_counts_skips():
+    clock = VsyncClock(500)
+    first = clock.wait_frame()
+    for _ in range(3):
+        frame = clock.wait_frame()
+    k = frame.t_now * 500
+    assert k == pytest.approx(round(k)) and round(k) >= 3
+    assert frame.t_display - frame.t_now == pytest.approx(LATENCY_FRAMES / 500)
+    assert first.index == 0 and frame.index == 3
+    import time
+
+    time.sleep(0.02)  # overrun ~10 vsyncs
+    late = clock.wait_frame()
+    assert round(late.t_now * 500) - round(frame.t_now * 500) >= 10
+    assert clock.skipped >= 9
+
+
+def test_make_clock_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown clock 'fast'"):
+        make_clock("fast", 90)
+
+
+def test_stats_summary_matches_numpy_percentiles():
+    stats = FrameStats(["s"], budget_s=0.010)
+    rng = np.random.default_rng(1)
+    durs = rng.uniform(0.001, 0.02, 3000)  # grows past the initial capacity
+    for i, d in enumerate(durs):
+        stats.record(i, 0.0, 0.0, d, [0.0], [d / 2])
+    frame, stage = stats.summary()
+    assert frame.frames == 3000
+    assert frame.median_ms == pytest.approx(np.median(durs) * 1e3)
+    assert frame.p999_ms == pytest.approx(np.percentile(durs, 99.9) * 1e3)
+    assert frame.max_ms == pytest.approx(durs.max() * 1e3)
+    assert stats.deadline_misses == int((durs > 0.010).sum())
+    assert stage.p95_ms == pytest.approx(np.percentile(durs / 2, 95) * 1e3)
+
+
+def test_chrome_trace_has_one_track_per_stage():
+    stats, _, _ = run([make("a", writes=("a",)), make("b", reads=("a",), writes=("b",))], frames=4)
+    trace = json.loads(json.dumps(stats.chrome_trace()))
+    names_by_tid = {e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M"}
+    assert names_by_tid == {0: "frame", 1: "a", 2: "b"}
+    spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    assert len(spans) == 4 * 3
+    b_spans = [e for e in spans if e["name"] == "b"]
+    a_spans = [e for e in spans if e["name"] == "a"]
+    assert all(bs["ts"] >= as_["ts"] + as_["dur"] for as_, bs in zip(a_spans, b_spans, strict=True))
+
+
+def test_extra_tracks_can_be_filled_in_later():
+    stats = FrameStats(["s"], 0.01)
+    row = stats.record(0, 0.0, 0.0, 0.001, [0.0], [0.001])
+    gpu = stats.add_track("gpu:left", budget_s=0.002)
+    stats.set(row, gpu, 0.003)
+    assert {s.name: s.over_budget for s in stats.summary()}["gpu:left"] == 1
+    assert math.isclose(stats.as_dict()["per_frame"]["gpu:left"][0], 3.0)
