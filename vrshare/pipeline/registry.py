@@ -23,6 +23,8 @@ BUILTIN: dict[str, str] = {
     "tracking": "vrshare.stages.tracking:TrackingStage",
     "scene_filter": "vrshare.stages.scene_filter:SceneFilterStage",
     "audio": "vrshare.stages.audio:AudioStage",
+    "scene_motion": "vrshare.stages.motion:SceneMotionStage",
+    "passthrough": "vrshare.stages.passthrough:PassthroughStage",
 }
 
 

@@ -1,0 +1,206 @@
+"""The stereo renderer: one instanced draw per mesh and eye, from bank buffers.
+
+GL objects (program, meshes, textures, the instance storage buffer, the eye
+uniform buffer, timer queries) are created once; each frame only the instance rows
+in use, the draw ranges and the four eye matrices are uploaded (one buffer write
+each). Instance ``first + gl_InstanceID`` is read from the storage buffer because
+ModernGL's ``render`` has no base-instance argument.
+
+On the NumPy backend the bank arrays are written to GL directly; on CuPy they are
+copied to the host through :func:`vrshare.backend.to_host` (counted as transfers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import backend, layout
+from ..resources import shader_source
+from ..scene import linear_to_srgb
+from .timer import PassTimer
+
+if TYPE_CHECKING:
+    import moderngl
+
+    from ..pipeline import Frame, FrameStats
+    from ..scene import Geometry, Scene
+    from ..targets.base import EyeSurface
+    from ..weights import WeightBank
+
+EYE_NAMES = ("left", "right")
+VERTEX_FORMAT = "3f 3f 2f 4f 1f"
+VERTEX_ATTRIBUTES = ("in_position", "in_normal", "in_uv", "in_color", "in_layer")
+
+
+class RenderError(RuntimeError):
+    """The renderer cannot draw this pipeline (a buffer is missing or mismatched)."""
+
+
+@dataclass
+class _GpuMesh:
+    """One draw slot: a mesh at one level of detail, uploaded once."""
+
+    vbo: Any
+    ibo: Any
+    vao: Any
+    texture: Any  # texture array (1x1 white when the mesh has no texture)
+    triangles: int
+
+    def release(self) -> None:
+        for obj in (self.vao, self.vbo, self.ibo, self.texture):
+            obj.release()
+
+
+class Renderer:
+    """Draws a scene's meshes for each eye surface from the bank's buffers.
+
+    ``ctx`` must be current on the calling thread. Call :meth:`bind` once the
+    pipeline's buffers exist, then :meth:`render` every frame.
+    """
+
+    def __init__(self, ctx: moderngl.Context, scene: Scene, *, gpu_timing: bool = True) -> None:
+        import moderngl
+
+        self.ctx = ctx
+        self.scene = scene
+        self.program = ctx.program(vertex_shader=shader_source("scene.vert"),
+                                   fragment_shader=shader_source("scene.frag"))
+        self.u_first = self.program["u_first"]
+        self.u_eye = self.program["u_eye"]
+        self.u_encode = self.program["u_encode_srgb"]
+        self.program["u_textures"].value = 0
+        self.program["u_light_dir"].value = tuple(map(float, scene.light.direction))
+        self.program["u_light_color"].value = tuple(map(float, scene.light.color))
+        self.program["u_ambient"].value = tuple(map(float, scene.light.ambient))
+        # clear colours: linear for sRGB framebuffers, encoded where the shader encodes
+        self.clear_linear = (*map(float, scene.background), 1.0)
+        self.clear_encoded = (*map(float, linear_to_srgb(scene.background)), 1.0)
+        self.meshes = [self._upload(g) for g in scene.draws]
+        self.eyes_ubo = ctx.buffer(reserve=4 * 16 * 4)  # view[2], proj[2]: row-major mat4
+        self.eye_host = np.zeros((4, 4, 4), np.float32)
+        self.instance_ssbo: Any = None
+        self.timer = PassTimer(ctx, EYE_NAMES) if gpu_timing else None
+        self.stats: FrameStats | None = None
+        self.flags = moderngl.DEPTH_TEST | moderngl.CULL_FACE
+        self.ranges_host = np.zeros((len(self.meshes), 2), np.int32)
+        self._bound = False
+
+    def _upload(self, geometry: Geometry) -> _GpuMesh:
+        ctx = self.ctx
+        vbo = ctx.buffer(geometry.vertices.tobytes())
+        ibo = ctx.buffer(geometry.indices.tobytes())
+        vao = ctx.vertex_array(self.program, [(vbo, VERTEX_FORMAT, *VERTEX_ATTRIBUTES)],
+                               index_buffer=ibo, index_element_size=4)
+        layers = geometry.textures
+        if layers is None:
+            texture = ctx.texture_array((1, 1, 1), 4, np.ones(4, np.float16).tobytes(), dtype="f2")
+        else:
+            n, h, w, _ = layers.shape
+            texture = ctx.texture_array((w, h, n), 4, layers.tobytes(), dtype="f2")
+            texture.build_mipmaps()
+            texture.anisotropy = 4.0
+        return _GpuMesh(vbo, ibo, vao, texture, geometry.triangles)
+
+    def bind(self, bank: WeightBank, stats: FrameStats | None = None) -> None:
+        """Look up the buffers to draw from and (optionally) report GPU pass times."""
+        missing = [n for n in (layout.INSTANCES, layout.DRAW_RANGES, layout.EYE_VIEW,
+                               layout.EYE_PROJ) if n not in bank]
+        if missing:
+            hint = {layout.INSTANCES: "a 'passthrough' or 'scene_filter' stage",
+                    layout.DRAW_RANGES: "a 'passthrough' or 'scene_filter' stage",
+                    layout.EYE_VIEW: "a 'tracking' stage", layout.EYE_PROJ: "a 'tracking' stage"}
+            raise RenderError("the renderer draws from bank buffers the pipeline does not have: "
+                              + ", ".join(f"{n!r} (add {hint[n]})" for n in missing))
+        self.instances = bank[layout.INSTANCES]
+        self.ranges = bank[layout.DRAW_RANGES]
+        self.eye_view = bank[layout.EYE_VIEW]
+        self.eye_proj = bank[layout.EYE_PROJ]
+        if tuple(self.ranges.shape) != (len(self.meshes), 2):
+            raise RenderError(f"{layout.DRAW_RANGES!r} has shape {tuple(self.ranges.shape)}, "
+                              f"the scene has {len(self.meshes)} draw slots")
+        if self.instances.ndim != 2 or self.instances.shape[1] != layout.INSTANCE_FLOATS:
+            raise RenderError(f"{layout.INSTANCES!r} must be (capacity, "
+                              f"{layout.INSTANCE_FLOATS}), got {tuple(self.instances.shape)}")
+        if self.instance_ssbo is not None:
+            self.instance_ssbo.release()
+        self.instance_ssbo = self.ctx.buffer(reserve=max(self.instances.nbytes, 16))
+        self.gpu = backend.array_module(self.instances) is not np
+        if stats is not None and self.timer is not None:
+            self.timer.attach(stats)
+            self.stats = stats
+        self._bound = True
+
+    def _upload_frame(self) -> int:
+        """Copy this frame's draw ranges, instance rows and eye matrices to GL; returns
+        the number of instance rows in use."""
+        if self.gpu:
+            ranges = backend.to_host(self.ranges, out=self.ranges_host, label="draw_ranges")
+        else:
+            ranges = self.ranges
+        used = int((ranges[:, 0] + ranges[:, 1]).max(initial=0))
+        if used:
+            rows = self.instances[:used]
+            data = backend.to_host(rows, label="instances") if self.gpu else rows
+            self.instance_ssbo.write(data)
+        for i, m in enumerate((self.eye_view, self.eye_proj)):
+            self.eye_host[2 * i: 2 * i + 2] = backend.to_host(m, label="eye") if self.gpu else m
+        self.eyes_ubo.write(self.eye_host)
+        self.ranges_host[...] = ranges
+        return used
+
+    def render(self, frame: Frame, surfaces: Sequence[EyeSurface]) -> None:
+        """Draw every non-empty draw slot into each eye surface."""
+        if not self._bound:
+            raise RenderError("Renderer.render called before bind(bank)")
+        if not surfaces:
+            return
+        self._upload_frame()
+        ctx = self.ctx
+        ctx.enable_only(self.flags)
+        ctx.cull_face = "back"
+        self.instance_ssbo.bind_to_storage_buffer(0)
+        self.eyes_ubo.bind_to_uniform_block(0)
+        timer = self.timer if self.stats is not None else None
+        if timer is not None:
+            timer.begin_frame(self.stats.count)  # the row the loop will record this frame in
+        draws = [(mesh, int(first), int(count))
+                 for mesh, (first, count) in zip(self.meshes, self.ranges_host) if count > 0]
+        for surface in surfaces:
+            fbo = surface.framebuffer
+            fbo.use()
+            fbo.viewport = surface.viewport
+            clear = self.clear_encoded if surface.encode_srgb else self.clear_linear
+            fbo.clear(*clear, depth=1.0, viewport=surface.viewport)
+            self.u_eye.value = surface.eye
+            self.u_encode.value = surface.encode_srgb
+            if timer is not None:
+                with timer.measure(surface.eye):
+                    self._draw(draws)
+            else:
+                self._draw(draws)
+
+    def _draw(self, draws: list[tuple[_GpuMesh, int, int]]) -> None:
+        for mesh, first, count in draws:
+            self.u_first.value = first
+            mesh.texture.use(0)
+            mesh.vao.render(instances=count)
+
+    def triangles_per_eye(self) -> int:
+        """Triangles the current draw ranges submit for one eye."""
+        return sum(m.triangles * int(c) for m, (_, c) in zip(self.meshes, self.ranges_host))
+
+    def close(self) -> None:
+        """Read outstanding GPU times and release every GL object."""
+        if self.timer is not None:
+            self.timer.flush()
+        for mesh in self.meshes:
+            mesh.release()
+        self.meshes = []
+        for obj in (self.instance_ssbo, self.eyes_ubo, self.program):
+            if obj is not None:
+                obj.release()
+        self.instance_ssbo = None

@@ -1,0 +1,120 @@
+"""The headless target: an offscreen EGL framebuffer, both eyes side by side.
+
+Used for CI, benchmarks and the demo on machines without a display. Every Nth
+submitted frame can be captured to NumPy (kept in :attr:`HeadlessTarget.frames`),
+to PNG files, or to an H.264 video (imageio-ffmpeg). The image is RGBA8 holding
+sRGB-encoded colour (the shader encodes), read back top row first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..pipeline import Frame
+from .base import Capabilities, DisplaySettings, EyeSurface, Target, TargetError, side_by_side
+
+log = logging.getLogger(__name__)
+
+GL_REQUIRE = 430  # storage buffers in the vertex shader
+
+
+def standalone_context() -> Any:
+    """A headless OpenGL 4.3+ context over EGL (Mesa llvmpipe, or a GPU driver)."""
+    try:
+        import moderngl
+    except ImportError as exc:
+        raise TargetError(f"the headless target needs moderngl: {exc}") from exc
+    try:
+        return moderngl.create_standalone_context(backend="egl", require=GL_REQUIRE)
+    except Exception as exc:  # moderngl raises plain Exception when EGL finds no device
+        raise TargetError(f"cannot create a headless EGL OpenGL {GL_REQUIRE / 100:.1f} context: "
+                          f"{exc} (install Mesa's EGL: libegl1 libegl-mesa0 libgl1-mesa-dri)") \
+            from exc
+
+
+class HeadlessTarget(Target):
+    """Offscreen stereo framebuffer (2 x width by height) with optional capture.
+
+    ``ctx`` may be passed to share one GL context (tests); the target then leaves
+    it open on close.
+    """
+
+    name = "headless"
+    capabilities = Capabilities(stereo=False, vsync=False, input=False, capture=True,
+                                own_clock=False)
+
+    def __init__(self, settings: DisplaySettings | None = None, *, ctx: Any = None,
+                 frame_hz: float = 90.0) -> None:
+        self.settings = settings = settings or DisplaySettings(target="headless")
+        self._owns_ctx = ctx is None
+        self.ctx = standalone_context() if ctx is None else ctx
+        self.eye_size = (settings.width, settings.height)
+        self.size = (2 * settings.width, settings.height)
+        self.color = self.ctx.texture(self.size, 4)
+        self.depth = self.ctx.depth_renderbuffer(self.size)
+        self.fbo = self.ctx.framebuffer([self.color], self.depth)
+        self._surfaces = side_by_side(self.fbo, *self.size)
+        self._pixels = np.empty((self.size[1], self.size[0], 4), np.uint8)
+        self.frames: list[tuple[int, np.ndarray]] = []  # (frame index, image) for "numpy"
+        self.submitted = 0
+        self._writer: Any = None
+        self.video_path: Path | None = None
+        if settings.capture in ("png", "video"):
+            settings.capture_dir.mkdir(parents=True, exist_ok=True)
+        if settings.capture == "video":
+            self._writer = self._open_video(frame_hz)
+
+    def _open_video(self, frame_hz: float) -> Any:
+        try:
+            import imageio.v2 as imageio
+        except ImportError as exc:
+            raise TargetError(f"video capture needs imageio and imageio-ffmpeg: {exc} "
+                              "(pip install 'vrshare[media]')") from exc
+        fps = self.settings.video_fps or frame_hz / self.settings.capture_every
+        self.video_path = self.settings.capture_dir / "frames.mp4"
+        try:
+            return imageio.get_writer(self.video_path, fps=fps, codec="libx264", quality=7,
+                                      pixelformat="yuv420p", macro_block_size=2)
+        except Exception as exc:  # imageio's plugins raise several types when ffmpeg is missing
+            raise TargetError(f"cannot open video {self.video_path}: {exc}") from exc
+
+    def surfaces(self, frame: Frame) -> Sequence[EyeSurface]:
+        return self._surfaces
+
+    def capture(self) -> np.ndarray:
+        """The framebuffer now: (height, 2 x width, 4) uint8 RGBA, top row first.
+
+        The returned array is reused by the next call; copy it to keep it.
+        """
+        self.fbo.read_into(self._pixels, components=4)
+        return self._pixels[::-1]
+
+    def submit(self, frame: Frame) -> None:
+        self.submitted += 1
+        s = self.settings
+        if s.capture == "none" or (self.submitted - 1) % s.capture_every:
+            return
+        image = self.capture()
+        if s.capture == "numpy":
+            self.frames.append((frame.index, image.copy()))
+        elif s.capture == "png":
+            from PIL import Image
+
+            Image.fromarray(image).save(s.capture_dir / f"frame_{frame.index:06d}.png")
+        else:
+            self._writer.append_data(image[..., :3])
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            log.info("wrote %s", self.video_path)
+        for obj in (self.fbo, self.color, self.depth):
+            obj.release()
+        if self._owns_ctx:
+            self.ctx.release()
