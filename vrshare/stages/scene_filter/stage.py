@@ -1,0 +1,321 @@
+"""The scene-filter stage: which object instances to draw, at which level of detail.
+
+Every frame, over all N objects at once (no per-object Python work):
+
+1. **Culling.** Each eye's six frustum planes come from the rows of ``proj @ view``
+   (Gribb–Hartmann), normalised so plane values are metres. An object's bounding
+   sphere is kept when, for either eye, it is on the inner side of (or cuts) all six
+   planes. One ``(15, 4) @ (4, N)`` product gives all twelve plane values and, in its
+   last three rows, the sphere centres relative to the viewer.
+2. **Level of detail with hysteresis.** The distance is from the midpoint between the
+   eyes to the sphere centre. With switch distances ``s_l`` and band ``h``, an object
+   goes coarser once it is at least ``s_l (1 + h)`` away and finer once it is nearer
+   than ``s_l (1 - h)``, otherwise keeps the LOD it had: ``lod = clip(prev, lo, hi)``
+   where ``lo``/``hi`` count the switch distances passed by the outer/inner band edge.
+   Every object's LOD is updated every frame, visible or not.
+3. **Budget** (optional). Keep the ``instance_budget`` visible objects ranked highest
+   by ``importance * r / max(d, r)`` (the sine of the sphere's angular radius, 1 from
+   inside it); ties go to the lower object index.
+4. **Compaction.** The kept objects are ordered by (draw slot, object index) with one
+   in-place sort of the integer key ``slot * N + index``; ``draw_ranges`` counts per
+   slot (a bincount and a cumulative sum) and ``instances`` receives each kept
+   object's model matrix in GL column-major order (transposed by one product with a
+   16 x 16 permutation matrix, far faster in NumPy than a strided copy) and its colour.
+
+Rows of ``instances`` past the last range keep stale data; the renderer draws ranges.
+All scratch arrays are allocated in :meth:`SceneFilterStage.setup`; the few small
+temporaries NumPy/CuPy force are marked where they occur.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ... import layout
+from ...backend import array_module
+from ...pipeline import Frame, Stage, StageConfig
+from ...weights import WeightBank
+
+_TINY = 1e-30  # floor of a plane normal's length: an infinite far plane has none
+_MIN_SCORE_DISTANCE = 1e-6  # m, floor of the budget score's distance
+
+# Row combinations of ``proj @ view`` giving the planes left, right, bottom, top, near,
+# far (GL clip space: -w <= x, y, z <= w).
+_PLANE_ROWS = np.array([[1, 0, 0, 1], [-1, 0, 0, 1], [0, 1, 0, 1], [0, -1, 0, 1],
+                        [0, 0, 1, 1], [0, 0, -1, 1]], np.float32)
+
+
+def _transpose_matrix() -> np.ndarray:
+    """16 x 16 permutation ``P`` with ``(M.ravel() @ P) == M.T.ravel()`` for a 4 x 4 ``M``."""
+    p = np.zeros((16, 16), np.float32)
+    for k in range(16):  # output k = 4 * column + row reads input 4 * row + column
+        p[4 * (k % 4) + k // 4, k] = 1.0
+    return p
+
+
+@dataclass
+class SceneFilterSettings:
+    """The ``[stage.settings]`` of ``scene_filter``."""
+
+    # Half-width of the band around each LOD switch distance, as a fraction of it:
+    # coarser from s (1 + h), finer below s (1 - h). 0 switches exactly at s.
+    lod_hysteresis: float = 0.1
+    # Most instances drawn per frame; 0 draws every visible object.
+    instance_budget: int = 0
+
+
+class SceneFilterStage(Stage):
+    """Frustum culling against both eyes, LOD with hysteresis, budget, compaction.
+
+    Reads the object table and eye matrices of :mod:`vrshare.layout`; writes
+    ``instances`` (N, 20) float32 and ``draw_ranges`` (D, 2) int32, D being the
+    number of draw slots in ``mesh_lod_draw``, exactly as the passthrough stage
+    does, so the renderer draws either.
+    """
+
+    name = "scene_filter"
+    reads = (layout.OBJECT_MODEL, layout.OBJECT_BOUNDS, layout.OBJECT_MESH, layout.OBJECT_COLOR,
+             layout.OBJECT_IMPORTANCE, layout.MESH_LOD_DRAW, layout.MESH_LOD_DISTANCE,
+             layout.EYE_VIEW, layout.EYE_PROJ)
+    writes = (layout.INSTANCES, layout.DRAW_RANGES)
+    Settings = SceneFilterSettings
+
+    def __init__(self, settings: SceneFilterSettings | None = None, *,
+                 name: str | None = None) -> None:
+        super().__init__(settings, name=name)
+        s = self.settings
+        if not 0.0 <= s.lod_hysteresis < 1.0:
+            raise ValueError(f"'lod_hysteresis' must be in [0, 1), got {s.lod_hysteresis}")
+        if s.instance_budget < 0:
+            raise ValueError(f"'instance_budget' must be >= 0, got {s.instance_budget}")
+        self.drawn = 0  # instances written by the last frame
+
+    # -- setup ----------------------------------------------------------------------
+
+    def _input(self, bank: WeightBank, name: str, shape: tuple[int, ...], dtype: str) -> Any:
+        if name not in bank:
+            raise ValueError(f"stage {self.name!r} reads {name!r}, which is not in the bank; "
+                             "the stage that writes it must declare it in its setup")
+        array = bank[name]
+        if tuple(array.shape) != shape or np.dtype(array.dtype) != np.dtype(dtype):
+            raise ValueError(f"stage {self.name!r}: buffer {name!r} is {tuple(array.shape)} "
+                             f"{np.dtype(array.dtype)}, expected {shape} {np.dtype(dtype)}")
+        return array
+
+    def setup(self, bank: WeightBank, config: StageConfig) -> None:
+        model = bank[layout.OBJECT_MODEL] if layout.OBJECT_MODEL in bank else None
+        n = int(model.shape[0]) if model is not None and model.ndim == 3 else 0
+        lod_draw = bank[layout.MESH_LOD_DRAW] if layout.MESH_LOD_DRAW in bank else None
+        m, levels = tuple(lod_draw.shape) if lod_draw is not None and lod_draw.ndim == 2 else (0, 1)
+        self._model = self._input(bank, layout.OBJECT_MODEL, (n, 4, 4), "float32")
+        self._bounds = self._input(bank, layout.OBJECT_BOUNDS, (n, 4), "float32")
+        self._color = self._input(bank, layout.OBJECT_COLOR, (n, 4), "float32")
+        self._importance = self._input(bank, layout.OBJECT_IMPORTANCE, (n,), "float32")
+        self._view = self._input(bank, layout.EYE_VIEW, (2, 4, 4), "float32")
+        self._proj = self._input(bank, layout.EYE_PROJ, (2, 4, 4), "float32")
+        mesh = self._input(bank, layout.OBJECT_MESH, (n,), "int32")
+        self._input(bank, layout.MESH_LOD_DRAW, (m, levels), "int32")
+        distance = self._input(bank, layout.MESH_LOD_DISTANCE, (m, levels), "float32")
+        xp = array_module(self._model)
+        self._xp = xp
+
+        # Per-object constants, from host copies of the parameter tables (setup only).
+        draw_h, dist_h, mesh_h = (np.asarray(a.get() if xp is not np else a)
+                                  for a in (lod_draw, distance, mesh))
+        counts = self._check_tables(draw_h, dist_h, mesh_h)
+        slots = int(draw_h.max()) + 1 if draw_h.size else 0
+        self._slots = slots
+        h = self.settings.lod_hysteresis
+        switch = dist_h[mesh_h, 1:].astype(np.float64).T  # (L-1, N), m
+        past_last = np.arange(1, levels)[:, None] >= counts[mesh_h][None, :]
+        switch[past_last] = np.inf
+        self._up2 = xp.asarray(np.square(switch * (1 + h)), np.float32)  # squared, m^2
+        self._down2 = xp.asarray(np.square(switch * (1 - h)), np.float32)
+        self._base = xp.asarray(mesh_h.astype(np.int32) * levels)  # row of each object's mesh
+        self._table = xp.asarray(draw_h.ravel())
+
+        # Outputs.
+        self.instances = bank.state(layout.INSTANCES, (n, layout.INSTANCE_FLOATS), "float32")
+        self.draw_ranges = bank.state(layout.DRAW_RANGES, (slots, 2), "int32")
+
+        # Scratch, sized once. The sort key slot * N + index must fit its integer type.
+        index = np.int32 if slots * n < 2**31 else np.int64
+        f32, i32 = np.float32, np.int32
+        self._n = n
+        self._a = xp.zeros((15, 4), f32)  # planes [n, 1] (12 rows), then x, y, z selectors
+        self._a[:12, 3] = 1.0
+        self._a[12:, :3] = xp.eye(3, dtype=f32)
+        self._offset = xp.zeros((15, 1), f32)  # plane offsets, then minus the viewer position
+        self._rows = xp.asarray(_PLANE_ROWS)
+        self._pv = xp.zeros((2, 4, 4), f32)
+        self._planes = xp.zeros((2, 6, 4), f32)
+        self._sq = xp.zeros((2, 6, 3), f32)
+        self._norm = xp.zeros((2, 6), f32)
+        self._s = xp.zeros((15, n), f32)
+        self._m = xp.zeros((2, n), f32)
+        self._d2 = xp.zeros(n, f32)
+        self._visible = xp.zeros(n, bool)
+        self._flag = xp.zeros(n, bool)
+        self._lod = xp.zeros(n, i32)  # LOD state, kept across frames
+        self._lo = xp.zeros(n, i32)
+        self._hi = xp.zeros(n, i32)
+        self._slot = xp.zeros(n, i32)
+        self._arange = xp.arange(n, dtype=index)
+        self._index = xp.zeros(n, index)
+        self._key = xp.zeros(n, index)
+        self._gathered = xp.zeros((n, 16), f32)
+        self._transpose = xp.asarray(_transpose_matrix())
+        if 0 < self.settings.instance_budget < n:
+            self._score = xp.zeros(n, f32)
+            self._sorted = xp.zeros(n, f32)
+            self._tie = xp.zeros(n, bool)
+            self._fits = xp.zeros(n, bool)
+            self._rank = xp.zeros(n, i32)
+            self._above = xp.zeros((), i32)
+
+    @staticmethod
+    def _check_tables(draw: np.ndarray, distance: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+        """Validate the LOD tables and mesh ids; return each mesh's number of LODs."""
+        where = f"{layout.MESH_LOD_DRAW!r}/{layout.MESH_LOD_DISTANCE!r}"
+        valid = draw >= 0
+        counts = valid.sum(axis=1)
+        for m in range(draw.shape[0]):
+            k = int(counts[m])
+            if k == 0 or not valid[m, :k].all():
+                raise ValueError(f"{where}: mesh {m} must have LOD 0 and contiguous levels "
+                                 f"(-1 only past the last), got draw slots {draw[m].tolist()}")
+            if np.any(draw[m] < -1):
+                raise ValueError(f"{where}: mesh {m} has a draw slot below -1: {draw[m].tolist()}")
+            d = distance[m, :k]
+            if not (np.all(np.isfinite(d[1:])) and np.all(d[1:] >= 0) and np.all(np.diff(d) >= 0)):
+                raise ValueError(f"{where}: mesh {m} switch distances must be finite, >= 0 and "
+                                 f"non-decreasing, got {d.tolist()}")
+        if mesh.size and (mesh.min() < 0 or mesh.max() >= draw.shape[0]):
+            bad = int(np.flatnonzero((mesh < 0) | (mesh >= draw.shape[0]))[0])
+            raise ValueError(f"{layout.OBJECT_MESH!r}: object {bad} has mesh {int(mesh[bad])}, "
+                             f"expected 0..{draw.shape[0] - 1}")
+        return counts
+
+    # -- per frame --------------------------------------------------------------------
+
+    @property
+    def lod(self) -> Any:
+        """Every object's LOD after the last frame (N,) int32, on the device."""
+        return self._lod
+
+    def process(self, frame: Frame, bank: WeightBank) -> None:
+        self._frustum()
+        self._cull_and_measure()
+        self._choose_lod()
+        if 0 < self.settings.instance_budget < self._n:
+            self._apply_budget()
+        self._compact()
+
+    def _frustum(self) -> None:
+        """Planes of both eyes and the viewer position into ``_a`` / ``_offset``."""
+        xp = self._xp
+        xp.matmul(self._proj, self._view, out=self._pv)
+        xp.matmul(self._rows, self._pv, out=self._planes)
+        normal = self._planes[..., :3]
+        xp.multiply(normal, normal, out=self._sq)
+        xp.sum(self._sq, axis=2, out=self._norm)
+        xp.sqrt(self._norm, out=self._norm)
+        xp.maximum(self._norm, _TINY, out=self._norm)
+        xp.divide(self._planes, self._norm[..., None], out=self._planes)
+        planes = self._planes.reshape(12, 4)
+        self._a[:12, :3] = planes[:, :3]
+        self._offset[:12, 0] = planes[:, 3]
+        inverse = xp.linalg.inv(self._view)  # temporary (2, 4, 4): inv has no out=
+        viewer = self._offset[12:, 0]
+        xp.mean(inverse[:, :3, 3], axis=0, out=viewer)
+        xp.negative(viewer, out=viewer)
+
+    def _cull_and_measure(self) -> None:
+        """``_visible`` (either eye) and ``_d2``, squared distance to the viewer (m^2)."""
+        xp, s, m = self._xp, self._s, self._m
+        xp.matmul(self._a, self._bounds.T, out=s)  # n.c + r per plane; centre x, y, z
+        xp.add(s, self._offset, out=s)
+        xp.min(s[:12].reshape(2, 6, self._n), axis=1, out=m)  # worst plane per eye
+        xp.maximum(m[0], m[1], out=m[0])  # best eye
+        xp.greater_equal(m[0], 0.0, out=self._visible)
+        rel = s[12:]
+        xp.multiply(rel, rel, out=rel)
+        xp.sum(rel, axis=0, out=self._d2)
+
+    def _choose_lod(self) -> None:
+        """Update the LOD state with hysteresis: ``lod = clip(lod, lo, hi)``."""
+        xp, d2, flag, lo, hi = self._xp, self._d2, self._flag, self._lo, self._hi
+        lo.fill(0)
+        hi.fill(0)
+        for level in range(self._up2.shape[0]):  # over LOD levels, not objects
+            xp.greater_equal(d2, self._up2[level], out=flag)
+            xp.add(lo, flag, out=lo)
+            xp.greater_equal(d2, self._down2[level], out=flag)
+            xp.add(hi, flag, out=hi)
+        xp.maximum(self._lod, lo, out=self._lod)
+        xp.minimum(self._lod, hi, out=self._lod)
+        xp.add(self._base, self._lod, out=lo)
+        _take(xp, self._table, lo, self._slot)
+
+    def _apply_budget(self) -> None:
+        """Keep the ``instance_budget`` visible objects with the highest score."""
+        xp, score, flag, tie = self._xp, self._score, self._flag, self._tie
+        budget = self.settings.instance_budget
+        radius = self._bounds[:, 3]
+        xp.sqrt(self._d2, out=score)
+        xp.maximum(score, radius, out=score)
+        xp.maximum(score, _MIN_SCORE_DISTANCE, out=score)
+        xp.divide(radius, score, out=score)
+        xp.multiply(score, self._importance, out=score)
+        xp.logical_not(self._visible, out=flag)
+        xp.copyto(score, np.float32(-1.0), where=flag)  # culled rank below any visible
+        self._sorted[...] = score
+        self._sorted.partition(self._n - budget)  # in place: the budget-th highest lands there
+        threshold = self._sorted[self._n - budget:self._n - budget + 1]
+        xp.greater(score, threshold, out=flag)
+        xp.sum(flag, out=self._above)
+        xp.equal(score, threshold, out=tie)  # of the ties, keep the lowest indices that fit
+        xp.cumsum(tie, out=self._rank)
+        xp.subtract(budget, self._above, out=self._above)
+        xp.less_equal(self._rank, self._above, out=self._fits)
+        xp.logical_and(tie, self._fits, out=tie)
+        xp.logical_or(flag, tie, out=flag)
+        xp.logical_and(self._visible, flag, out=self._visible)
+
+    def _compact(self) -> None:
+        """Sort kept objects by (slot, index); write ``draw_ranges`` and ``instances``."""
+        xp, n = self._xp, self._n
+        count = int(xp.count_nonzero(self._visible))  # host sync on a GPU: one scalar
+        index, key = self._index[:count], self._key[:count]
+        xp.compress(self._visible, self._arange, out=index)
+        _take(xp, self._slot, index, key)
+        ranges = self.draw_ranges
+        ranges[:, 1] = xp.bincount(key, minlength=self._slots)  # temporary of D counts
+        xp.cumsum(ranges[:, 1], out=ranges[:, 0])
+        xp.subtract(ranges[:, 0], ranges[:, 1], out=ranges[:, 0])
+        xp.multiply(key, n, out=key)
+        xp.add(key, index, out=key)
+        key.sort()
+        if count:
+            xp.remainder(key, n, out=index)
+        rows = self._gathered[:count]
+        _take(xp, self._model.reshape(n, 16), index, rows)
+        xp.matmul(rows, self._transpose, out=self.instances[:count, :16])
+        _take(xp, self._color, index, self.instances[:count, 16:])
+        self.drawn = count
+
+
+def _take(xp: Any, source: Any, index: Any, out: Any) -> None:
+    """``out[...] = source[index]`` along axis 0, with no hidden temporary.
+
+    NumPy's ``take`` silently buffers ``out`` in its default ``mode="raise"``; the
+    indices here are in range by construction, so ``"clip"`` is exact. CuPy's ``take``
+    has no ``mode`` and writes ``out`` directly.
+    """
+    if xp is np:
+        np.take(source, index, axis=0, out=out, mode="clip")
+    else:
+        xp.take(source, index, axis=0, out=out)
