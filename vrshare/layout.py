@@ -23,6 +23,10 @@ EYE_VIEW = "eye_view"  # (2, 4, 4) float32, world -> eye (left, right), row-majo
 EYE_PROJ = "eye_proj"  # (2, 4, 4) float32, eye -> clip (left, right), row-major
 DEVICES = ("head", "left", "right")
 POSE_SIZE = 7
+# param, adapted in place by the tracking stage's learned predictor: (2, 2K) float64, rows
+# position / orientation, one weight vector shared by every device and axis (see
+# vrshare.stages.tracking.learned)
+PREDICTOR_WEIGHTS = "predictor_weights"
 
 # -- written by a target each frame (declared as pipeline sources) ------------------
 # Poses the target itself senses: the desktop window's mouse/keyboard head, or the

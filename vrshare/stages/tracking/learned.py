@@ -1,0 +1,204 @@
+"""A small learned pose predictor whose weights are shared by every tracked device.
+
+Model: the displacement over a horizon ``h`` along one axis is a linear function of
+that axis's last ``K`` velocities (the pose deltas between consecutive samples,
+divided by their time steps)::
+
+    d(h) = sum_k  a_k * h * v_k  +  b_k * (h^2 / tau) * v_k          (tau = 20 ms)
+
+with one weight vector ``[a_1..a_K, b_1..b_K]`` for position and one for orientation
+(world-frame angular velocity), shared by all three axes and all devices. Starting
+from ``a_1 = 1`` (constant velocity) it can learn to smooth the velocity over several
+samples and to damp or boost the extrapolation with the horizon.
+
+It needs no pretraining: each :meth:`LearnedPredictor.predict` is remembered, and
+when a sample at or after the predicted time arrives, the true pose at that time is
+interpolated between the two samples that bracket it, and the weights take a
+recursive-least-squares step (exponential forgetting ``forgetting`` per matured
+prediction) on the error. Everything is array code on the weights' array module,
+with fixed shapes (matured predictions are selected by masks, not by indexing), so
+it runs on CuPy without host round trips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vrshare.backend import to_host
+
+from . import quat
+from .predict import Predictor
+
+TAU = 0.02  # s, scale of the h^2 features (keeps both halves of the weights near 1)
+UNITS = 1000.0  # the regression runs in mm and mrad so its prior is scale-sensible
+MODELS = 2  # 0: position, 1: orientation
+
+
+def initial_weights(k: int) -> np.ndarray:
+    """Constant velocity: ``a_1 = 1``, everything else 0; shape ``(2, 2k)`` float64."""
+    w = np.zeros((MODELS, 2 * k))
+    w[:, 0] = 1.0
+    return w
+
+
+def save_weights(path: str | Path, weights: Any, cov: Any) -> Path:
+    """Write the shared weights (and the learner's covariance) to an ``.npz`` file."""
+    path = Path(path)
+    np.savez(path, weights=to_host(weights, label="predictor_weights"),
+             cov=to_host(cov, label="predictor_cov"))
+    return path
+
+
+def load_weights(path: str | Path, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read weights saved by :func:`save_weights`; checks they fit ``k`` past deltas."""
+    path = Path(path)
+    try:
+        with np.load(path) as f:
+            weights = np.asarray(f["weights"], dtype=np.float64)
+            cov = np.asarray(f["cov"], dtype=np.float64) if "cov" in f else None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: predictor weights file not found") from None
+    except (KeyError, ValueError, OSError) as exc:
+        raise ValueError(f"{path}: not a predictor weights file ({exc})") from None
+    if weights.shape != (MODELS, 2 * k):
+        raise ValueError(f"{path}: weights have shape {weights.shape}, expected "
+                         f"{(MODELS, 2 * k)} for history_k={k}")
+    if cov is not None and cov.shape != (MODELS, 2 * k, 2 * k):
+        raise ValueError(f"{path}: covariance has shape {cov.shape}, expected "
+                         f"{(MODELS, 2 * k, 2 * k)}")
+    return weights, cov
+
+
+class LearnedPredictor(Predictor):
+    """Shared-weight linear predictor over the last ``k`` deltas, adapted online (RLS).
+
+    ``weights`` ``(2, 2k)`` is updated in place: pass a bank ``param`` buffer so every
+    reader sees the adapted weights. ``prior`` is the initial covariance scale (how
+    far, in weight units, the first examples may move the weights); ``queue`` bounds
+    the predictions awaiting their true pose per device.
+    """
+
+    name = "learned"
+
+    def __init__(self, xp: Any, devices: int, weights: Any, *, k: int = 8,
+                 forgetting: float = 0.999, prior: float = 1.0, cov: Any = None,
+                 queue: int = 8, learn: bool = True) -> None:
+        if k < 1:
+            raise ValueError(f"history_k must be >= 1, got {k}")
+        if not 0 < forgetting <= 1:
+            raise ValueError(f"forgetting must be in (0, 1], got {forgetting}")
+        if tuple(weights.shape) != (MODELS, 2 * k):
+            raise ValueError(f"weights have shape {tuple(weights.shape)}, expected "
+                             f"{(MODELS, 2 * k)}")
+        super().__init__(xp, devices, k + 1)
+        self.k = k
+        self.weights = weights
+        self.forgetting = forgetting
+        self.learn = learn
+        f = 2 * k
+        self.cov = xp.asarray(cov) if cov is not None else \
+            xp.broadcast_to(prior * xp.eye(f), (MODELS, f, f)).copy()
+        self.cov_cap = 1e3 * prior * f  # trace bound against wind-up while nothing moves
+        self._phi = xp.zeros((devices, MODELS, 3, f))
+        self.p_t = xp.zeros((devices, queue))  # predicted-for times (s)
+        self.p_used = xp.zeros((devices, queue), dtype=bool)
+        self.p_phi = xp.zeros((devices, queue, MODELS, 3, f))
+        self.p_pos = xp.zeros((devices, queue, 3))  # newest sample when predicting
+        self.p_quat = xp.zeros((devices, queue, 4))
+        self._slot = 0
+        self.updates = xp.zeros((), dtype=xp.int64)  # matured predictions learned from
+
+    # -- prediction ------------------------------------------------------------------
+
+    def features(self, h: Any) -> Any:
+        """Regression inputs ``[D, 2, 3, 2k]`` for horizons ``h`` ``[D]`` (s), in mm / mrad."""
+        xp = self.xp
+        vel, omega, _ = self.history.velocities(self.k)
+        v = xp.stack([vel, omega], axis=1)  # D, 2, k, 3
+        v = xp.swapaxes(v, -1, -2) * UNITS  # D, 2, 3, k
+        hh = h[:, None, None, None]
+        return xp.concatenate([hh * v, (hh * hh / TAU) * v], axis=-1)
+
+    def displacement(self, h: Any) -> tuple[Any, Any]:
+        self._phi[...] = self.features(h)
+        d = (self._phi @ self.weights[None, :, :, None])[..., 0] / UNITS  # D, 2, 3
+        return d[:, 0], d[:, 1]
+
+    def predict(self, target_t: Any, max_h: float, pos_out: Any, quat_out: Any) -> Any:
+        h = super().predict(target_t, max_h, pos_out, quat_out)
+        if self.learn:
+            hist = self.history
+            i = self._slot
+            self._slot = (i + 1) % self.p_t.shape[1]
+            self.p_used[:, i] = (h > 0) & (hist.count >= 2)
+            self.p_t[:, i] = hist.t[:, 0] + h
+            self.p_phi[:, i] = self._phi
+            self.p_pos[:, i] = hist.pos[:, 0]
+            self.p_quat[:, i] = hist.quat[:, 0]
+        return h
+
+    # -- learning ----------------------------------------------------------------------
+
+    def observe(self, mask: Any, t: Any, pos: Any, q: Any) -> None:
+        if self.learn:
+            self._learn(mask, t, pos, q)
+        super().observe(mask, t, pos, q)
+
+    def reset(self, mask: Any) -> None:
+        super().reset(mask)
+        self.p_used &= ~mask[:, None]
+
+    def _learn(self, mask: Any, t: Any, pos: Any, q: Any) -> None:
+        """Score the predictions whose time has come and take one RLS step on them."""
+        xp = self.xp
+        hist = self.history
+        t_prev = hist.t[:, 0:1]
+        have = mask[:, None] & (hist.count[:, None] >= 1) & (t[:, None] > t_prev)
+        due = self.p_used & have & (self.p_t <= t[:, None])
+        ripe = due & (self.p_t >= t_prev)  # bracketed by the newest sample and this one
+        self.p_used &= ~due
+        span = xp.where(have, t[:, None] - t_prev, 1.0)
+        u = ((self.p_t - t_prev) / span)[..., None]  # D, Q, 1
+        true_pos = hist.pos[:, None, 0] + u * (pos[:, None] - hist.pos[:, None, 0])
+        q_prev = xp.broadcast_to(hist.quat[:, None, 0], self.p_quat.shape)
+        q_new = xp.broadcast_to(q[:, None], self.p_quat.shape)
+        true_quat = quat.slerp(q_prev, q_new, u)
+        # targets: the true displacement from the newest sample of the time (mm, mrad)
+        y_pos = (true_pos - self.p_pos) * UNITS
+        y_rot = quat.relative_rotvec(true_quat, self.p_quat) * UNITS
+        y = xp.stack([y_pos, y_rot], axis=2)  # D, Q, 2, 3
+        w = ripe[:, :, None, None]
+        y = xp.where(w, y, 0.0)
+        phi = xp.where(w[..., None], self.p_phi, 0.0)  # D, Q, 2, 3, F
+        f = phi.shape[-1]
+        phi = xp.moveaxis(phi, 2, 0).reshape(MODELS, -1, f)  # 2, M, F
+        y = xp.moveaxis(y, 2, 0).reshape(MODELS, -1)  # 2, M
+        n = xp.count_nonzero(ripe)
+        self._rls(phi, y, n)
+        self.updates += n
+
+    def _rls(self, phi: Any, y: Any, n: Any) -> None:
+        """One batched recursive-least-squares step on rows ``phi`` [2, M, F] -> ``y`` [2, M].
+
+        All-zero rows (predictions not due) change nothing; forgetting applies only
+        when ``n`` > 0 rows are real, so the covariance does not grow while idle.
+        """
+        xp = self.xp
+        m = phi.shape[1]
+        lam = xp.where(n > 0, self.forgetting, 1.0)
+        err = y - (phi @ self.weights[:, :, None])[..., 0]  # 2, M
+        pht = self.cov @ xp.swapaxes(phi, 1, 2)  # 2, F, M
+        s = phi @ pht + lam * xp.eye(m)[None]  # 2, M, M
+        gain = xp.swapaxes(xp.linalg.solve(s, xp.swapaxes(pht, 1, 2)), 1, 2)  # 2, F, M
+        self.weights += (gain @ err[..., None])[..., 0]
+        cov = (self.cov - gain @ xp.swapaxes(pht, 1, 2)) / lam
+        cov = 0.5 * (cov + xp.swapaxes(cov, 1, 2))
+        trace = xp.trace(cov, axis1=1, axis2=2)[:, None, None]
+        self.cov[...] = cov * xp.minimum(1.0, self.cov_cap / trace)
+
+    def save(self, path: str | Path) -> Path:
+        """Save the shared weights and covariance (``.npz``) for a later run."""
+        return save_weights(path, self.weights, self.cov)

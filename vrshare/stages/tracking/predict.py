@@ -1,0 +1,142 @@
+"""Pose prediction: extrapolate each device's recent samples to a future time.
+
+Every predictor keeps a short history of samples per device (newest first) and
+answers "where will each device be ``h`` seconds after its newest sample?".
+Orientation is extrapolated with world-frame angular velocity: a rotation vector
+``r`` turns the newest orientation ``q0`` into ``exp(r) * q0``.
+
+* ``none``: the newest sample, held.
+* ``constant_velocity``: the velocity (and angular velocity) between the two newest
+  samples, held for ``h``. Exact for constant (angular) velocity.
+* ``constant_acceleration``: a quadratic through the three newest samples (for
+  orientation: angular velocity and its rate of change). Exact for constant
+  acceleration (and for a rotation about a fixed axis with constant angular
+  acceleration).
+
+The learned predictor lives in :mod:`.learned` on the same history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import quat
+
+
+class History:
+    """The last ``size`` samples of each device, newest first, in arrays of ``xp``."""
+
+    def __init__(self, xp: Any, devices: int, size: int) -> None:
+        self.xp = xp
+        self.size = size
+        self.t = xp.zeros((devices, size))
+        self.pos = xp.zeros((devices, size, 3))
+        self.quat = xp.zeros((devices, size, 4))
+        self.quat[..., 3] = 1.0
+        self.count = xp.zeros(devices, dtype=xp.int64)  # valid samples held, <= size
+
+    def push(self, mask: Any, t: Any, pos: Any, q: Any) -> None:
+        """Add a sample for each masked device (``t`` s, ``pos`` m, unit ``q``)."""
+        xp = self.xp
+        m = mask[:, None]
+        for arr, new in ((self.t, t), (self.pos, pos), (self.quat, q)):
+            shifted = xp.concatenate([new[:, None], arr[:, :-1]], axis=1)
+            arr[...] = xp.where(m.reshape(m.shape + (1,) * (arr.ndim - 2)), shifted, arr)
+        self.count[...] = xp.where(mask, xp.minimum(self.count + 1, self.size), self.count)
+
+    def reset(self, mask: Any) -> None:
+        """Forget the masked devices' samples (after a loss, velocities are meaningless)."""
+        self.count[...] = self.xp.where(mask, 0, self.count)
+
+    def velocities(self, k: int) -> tuple[Any, Any, Any]:
+        """Linear (m/s) and world-frame angular (rad/s) velocities between the ``k+1`` newest.
+
+        Returns ``(vel [D, k, 3], omega [D, k, 3], ok [D, k])``: entry ``j`` is the
+        velocity over the interval between samples ``j+1`` and ``j``; ``ok`` says
+        whether both samples exist.
+        """
+        xp = self.xp
+        dt = self.t[:, :k] - self.t[:, 1:k + 1]
+        ok = xp.arange(k)[None, :] + 1 < self.count[:, None]
+        safe = xp.where(ok & (dt > 0), dt, 1.0)[..., None]
+        vel = (self.pos[:, :k] - self.pos[:, 1:k + 1]) / safe
+        omega = quat.relative_rotvec(self.quat[:, :k], self.quat[:, 1:k + 1]) / safe
+        zero = ~ok[..., None]
+        return xp.where(zero, 0.0, vel), xp.where(zero, 0.0, omega), ok
+
+
+class Predictor:
+    """Base predictor: holds the newest sample (the ``none`` method)."""
+
+    name = "none"
+    history_size = 1
+
+    def __init__(self, xp: Any, devices: int, history_size: int | None = None) -> None:
+        self.xp = xp
+        self.history = History(xp, devices, max(history_size or 0, self.history_size))
+
+    def observe(self, mask: Any, t: Any, pos: Any, q: Any) -> None:
+        """Take new (filtered) samples of the masked devices."""
+        self.history.push(mask, t, pos, q)
+
+    def reset(self, mask: Any) -> None:
+        self.history.reset(mask)
+
+    def displacement(self, h: Any) -> tuple[Any, Any]:
+        """Position change (m) and world rotation vector (rad) over ``h`` ``[D]`` seconds."""
+        xp = self.xp
+        d = self.history.t.shape[0]
+        return xp.zeros((d, 3)), xp.zeros((d, 3))
+
+    def predict(self, target_t: Any, max_h: float, pos_out: Any, quat_out: Any) -> Any:
+        """Poses of all devices at ``target_t`` (s) into ``pos_out`` [D, 3] and ``quat_out`` [D, 4].
+
+        The horizon after each device's newest sample is clamped to ``[0, max_h]``, so a
+        held device is extrapolated at most ``max_h`` seconds. Returns the horizons used.
+        """
+        xp = self.xp
+        hist = self.history
+        h = xp.clip(target_t - hist.t[:, 0], 0.0, max_h)
+        dp, dr = self.displacement(h)
+        pos_out[...] = hist.pos[:, 0] + dp
+        quat_out[...] = quat.normalize(quat.multiply(quat.from_rotvec(dr), hist.quat[:, 0]))
+        return h
+
+
+class ConstantVelocity(Predictor):
+    name = "constant_velocity"
+    history_size = 2
+
+    def displacement(self, h: Any) -> tuple[Any, Any]:
+        vel, omega, _ = self.history.velocities(1)
+        return vel[:, 0] * h[:, None], omega[:, 0] * h[:, None]
+
+
+class ConstantAcceleration(Predictor):
+    """Quadratic extrapolation; falls back to constant velocity with only two samples."""
+
+    name = "constant_acceleration"
+    history_size = 3
+
+    def displacement(self, h: Any) -> tuple[Any, Any]:
+        xp = self.xp
+        hist = self.history
+        vel, omega, ok = self.history.velocities(2)
+        dt0 = hist.t[:, 0] - hist.t[:, 1]
+        dt1 = hist.t[:, 1] - hist.t[:, 2]
+        span = xp.where(ok[:, 1], 0.5 * (dt0 + dt1), 1.0)[:, None]
+        have = ok[:, 1:2]
+        hh = h[:, None]
+        half0 = 0.5 * dt0[:, None]
+        out = []
+        for v in (vel, omega):
+            # v[:, j] is the mean velocity over interval j, i.e. the velocity at its midpoint
+            acc = xp.where(have, (v[:, 0] - v[:, 1]) / span, 0.0)
+            v_now = v[:, 0] + acc * half0
+            out.append(v_now * hh + 0.5 * acc * hh * hh)
+        return out[0], out[1]
+
+
+METHODS: dict[str, type[Predictor]] = {
+    cls.name: cls for cls in (Predictor, ConstantVelocity, ConstantAcceleration)
+}

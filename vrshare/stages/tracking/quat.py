@@ -1,0 +1,127 @@
+"""Quaternion and rigid-transform helpers, written once for NumPy and CuPy.
+
+Conventions (those of :mod:`vrshare.layout`): quaternions are ``[..., 4]`` arrays
+``[x, y, z, w]`` (scalar last, as scipy and OpenXR store them) representing the
+rotation that takes a vector from the device frame to the world frame; rotation
+vectors are axis * angle (radians); matrices are row-major and act on column
+vectors. Every function broadcasts over leading axes and takes its array module
+from its inputs, so the same code runs on the CPU and the GPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vrshare.backend import array_module
+
+SMALL_ANGLE = 1e-6  # rad; below it exp/log use their Taylor series (no 0/0)
+
+
+def normalize(q: Any) -> Any:
+    """``q`` scaled to unit length (zero quaternions are the caller's to reject)."""
+    xp = array_module(q)
+    return q / xp.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def conjugate(q: Any) -> Any:
+    """The inverse of a unit quaternion."""
+    out = q.copy()
+    out[..., :3] *= -1
+    return out
+
+
+def multiply(a: Any, b: Any) -> Any:
+    """Hamilton product ``a * b``: rotate by ``b`` first, then by ``a``."""
+    xp = array_module(a, b)
+    ax, ay, az, aw = (a[..., i] for i in range(4))
+    bx, by, bz, bw = (b[..., i] for i in range(4))
+    return xp.stack([
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+        aw * bw - ax * bx - ay * by - az * bz,
+    ], axis=-1)
+
+
+def rotate(q: Any, v: Any) -> Any:
+    """Vectors ``v`` ``[..., 3]`` rotated by unit quaternions ``q``."""
+    xp = array_module(q, v)
+    u = q[..., :3]
+    w = q[..., 3:4]
+    t = 2.0 * xp.cross(u, v)
+    return v + w * t + xp.cross(u, t)
+
+
+def from_rotvec(r: Any) -> Any:
+    """Unit quaternion of the rotation vector ``r`` (axis * angle, rad): the exp map."""
+    xp = array_module(r)
+    angle = xp.linalg.norm(r, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    small = angle < SMALL_ANGLE
+    safe = xp.where(small, 1.0, angle)
+    # sin(a/2)/a, with its Taylor series 1/2 - a^2/48 near zero
+    scale = xp.where(small, 0.5 - angle * angle / 48.0, xp.sin(half) / safe)
+    return xp.concatenate([r * scale, xp.cos(half)], axis=-1)
+
+
+def to_rotvec(q: Any) -> Any:
+    """Rotation vector (axis * angle, angle in [0, pi]) of unit quaternions: the log map.
+
+    ``q`` and ``-q`` give the same result (the shorter rotation is chosen).
+    """
+    xp = array_module(q)
+    sign = xp.where(q[..., 3:4] < 0, -1.0, 1.0)
+    v = q[..., :3] * sign
+    w = q[..., 3:4] * sign
+    s = xp.linalg.norm(v, axis=-1, keepdims=True)
+    angle = 2.0 * xp.arctan2(s, w)
+    small = s < SMALL_ANGLE
+    safe = xp.where(small, 1.0, s)
+    # angle/sin(angle/2), with its Taylor series 2 + a^2/12 near zero (w ~ 1)
+    scale = xp.where(small, 2.0 / xp.maximum(w, SMALL_ANGLE), angle / safe)
+    return v * scale
+
+
+def relative_rotvec(a: Any, b: Any) -> Any:
+    """World-frame rotation vector ``r`` with ``exp(r) * b = a`` (the turn from b to a)."""
+    return to_rotvec(multiply(a, conjugate(b)))
+
+
+def slerp(a: Any, b: Any, t: Any) -> Any:
+    """Spherical interpolation from ``a`` (t=0) to ``b`` (t=1); ``t`` broadcasts as ``[..., 1]``.
+
+    Goes the short way round; ``t`` outside [0, 1] extrapolates along the same great circle.
+    """
+    return multiply(from_rotvec(relative_rotvec(b, a) * t), a)
+
+
+def to_matrix(q: Any) -> Any:
+    """3x3 rotation matrices ``[..., 3, 3]`` of unit quaternions."""
+    xp = array_module(q)
+    x, y, z, w = (q[..., i] for i in range(4))
+    return xp.stack([
+        xp.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=-1),
+        xp.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=-1),
+        xp.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=-1),
+    ], axis=-2)
+
+
+def pose_matrix(pose: Any) -> Any:
+    """4x4 device-to-world matrices ``[..., 4, 4]`` of poses ``[..., 7]`` (position, xyzw)."""
+    xp = array_module(pose)
+    m = xp.zeros((*pose.shape[:-1], 4, 4), dtype=pose.dtype)
+    m[..., :3, :3] = to_matrix(pose[..., 3:7])
+    m[..., :3, 3] = pose[..., :3]
+    m[..., 3, 3] = 1.0
+    return m
+
+
+def rigid_inverse(m: Any) -> Any:
+    """Inverse of rigid 4x4 transforms (rotation + translation), without a general solve."""
+    xp = array_module(m)
+    out = xp.zeros_like(m)
+    rt = xp.swapaxes(m[..., :3, :3], -1, -2)
+    out[..., :3, :3] = rt
+    out[..., :3, 3] = -(rt @ m[..., :3, 3:4])[..., 0]
+    out[..., 3, 3] = 1.0
+    return out

@@ -1,0 +1,124 @@
+"""Where raw poses come from. Every source fills the same ``[3, 9]`` rows each frame.
+
+Row ``d`` (head, left, right) is ``[px, py, pz, qx, qy, qz, qw, t, valid]``: the
+newest sample the source has for device ``d`` at the frame's start, its time on the
+frame clock's timeline (s), and 1.0 if the device is tracked. A source only reports;
+the stage's input gate decides what is usable.
+
+* :class:`SyntheticSource`: :class:`~.synthetic.SyntheticMotion` sampled at
+  ``sample_hz`` (samples at multiples of 1/sample_hz, so a sample is up to one
+  period old, as from a real sensor), optionally with Gaussian noise.
+* :class:`TraceSource`: a recorded trace replayed on the frame clock: with the
+  ``virtual`` clock in simulated time, with a real clock in real time, at ``speed``
+  times the recorded pace, looping or holding the end.
+* :class:`TargetSource`: the ``target_poses`` buffer written each frame by a
+  display target (the window's mouse/keyboard head, or OpenXR's located poses).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import numpy as np
+
+from vrshare.backend import to_device
+from vrshare.layout import TARGET_POSES
+
+from . import quat
+from .synthetic import SyntheticMotion
+from .trace import Trace
+
+ROW = 9  # pose (7), time (s), valid
+
+
+class PoseSource(Protocol):
+    def read(self, t_now: float, bank: Any, out: Any) -> bool:
+        """Fill ``out`` ``[3, 9]`` with the newest samples as of ``t_now`` (s).
+
+        Returns True when the streams restarted (a looping trace wrapped round), so
+        the stage forgets velocities across the jump.
+        """
+        ...
+
+
+class SyntheticSource:
+    """Scripted motion sampled like a sensor: ``sample_hz``, noise in m and rad (std)."""
+
+    def __init__(self, seed: int, sample_hz: float, noise_m: float = 0.0,
+                 noise_rad: float = 0.0) -> None:
+        if sample_hz <= 0:
+            raise ValueError(f"sample_hz must be > 0, got {sample_hz}")
+        self.motion = SyntheticMotion(seed)
+        self.seed = seed
+        self.sample_hz = sample_hz
+        self.noise = (noise_m, noise_rad)
+        self.host = np.zeros((3, ROW))
+
+    def read(self, t_now: float, bank: Any, out: Any) -> bool:
+        k = math.floor(t_now * self.sample_hz + 1e-9)
+        t = k / self.sample_hz
+        pose = self.motion.poses(t)[0]
+        noise_m, noise_rad = self.noise
+        if noise_m > 0 or noise_rad > 0:
+            rng = np.random.default_rng([self.seed, k])  # same sample, same noise
+            pose[:, :3] += rng.normal(0.0, noise_m, (3, 3))
+            pose[:, 3:] = quat.multiply(quat.from_rotvec(rng.normal(0.0, noise_rad, (3, 3))),
+                                        pose[:, 3:])
+        self.host[:, :7] = pose
+        self.host[:, 7] = t
+        self.host[:, 8] = 1.0
+        to_device(self.host, out=out, label="tracking_input")
+        return False
+
+
+class TraceSource:
+    """A trace replayed on the frame timeline from the first frame it is read at."""
+
+    def __init__(self, trace: Trace, speed: float = 1.0, loop: bool = True) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.trace = trace
+        self.speed = speed
+        self.loop = loop
+        self.t0 = float(trace.t[0])
+        steps = np.diff(np.sort(trace.t))
+        gap = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 0.01
+        self.period = trace.duration + gap  # s of trace time per loop
+        self.streams = []
+        for d in range(3):
+            t, pose = trace.of(d)
+            # rows are delivered in order; a time going backwards is due with its predecessor
+            due = np.maximum.accumulate(t) if len(t) else t
+            self.streams.append((t, pose, due))
+        self.start: float | None = None  # frame time of the first read
+        self.lap = 0
+        self.host = np.zeros((3, ROW))
+
+    def read(self, t_now: float, bank: Any, out: Any) -> bool:
+        if self.start is None:
+            self.start = t_now
+        tau = (t_now - self.start) * self.speed  # trace time since its first row
+        lap = int(tau // self.period) if self.loop else 0
+        tau -= lap * self.period
+        wrapped = lap != self.lap
+        self.lap = lap
+        host = self.host
+        for d, (t, pose, due) in enumerate(self.streams):
+            i = int(np.searchsorted(due, self.t0 + tau, side="right")) - 1
+            if i < 0:
+                host[d, 8] = 0.0
+                continue
+            host[d, :7] = pose[i]
+            host[d, 7] = self.start + (t[i] - self.t0 + lap * self.period) / self.speed
+            host[d, 8] = 1.0
+        to_device(host, out=out, label="tracking_input")
+        return wrapped
+
+
+class TargetSource:
+    """Rows written by a display target into the bank's ``target_poses`` (device to device)."""
+
+    def read(self, t_now: float, bank: Any, out: Any) -> bool:
+        out[...] = bank[TARGET_POSES]
+        return False

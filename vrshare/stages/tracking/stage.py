@@ -1,0 +1,267 @@
+"""The tracking stage: raw poses -> gate -> 1€ filter -> prediction -> bank outputs.
+
+Each frame, for the head and both controllers:
+
+1. the source reports its newest sample per device (see :mod:`.sources`);
+2. the input gate rejects non-finite, non-unit-quaternion and backwards-in-time
+   samples and notes lost devices (:mod:`.gate`); counts are in :attr:`rejections`
+   and logged about once a second while they grow;
+3. accepted samples go through the 1€ filter (:mod:`.one_euro`);
+4. the predictor extrapolates every device from its newest good sample to
+   ``frame.t_display``, at most ``max_extrapolation_ms`` ahead (a device with no new
+   sample is held and extrapolated no further);
+5. ``device_poses``, ``head_pose``, ``device_valid``, ``eye_view`` and ``eye_proj``
+   are written in place (shapes, dtypes and units in :mod:`vrshare.layout`).
+
+A device never seen yet sits at a rest pose (head at eye height, controllers in
+front of the hips) with ``device_valid`` 0; one without a good sample for
+``lost_after_ms`` keeps its last pose with ``device_valid`` 0. No NaN or infinity
+reaches the outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from vrshare.backend import active, to_device, to_host
+from vrshare.layout import (
+    DEVICE_POSES,
+    DEVICE_VALID,
+    DEVICES,
+    EYE_PROJ,
+    EYE_VIEW,
+    HEAD_POSE,
+    PREDICTOR_WEIGHTS,
+    TARGET_FOV,
+    TARGET_POSES,
+)
+from vrshare.pipeline import Frame, Stage, StageConfig
+
+from . import eyes, learned
+from .gate import KINDS, InputGate
+from .one_euro import OneEuroFilter, OneEuroParams
+from .predict import METHODS, Predictor
+from .sources import ROW, PoseSource, SyntheticSource, TargetSource, TraceSource
+from .trace import read_trace
+
+log = logging.getLogger(__name__)
+
+REST_POSES = np.array([  # m, identity orientation: where unseen devices sit
+    [0.0, 1.6, 0.0, 0.0, 0.0, 0.0, 1.0],
+    [-0.2, 1.15, -0.3, 0.0, 0.0, 0.0, 1.0],
+    [0.2, 1.15, -0.3, 0.0, 0.0, 0.0, 1.0],
+])
+SYMMETRIC_FOV = (-0.8727, 0.8727, 0.8727, -0.8727)  # rad (50° each way): left, right, up, down
+
+Fov = tuple[float, float, float, float]
+
+
+@dataclass
+class TrackingSettings:
+    """The ``[stage.settings]`` of a ``tracking`` stage (units in the comments)."""
+
+    source: Literal["synthetic", "trace", "desktop", "openxr"] = "synthetic"
+    # synthetic: seed of the scripted motion, sensor rate (Hz), sensor noise (std)
+    seed: int = 0
+    sample_hz: float = 90.0
+    noise_mm: float = 0.0
+    noise_deg: float = 0.0
+    # trace: CSV file (relative to the pipeline file), replay speed, loop at the end
+    trace: str = ""
+    speed: float = 1.0
+    loop: bool = True
+    # 1€ filter: position (Hz, 1/(m/s), Hz) and orientation (Hz, 1/(rad/s), Hz)
+    filter: bool = True
+    min_cutoff: float = 1.0
+    beta: float = 0.5
+    d_cutoff: float = 1.0
+    rot_min_cutoff: float = 1.0
+    rot_beta: float = 0.3
+    rot_d_cutoff: float = 1.0
+    # prediction to the display time
+    predictor: Literal["none", "constant_velocity", "constant_acceleration", "learned"] = \
+        "constant_velocity"
+    history_k: int = 8  # learned: past deltas per axis
+    forgetting: float = 0.999  # learned: RLS forgetting per matured prediction
+    prior: float = 1.0  # learned: initial covariance (weight units^2)
+    weights: str = ""  # learned: .npz to start from (relative to the pipeline file)
+    save_weights: str = ""  # learned: .npz written when the stage closes
+    # bad input
+    max_extrapolation_ms: float = 50.0  # furthest a pose is predicted past its sample
+    lost_after_ms: float = 500.0  # no good sample for this long: device_valid = 0
+    quat_tolerance: float = 0.01  # accepted | |q| - 1 |
+    # eyes
+    ipd: float = 0.063  # m
+    near: float = 0.05  # m
+    far: float = 100.0  # m
+    fov_left: Fov = SYMMETRIC_FOV  # rad: left, right, up, down
+    fov_right: Fov = SYMMETRIC_FOV
+    fov_from_target: bool = False  # openxr: per-eye fov from target_fov each frame
+
+
+class TrackingStage(Stage):
+    """Head and controller poses, predicted to the display time, and the eye matrices."""
+
+    name = "tracking"
+    writes = (HEAD_POSE, DEVICE_POSES, DEVICE_VALID, EYE_VIEW, EYE_PROJ)
+    Settings = TrackingSettings
+
+    def __init__(self, settings: TrackingSettings | None = None, *, name: str | None = None):
+        super().__init__(settings, name=name)
+        s: TrackingSettings = self.settings
+        if s.source == "trace" and not s.trace:
+            raise ValueError("source = 'trace' needs a trace file: set trace = 'path.csv'")
+        if s.fov_from_target and s.source != "openxr":
+            raise ValueError("fov_from_target needs source = 'openxr'")
+        if not s.ipd >= 0:
+            raise ValueError(f"ipd must be >= 0 m, got {s.ipd}")
+        if s.max_extrapolation_ms < 0 or s.lost_after_ms <= 0:
+            raise ValueError("max_extrapolation_ms must be >= 0 and lost_after_ms > 0")
+        for eye, fov in (("fov_left", s.fov_left), ("fov_right", s.fov_right)):
+            try:
+                eyes.projection(fov, s.near, s.far)
+            except ValueError as exc:
+                raise ValueError(f"{eye}: {exc}") from None
+        # both are validated here, not at frame 1
+        OneEuroParams(s.min_cutoff, s.beta, s.d_cutoff)
+        OneEuroParams(s.rot_min_cutoff, s.rot_beta, s.rot_d_cutoff)
+        if s.source in ("desktop", "openxr"):
+            self.reads = (TARGET_POSES, TARGET_FOV) if s.fov_from_target else (TARGET_POSES,)
+        self.predictor: Predictor | None = None
+
+    # -- life cycle --------------------------------------------------------------------
+
+    def setup(self, bank: Any, config: StageConfig) -> None:
+        s: TrackingSettings = self.settings
+        self.base_dir = Path(config.base_dir)
+        xp = active().xp
+        self.xp = xp
+        n = len(DEVICES)
+        self.source = self._make_source(s)
+        self.raw = xp.zeros((n, ROW))
+        self.gate = InputGate(xp, n, s.quat_tolerance)
+        self.filter = OneEuroFilter(
+            xp, n, OneEuroParams(s.min_cutoff, s.beta, s.d_cutoff),
+            OneEuroParams(s.rot_min_cutoff, s.rot_beta, s.rot_d_cutoff)) if s.filter else None
+        self.predictor = self._make_predictor(s, bank, xp, n)
+        self.pos = xp.zeros((n, 3))
+        self.quat = xp.zeros((n, 4))
+        self.ever = xp.zeros(n, dtype=bool)
+        self.nonfinite_predictions = xp.zeros(n, dtype=xp.int64)
+        self.rest = to_device(REST_POSES, label="tracking_rest")
+
+        self.device_poses = bank.state(DEVICE_POSES, (n, 7), "float32")
+        self.head_pose = bank.state(HEAD_POSE, (7,), "float32")
+        self.device_valid = bank.state(DEVICE_VALID, (n,), "float32")
+        self.eye_view = bank.state(EYE_VIEW, (2, 4, 4), "float32")
+        self.eye_proj = bank.state(EYE_PROJ, (2, 4, 4), "float32")
+        self.device_poses[...] = self.rest
+        self.head_pose[...] = self.device_poses[0]
+        self.device_valid[...] = 0.0
+        eyes.eye_views(self.head_pose, s.ipd, self.eye_view)
+        proj = np.array([eyes.projection(s.fov_left, s.near, s.far),
+                         eyes.projection(s.fov_right, s.near, s.far)], dtype=np.float32)
+        to_device(proj, out=self.eye_proj, label=EYE_PROJ)
+        self.log_every = max(1, round(config.frame_hz))  # frames between rejection reports
+        self._logged = np.zeros((len(KINDS), n), dtype=np.int64)
+
+    def _make_source(self, s: TrackingSettings) -> PoseSource:
+        if s.source == "synthetic":
+            return SyntheticSource(s.seed, s.sample_hz, s.noise_mm / 1e3, np.radians(s.noise_deg))
+        if s.source == "trace":
+            return TraceSource(read_trace(self.base_dir / s.trace), s.speed, s.loop)
+        return TargetSource()
+
+    def _make_predictor(self, s: TrackingSettings, bank: Any, xp: Any, n: int) -> Predictor:
+        if s.predictor != "learned":
+            return METHODS[s.predictor](xp, n)
+        cov = None
+        if s.weights:
+            init, cov = learned.load_weights(self.base_dir / s.weights, s.history_k)
+        else:
+            init = learned.initial_weights(s.history_k)
+        weights = bank.param(PREDICTOR_WEIGHTS, init)  # shared by all devices, adapted in place
+        return learned.LearnedPredictor(xp, n, weights, k=s.history_k, forgetting=s.forgetting,
+                                        prior=s.prior, cov=cov)
+
+    def close(self) -> None:
+        if self.predictor is None:
+            return
+        self._log_rejections()
+        s: TrackingSettings = self.settings
+        if s.save_weights and isinstance(self.predictor, learned.LearnedPredictor):
+            path = self.predictor.save(self.base_dir / s.save_weights)
+            log.info("tracking: saved the learned predictor's weights to %s", path)
+
+    # -- the frame -----------------------------------------------------------------------
+
+    def process(self, frame: Frame, bank: Any) -> None:
+        xp = self.xp
+        s: TrackingSettings = self.settings
+        pred = self.predictor
+        restarted = self.source.read(frame.t_now, bank, self.raw)
+        gate = self.gate
+        t_before = gate.t_good.copy()
+        accept = gate.check(self.raw)
+        t = self.raw[:, 7]
+        # a first sample after a loss (or after a replay wrapped) starts from scratch
+        fresh = accept & (restarted | (t - t_before > s.lost_after_ms / 1e3))
+        if self.filter is not None:
+            self.filter.reset(fresh)
+            self.filter.update(accept, t, gate.pose[:, :3], gate.pose[:, 3:])
+            pos, q = self.filter.pos, self.filter.quat
+        else:
+            pos, q = gate.pose[:, :3], gate.pose[:, 3:]
+        pred.reset(fresh)
+        pred.observe(accept, t, pos, q)
+        self.ever |= accept
+        pred.predict(frame.t_display, s.max_extrapolation_ms / 1e3, self.pos, self.quat)
+        out = xp.concatenate([self.pos, self.quat], axis=1)
+        finite = xp.isfinite(out).all(axis=1)
+        self.nonfinite_predictions += self.ever & ~finite
+        held = xp.concatenate([pred.history.pos[:, 0], pred.history.quat[:, 0]], axis=1)
+        out = xp.where(finite[:, None], out, held)
+        self.device_poses[...] = xp.where(self.ever[:, None], out, self.rest)
+        self.head_pose[...] = self.device_poses[0]
+        age = frame.t_now - gate.t_good
+        self.device_valid[...] = self.ever & (age <= s.lost_after_ms / 1e3)
+        eyes.eye_views(self.device_poses[0], s.ipd, self.eye_view)
+        if s.fov_from_target:
+            eyes.projection_batch(bank[TARGET_FOV], s.near, s.far, self.eye_proj)
+        if frame.index % self.log_every == 0:
+            self._log_rejections()
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def _counts(self) -> np.ndarray:
+        counts = to_host(self.gate.counts, label="tracking_rejections")
+        return counts
+
+    @property
+    def rejections(self) -> dict[str, int]:
+        """Rejected samples by reason, summed over devices (``lost``: losses of tracking)."""
+        if self.predictor is None:
+            return dict.fromkeys(KINDS, 0)
+        return {k: int(c) for k, c in zip(KINDS, self._counts().sum(axis=1), strict=True)}
+
+    @property
+    def rejections_by_device(self) -> dict[str, dict[str, int]]:
+        """Rejected samples by reason and device (head, left, right)."""
+        counts = self._counts()
+        return {k: dict(zip(DEVICES, map(int, row), strict=True))
+                for k, row in zip(KINDS, counts, strict=True)}
+
+    def _log_rejections(self) -> None:
+        counts = self._counts()
+        new = counts - self._logged
+        if new.any():
+            parts = [f"{k} {DEVICES[d]} x{new[i, d]}" for i, k in enumerate(KINDS)
+                     for d in range(len(DEVICES)) if new[i, d]]
+            log.warning("tracking stage %r rejected input: %s (totals: %s)", self.name,
+                        ", ".join(parts), self.rejections)
+            self._logged = counts
