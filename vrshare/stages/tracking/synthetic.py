@@ -125,3 +125,13 @@ class SyntheticMotion:
             wrist[:, 0] -= math.radians(30.0)  # pointing a little down
             out[:, i + 1, 3:] = quat.multiply(q_body, quat.from_rotvec(wrist))
         return out
+
+
+def synthetic_trace(seed: int = 0, duration_s: float = 3.0, rate_hz: float = 60.0):
+    """A :class:`~.trace.Trace` of all three devices sampled from the scripted motion."""
+    from .trace import Trace
+
+    t = np.arange(round(duration_s * rate_hz)) / rate_hz
+    poses = SyntheticMotion(seed).poses(t)  # T, 3, 7
+    return Trace(np.repeat(t, 3), np.tile(np.arange(3), len(t)), poses.reshape(-1, 7),
+                 f"synthetic seed {seed}")
