@@ -52,3 +52,6 @@ INSTANCE_FLOATS = 20
 
 # -- audio (writer: the "audio" stage) ----------------------------------------------
 AUDIO_BLOCK = "audio_block"  # (2, block) float32, the last rendered stereo block
+# Param registered by each audio stage as "<stage name>/hrtf_spectra": HRTF filter spectra on
+# the 5-degree direction grid, (2664, 2, fft/2 + 1) complex64; the same HRTF -> one buffer.
+HRTF_SPECTRA = "hrtf_spectra"

@@ -1,0 +1,218 @@
+"""The binaural renderer: every source through its HRTF pair, all at once, block by block.
+
+Per block of ``B`` samples, with ``S`` sources, HRTF grid spectra of ``K = N/2 + 1``
+bins (FFT size ``N >= B + taps - 1``):
+
+1. each source's position in the head frame from the head pose (and, for sources
+   on scene objects, the object's model matrix); its direction and distance;
+2. its filter pair: the bilinear blend of four grid spectra (:mod:`.grid`) times
+   its distance gain ``gain * ref / clip(distance, min, max)``;
+3. one batched overlap-save: the last ``N`` input samples of every source are
+   transformed in one real FFT call, multiplied by both the previous block's and
+   this block's filters and summed over sources in the frequency domain, and the
+   four sums (old/new x left/right) come back in one inverse FFT call;
+4. a linear crossfade over the block from the old filters' output to the new
+   ones', so a filter that changes between blocks (a head turn) never clicks.
+
+When nothing moves, old and new filters are equal and the output is exactly a
+linear convolution of each signal with its responses. There is no loop over
+sources: the cost per block is a fixed number of array operations, so the NumPy
+path here is the code CuPy runs on a GPU. State (input history, previous filters,
+sample position) lives in the renderer; one thread at a time may call
+:meth:`BinauralRenderer.render`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ... import backend
+from . import grid
+from .sources import SignalTable, Source
+
+# the cross-product matrix [u]x as a gather from [ux, uy, uz, 0] and signs
+_SKEW = np.array([[3, 2, 1], [2, 3, 0], [1, 0, 3]])
+_SKEW_SIGN = np.array([[0, -1, 1], [1, 0, -1], [-1, 1, 0]], np.float32)
+
+
+def fft_module(xp: ModuleType) -> ModuleType:
+    """``scipy.fft`` for NumPy arrays, ``cupy.fft`` for CuPy ones.
+
+    scipy.fft transforms float32 natively and measured about 2x faster than
+    numpy.fft on the batched block transforms here; the interface is the same.
+    """
+    if xp is np:
+        import scipy.fft
+
+        return scipy.fft
+    return xp.fft
+
+
+def fft_size(block: int, taps: int) -> int:
+    """Smallest power of two holding a block plus a response's tail (overlap-save)."""
+    return 1 << (block + taps - 2).bit_length()
+
+
+def spectra(hrir: Any, n_fft: int) -> Any:
+    """(G, 2, taps) responses -> (G, 2, n_fft/2+1) complex64 spectra, on their device."""
+    xp = backend.array_module(hrir)
+    return fft_module(xp).rfft(hrir, n=n_fft, axis=-1).astype(np.complex64)
+
+
+@dataclass(frozen=True)
+class Distance:
+    """Inverse-distance attenuation, clamped: ``gain * reference / clip(d, min, max)``."""
+
+    reference_m: float = 1.0  # distance at which a source plays at its own gain (m)
+    min_m: float = 0.25  # closer sources get no louder (m)
+    max_m: float = 100.0  # farther sources get no quieter (m)
+
+
+class BinauralRenderer:
+    """Renders stereo blocks of all ``sources`` for a head pose.
+
+    ``bank_spectra`` is the shared HRTF bank, (grid.SIZE, 2, K) complex64 on the
+    device (NumPy or CuPy); every other array is allocated here, once, on the same
+    device.
+    """
+
+    def __init__(self, bank_spectra: Any, n_fft: int, block: int, sources: list[Source],
+                 distance: Distance = Distance()) -> None:
+        xp = backend.array_module(bank_spectra)
+        self.xp, self.fft = xp, fft_module(xp)
+        g, ears, k = bank_spectra.shape
+        if ears != 2 or g != grid.SIZE or k != n_fft // 2 + 1:
+            raise ValueError(f"HRTF spectra of shape {bank_spectra.shape} do not fit the grid "
+                             f"({grid.SIZE}, 2, {n_fft // 2 + 1})")
+        if block > n_fft:
+            raise ValueError(f"block {block} is longer than the FFT size {n_fft}")
+        self.table = bank_spectra.reshape(g, 2 * k)
+        self.n_fft, self.block, self.bins = n_fft, block, k
+        self.distance = distance
+        s = self.count = len(sources)
+        dev = backend.to_device
+        table = SignalTable.pack(sources, pad=block)
+        self.samples = dev(table.samples if s else np.zeros(1, np.float32), label="audio_signals")
+        self.offsets = dev(table.offsets, label="audio_signals")
+        self.lengths = dev(table.lengths, label="audio_signals")
+        self.looping = dev(table.loop, label="audio_signals")
+        self.positions = dev(np.array([src.position for src in sources], np.float32).reshape(s, 3),
+                             label="audio_sources")
+        obj = np.array([src.object_index for src in sources], np.int64)
+        self.attached = bool(np.any(obj >= 0))
+        self.object_index = dev(np.maximum(obj, 0), label="audio_sources")
+        self.on_object = dev((obj >= 0)[:, None], label="audio_sources")
+        self.gains = dev(np.array([src.gain for src in sources], np.float32), label="audio_sources")
+        self.ramp = dev((np.arange(1, block + 1) / block).astype(np.float32), label="audio_ramp")
+        self.steps = xp.arange(block, dtype=np.int64)
+        self.eye = xp.eye(3, dtype=np.float32)
+        self.pose = xp.asarray(np.array([0, 0, 0, 0, 0, 0, 1], np.float32))  # last finite pose
+        self.history = [xp.zeros((s, n_fft), np.float32) for _ in range(2)]
+        self.filters = xp.zeros((2, s, 2, k), np.complex64)  # [old/new halves] x source x ear
+        self.products = xp.empty((2, s, 2, k), np.complex64)
+        self.sums = xp.empty((2, 2, k), np.complex64)
+        self.nbr = xp.zeros((s, 4), np.int64)
+        self.nbr_w = xp.zeros((s, 4), np.float32)
+        self.blend = xp.zeros((s, 1, 4), np.complex64)
+        self.gathered = xp.empty((s * 4, 2 * k), np.complex64)
+        self.out = xp.zeros((2, block), np.float32)
+        # NumPy buffers ``take(out=...)`` unless told indices are in range (they are)
+        self._take_kw = {"mode": "clip"} if xp is np else {}
+        self.position = 0  # samples rendered so far
+        self.new = 0  # which half of ``filters`` holds this block's filters
+        self.primed = False
+
+    def render(self, pose: Any, models: Any = None, out: Any = None) -> Any:
+        """Render the next block; returns ``out`` (or an internal (2, B) float32 array).
+
+        ``pose`` is the head pose (7,) ``[px, py, pz, qx, qy, qz, qw]`` (m, unit
+        quaternion) on this renderer's device; a non-finite pose is ignored (the last
+        finite one is kept). ``models`` (N, 4, 4) object->world matrices are needed
+        when a source is attached to a scene object.
+        """
+        out = self.out if out is None else out
+        if self.count == 0:
+            out[...] = 0
+            self.position += self.block
+            return out
+        unit, dist = self._head_frame(pose, models)
+        self._filters(unit, dist)
+        self._convolve(out)
+        self.position += self.block
+        self.new ^= 1
+        return out
+
+    # -- steps ---------------------------------------------------------------------
+
+    def _head_frame(self, pose: Any, models: Any) -> tuple[Any, Any]:
+        """Source directions (S, 3) and distances (S,) in the head frame."""
+        xp = self.xp
+        ok = xp.all(xp.isfinite(pose))
+        self.pose[...] = xp.where(ok, pose, self.pose)
+        p, q = self.pose[:3], self.pose[3:]
+        norm = xp.sqrt(xp.sum(q * q))
+        good = norm > 1e-6
+        q = xp.where(good, q / xp.where(good, norm, 1), xp.asarray([0, 0, 0, 1], np.float32))
+        world = self.positions
+        if self.attached:
+            if models is None:
+                raise ValueError("a sound source is attached to a scene object but no object "
+                                 "matrices were given")
+            m = models[self.object_index]
+            moved = xp.matmul(m[:, :3, :3], self.positions[:, :, None])[:, :, 0] + m[:, :3, 3]
+            world = xp.where(self.on_object, moved, self.positions)
+        # head->world rotation R = (2w^2 - 1) I + 2 u u^T + 2 w [u]x; world->head is R^T
+        u, w = q[:3], q[3]
+        rot = (2 * w * w - 1) * self.eye + 2 * (u[:, None] * u[None, :]) \
+            + 2 * w * (xp.concatenate([u, xp.zeros(1, np.float32)])[_SKEW] * _SKEW_SIGN)
+        v = xp.matmul(world - p, rot)  # rows: (R^T (x - p))^T = (x - p)^T R
+        dist = xp.sqrt(xp.sum(v * v, axis=1))
+        near = dist < 1e-6
+        unit = xp.where(near[:, None], xp.asarray([0, 0, -1], np.float32),
+                        v / xp.where(near, 1, dist)[:, None])
+        return unit, dist
+
+    def _filters(self, unit: Any, dist: Any) -> None:
+        """This block's filters into the ``new`` half: bilinear HRTF blend x distance gain."""
+        xp, d = self.xp, self.distance
+        grid.locate(unit, self.nbr, self.nbr_w)
+        gain = self.gains * (d.reference_m / xp.clip(dist, d.min_m, d.max_m))
+        self.blend[:, 0, :] = self.nbr_w * gain[:, None]
+        xp.take(self.table, self.nbr.reshape(-1), axis=0, out=self.gathered, **self._take_kw)
+        new = self.filters[self.new].reshape(self.count, 1, 2 * self.bins)
+        xp.matmul(self.blend, self.gathered.reshape(self.count, 4, 2 * self.bins), out=new)
+        if not self.primed:  # the first block has no earlier filters to fade from
+            self.filters[self.new ^ 1] = self.filters[self.new]
+            self.primed = True
+
+    def _convolve(self, out: Any) -> None:
+        """Overlap-save of all sources against old and new filters, then the crossfade."""
+        xp, b, n = self.xp, self.block, self.n_fft
+        prev, cur = self.history
+        cur[:, : n - b] = prev[:, b:]
+        cur[:, n - b:] = self._input()
+        self.history.reverse()
+        spec = self.fft.rfft(cur, axis=1)
+        xp.multiply(self.filters, spec[None, :, None, :], out=self.products)
+        xp.sum(self.products, axis=1, out=self.sums)
+        y = self.fft.irfft(self.sums.reshape(4, self.bins), n=n, axis=1)[:, n - b:]
+        old, new = y[2 * (self.new ^ 1): 2 * (self.new ^ 1) + 2], y[2 * self.new: 2 * self.new + 2]
+        xp.subtract(new, old, out=out)
+        out *= self.ramp
+        out += old
+
+    def _input(self) -> Any:
+        """The next block of every source's signal, (S, B) float32.
+
+        Each signal is stored followed by ``B`` samples of its continuation (its
+        start again when looping, zeros otherwise), so every source's block is one
+        contiguous window and one gather reads them all.
+        """
+        xp = self.xp
+        start = xp.where(self.looping, self.position % self.lengths,
+                         xp.minimum(self.position, self.lengths))
+        return self.samples[(self.offsets + start)[:, None] + self.steps]

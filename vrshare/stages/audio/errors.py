@@ -1,0 +1,7 @@
+"""The audio stage's one exception type."""
+
+from __future__ import annotations
+
+
+class AudioError(ValueError):
+    """Audio input or output cannot be used; the message names the file, source or device."""
