@@ -67,17 +67,18 @@ class Run:
         self.close()
 
 
-def open_run(path: str | Path, *, clock: str | Clock | None = None, bank: WeightBank | None = None,
-             scene: Any = None, sources: Sequence[str] = (),
+def open_run(path: str | Path | RunFile, *, clock: str | Clock | None = None,
+             bank: WeightBank | None = None, scene: Any = None, sources: Sequence[str] = (),
              steps: Sequence[tuple[str, Step]] = (), extras: dict[str, Any] | None = None) -> Run:
-    """Load ``path`` and set up its pipeline, ready for ``run.loop.run(...)``.
+    """Load ``path`` (or take an already loaded run file) and set up its pipeline,
+    ready for ``run.loop.run(...)``.
 
     ``clock`` (a name, or a clock object such as a target's) overrides the file's
     ``[pipeline] clock``; ``sources`` and ``steps``
     come from a display path (buffers it writes must already be declared in
     ``bank``).
     """
-    run_file = load_run_file(path)
+    run_file = path if isinstance(path, RunFile) else load_run_file(path)
     settings = run_file.pipeline
     bank = bank if bank is not None else WeightBank()
     stages, budgets = make_stages(run_file)

@@ -62,7 +62,10 @@ class SceneMotionStage(Stage):
     """Declares the object table and moves the scene's moving objects each frame."""
 
     name = "scene_motion"
-    writes = (layout.OBJECT_MODEL, layout.OBJECT_BOUNDS)
+    # the per-object and per-mesh constants are parameters written once, at setup;
+    # listing them lets readers (scene filter, audio) be scheduled after this stage
+    writes = (layout.OBJECT_MODEL, layout.OBJECT_BOUNDS, layout.OBJECT_MESH, layout.OBJECT_COLOR,
+              layout.OBJECT_IMPORTANCE, layout.MESH_LOD_DRAW, layout.MESH_LOD_DISTANCE)
 
     def setup(self, bank: WeightBank, config: StageConfig) -> None:
         scene = config.scene

@@ -101,10 +101,12 @@ class DisplaySettings:
 class Target(ABC):
     """Base class of display targets; subclasses implement the abstract methods.
 
-    ``name`` and ``capabilities`` are class attributes; ``ctx`` (the ModernGL
-    context, current on the loop's thread) and ``eye_size`` (per-eye pixels) are set
-    by the constructor, which opens everything the target needs or raises
-    :class:`TargetError` saying what is missing. Release happens in :meth:`close`,
+    ``name`` and ``capabilities`` are class attributes. The constructor is
+    ``Target(settings: DisplaySettings, *, frame_hz: float)`` (``frame_hz``: the run
+    file's refresh rate, Hz, for targets without their own timing); it opens
+    everything the target needs, or raises :class:`TargetError` saying what is
+    missing, and sets ``ctx`` (the ModernGL context, current on the loop's thread)
+    and ``eye_size`` (per-eye pixels). Release happens in :meth:`close`,
     never in ``__del__``; targets are context managers.
     """
 

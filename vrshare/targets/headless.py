@@ -21,6 +21,7 @@ from .base import Capabilities, DisplaySettings, EyeSurface, Target, TargetError
 log = logging.getLogger(__name__)
 
 GL_REQUIRE = 430  # storage buffers in the vertex shader
+VIDEO_NAME = "frames.mp4"  # in capture_dir
 
 
 def standalone_context() -> Any:
@@ -76,7 +77,7 @@ class HeadlessTarget(Target):
             raise TargetError(f"video capture needs imageio and imageio-ffmpeg: {exc} "
                               "(pip install 'vrshare[media]')") from exc
         fps = self.settings.video_fps or frame_hz / self.settings.capture_every
-        self.video_path = self.settings.capture_dir / "frames.mp4"
+        self.video_path = self.settings.capture_dir / VIDEO_NAME
         try:
             return imageio.get_writer(self.video_path, fps=fps, codec="libx264", quality=7,
                                       pixelformat="yuv420p", macro_block_size=2)
