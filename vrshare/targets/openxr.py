@@ -308,7 +308,8 @@ class XrSession:
         req = call("xrGetOpenGLGraphicsRequirementsKHR", xr.get_opengl_graphics_requirements_khr,
                    self.instance, self.system)
         have = self.ctx.version_code  # e.g. 450
-        lo, hi = xr.Version(req.min_api_version_supported), xr.Version(req.max_api_version_supported)
+        lo = xr.Version(req.min_api_version_supported)
+        hi = xr.Version(req.max_api_version_supported)
         if have < lo.major * 100 + lo.minor * 10:
             raise OpenXRError(f"the OpenXR runtime needs OpenGL >= {lo.major}.{lo.minor}; the "
                               f"context is {have / 100:.1f}")
@@ -450,7 +451,7 @@ class XrSession:
         self._timespec.tv_sec, self._timespec.tv_nsec = divmod(ns, 1_000_000_000)
         t = call("xrConvertTimespecTimeToTimeKHR", self.xr.convert_timespec_time_to_time_khr,
                  self.instance, self._timespec)
-        return t * NS
+        return t.value * NS
 
     def frames(self) -> Iterator[XrFrame]:
         """Frames while the session runs; returns when it ends (EXITING, loss).
