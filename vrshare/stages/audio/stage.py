@@ -82,6 +82,7 @@ class AudioStage(Stage):
             raise ValueError("output 'wav' needs a wav = \"path.wav\"")
         self.reads = (HEAD_POSE, OBJECT_MODEL) if s.follow_objects else (HEAD_POSE,)
         self.renderer: BinauralRenderer | None = None
+        self.sources: list[sources.Source] = []
         self.feeder: BlockFeeder | None = None
         self.stream: Any = None
         self.wav: WavWriter | None = None
@@ -105,6 +106,7 @@ class AudioStage(Stage):
         n_fft = fft_size(s.block, s.hrir_taps)
         table = spectra(backend.to_device(hrtf.on_grid(hrirs), label="hrir"), n_fft)
         shared = bank.param(f"{self.name}/{HRTF_SPECTRA}", table)
+        self.sources = srcs
         self.renderer = BinauralRenderer(
             shared, n_fft, s.block, srcs,
             Distance(s.reference_distance_m, s.min_distance_m, s.max_distance_m))
