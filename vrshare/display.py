@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import app, resources
-from .config import ConfigError, build, load_run_file
+from .config import ConfigError, RunFile, build, load_run_file
 from .pipeline import Clock, Frame, make_clock
 from .scene import Scene, load_run_scene
 from .targets import TARGET_NAMES, DisplaySettings, Target, TargetClosed, TargetError, load
@@ -111,15 +111,16 @@ def display_settings(table: dict[str, Any], where: str, **overrides: Any) -> Dis
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-def open_display(path: str | Path, *, target: str = "auto", clock: str | Clock | None = None,
-                 **opts: Any) -> app.Run:
-    """Open ``path`` with a target and the renderer, ready for ``run.loop.run(...)``.
+def open_display(path: str | Path | RunFile, *, target: str = "auto",
+                 clock: str | Clock | None = None, **opts: Any) -> app.Run:
+    """Open ``path`` (or a loaded run file) with a target and the renderer, ready for
+    ``run.loop.run(...)``.
 
     ``opts`` override keys of the ``[display]`` table (``width``, ``capture``, ...).
     ``run.closers`` ends with the target and the renderer, in that order.
     """
-    path = Path(path)
-    run_file = load_run_file(path)
+    run_file = path if isinstance(path, RunFile) else load_run_file(path)
+    path = run_file.path
     settings = display_settings(run_file.display, f"{path} [display]", **opts)
     scene = load_run_scene(run_file)
     if scene is None:
@@ -148,7 +149,7 @@ def open_display(path: str | Path, *, target: str = "auto", clock: str | Clock |
         def submit(frame: Frame, bank: WeightBank) -> None:
             tgt.submit(frame)
 
-        run = app.open_run(path, clock=TargetFrames(tgt, base, bank), bank=bank, scene=scene,
+        run = app.open_run(run_file, clock=TargetFrames(tgt, base, bank), bank=bank, scene=scene,
                            sources=tgt.sources, steps=[("render", render), ("submit", submit)])
         try:
             renderer.bind(bank, run.loop.stats)

@@ -102,7 +102,6 @@ class Renderer:
             n, h, w, _ = layers.shape
             texture = ctx.texture_array((w, h, n), 4, layers.tobytes(), dtype="f2")
             texture.build_mipmaps()
-            texture.anisotropy = 4.0
         return _GpuMesh(vbo, ibo, vao, texture, geometry.triangles)
 
     def bind(self, bank: WeightBank, stats: FrameStats | None = None) -> None:

@@ -1,0 +1,137 @@
+"""Headless GL support for the render tests: one EGL context for the whole test run,
+a fixed-camera stage, and a small harness that renders a scene table.
+
+Import the fixtures into a test module (``from glkit import gl_ctx, harness``); the
+context fixture skips cleanly when no EGL/OpenGL 4.3 is available.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vrshare import Stage, VirtualClock, WeightBank, layout
+from vrshare.pipeline import Pipeline, StageConfig
+from vrshare.scene import load_scene
+from vrshare.stages.motion import SceneMotionStage
+from vrshare.stages.passthrough import PassthroughStage
+from vrshare.stages.tracking import eyes, quat
+from vrshare.targets.base import DisplaySettings
+
+
+@dataclass
+class FixedEyesSettings:
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)  # head position (m)
+    yaw_deg: float = 0.0  # about +Y (positive turns left)
+    pitch_deg: float = 0.0  # about +X (positive looks up)
+    ipd: float = 0.0  # m
+    half_fov_deg: float = 45.0  # symmetric half angle, horizontal and vertical
+    near: float = 0.05
+    far: float = 100.0
+
+
+def head_pose(position, yaw_deg: float, pitch_deg: float) -> np.ndarray:
+    """[px, py, pz, qx, qy, qz, qw] of a head turned by yaw, then pitched."""
+    y, p = math.radians(yaw_deg) / 2, math.radians(pitch_deg) / 2
+    q = quat.multiply(np.array([0.0, math.sin(y), 0.0, math.cos(y)]),
+                      np.array([math.sin(p), 0.0, 0.0, math.cos(p)]))
+    return np.concatenate([np.asarray(position, float), q])
+
+
+class FixedEyes(Stage):
+    """Writes eye matrices for a fixed head pose (a stand-in for tracking)."""
+
+    name = "fixed_eyes"
+    writes = (layout.EYE_VIEW, layout.EYE_PROJ)
+    Settings = FixedEyesSettings
+
+    def setup(self, bank, config):
+        self.view = bank.state(layout.EYE_VIEW, (2, 4, 4))
+        self.proj = bank.state(layout.EYE_PROJ, (2, 4, 4))
+
+    def process(self, frame, bank):
+        s = self.settings
+        eyes.eye_views(head_pose(s.position, s.yaw_deg, s.pitch_deg), s.ipd, self.view)
+        a = math.radians(s.half_fov_deg)
+        self.proj[...] = np.asarray(eyes.projection((-a, a, a, -a), s.near, s.far))
+
+
+@pytest.fixture(scope="session")
+def gl_ctx():
+    """One headless OpenGL 4.3+ context for the session (skips without EGL)."""
+    from vrshare.targets import TargetError
+    from vrshare.targets.headless import standalone_context
+
+    try:
+        ctx = standalone_context()
+    except TargetError as exc:
+        pytest.skip(f"no headless OpenGL: {exc}")
+    yield ctx
+    ctx.release()
+
+
+class Harness:
+    """A scene table drawn by scene_motion + passthrough + FixedEyes into a headless
+    target sharing the session context. Images are (H, W, 4) per eye, top row first."""
+
+    def __init__(self, ctx, table: dict, *, size: int = 64, base_dir: Path = Path("."),
+                 **camera) -> None:
+        from vrshare.render import Renderer
+        from vrshare.targets.headless import HeadlessTarget
+
+        self.scene = load_scene(table, base_dir, Path("test.toml"))
+        self.bank = WeightBank()
+        self.camera = FixedEyes(FixedEyesSettings(**camera))
+        self.pipeline = Pipeline([SceneMotionStage(), PassthroughStage(), self.camera])
+        self.pipeline.setup(self.bank, StageConfig(None, scene=self.scene))
+        self.target = HeadlessTarget(DisplaySettings(width=size, height=size), ctx=ctx)
+        self.renderer = Renderer(ctx, self.scene, gpu_timing=False)
+        self.renderer.bind(self.bank)
+        self.clock = VirtualClock(90.0)
+        self.size = size
+
+    def frame(self) -> tuple[np.ndarray, np.ndarray]:
+        """Run one frame; (left, right) images, copied."""
+        frame = self.clock.wait_frame()
+        for stage in self.pipeline.stages:
+            stage.process(frame, self.bank)
+        self.renderer.render(frame, self.target.surfaces(frame))
+        self.target.submit(frame)
+        image = self.target.capture().copy()
+        return image[:, : self.size], image[:, self.size:]
+
+    def close(self) -> None:
+        self.renderer.close()
+        self.target.close()
+        self.pipeline.close()
+
+
+@pytest.fixture
+def harness(gl_ctx):
+    """Factory: ``harness(table, **camera)``; everything made is closed after the test."""
+    made: list[Harness] = []
+
+    def make(table: dict, **kwargs) -> Harness:
+        h = Harness(gl_ctx, table, **kwargs)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def mask(image: np.ndarray, rgb, tol: int = 40) -> np.ndarray:
+    """Pixels within ``tol`` of an sRGB colour (0..255)."""
+    return np.all(np.abs(image[..., :3].astype(int) - np.asarray(rgb)) <= tol, axis=-1)
+
+
+def centroid_x(m: np.ndarray) -> float:
+    """Mean column (px, pixel centres at +0.5) of a boolean mask."""
+    cols = np.nonzero(m)[1]
+    assert cols.size, "the object is not on screen"
+    return float(cols.mean() + 0.5)

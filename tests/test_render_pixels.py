@@ -1,0 +1,123 @@
+"""Analytic pixel checks of the stereo renderer (headless, llvmpipe, small images)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from glkit import centroid_x, gl_ctx, harness, mask  # noqa: F401  (fixtures)
+
+from vrshare import layout
+from vrshare.scene import linear_to_srgb
+
+FLAT = [{"type": "directional", "intensity": 0.0}, {"type": "ambient", "intensity": 1.0}]
+BACKGROUND = [0.0, 0.0, 0.0]
+
+
+def cubes(*objects, light=FLAT, **primitive) -> dict:
+    prim = {"name": "cube", "shape": "box", "size": [1.0, 1.0, 1.0], **primitive}
+    return {"background": BACKGROUND, "light": light, "primitive": [prim],
+            "object": [{"mesh": "cube", **o} for o in objects]}
+
+
+def expected_span(half_extent: float, depth: float, half_fov_deg: float, size: int) -> range:
+    """Pixel columns whose centres fall inside a centred square of ``half_extent`` (m)
+    at ``depth`` (m) in front of an eye with a symmetric field of view."""
+    ndc = half_extent / depth / math.tan(math.radians(half_fov_deg))
+    lo, hi = (1 - ndc) * size / 2, (1 + ndc) * size / 2
+    return range(math.ceil(lo - 0.5), math.floor(hi - 0.5) + 1)
+
+
+def test_unit_cube_lands_on_the_expected_pixels(harness):
+    size = 128
+    h = harness(cubes({"position": [0.0, 0.0, -5.0]}, color=[1.0, 0.0, 0.0]), size=size)
+    left, right = h.frame()
+    m = mask(left, (255, 0, 0), tol=2)
+    rows, cols = np.nonzero(m)
+    span = expected_span(0.5, 4.5, 45.0, size)  # the front face, 4.5 m away
+    assert (cols.min(), cols.max()) == (span.start, span.stop - 1)
+    assert (rows.min(), rows.max()) == (span.start, span.stop - 1)
+    assert m.sum() == len(span) ** 2  # a filled square, nothing else
+    np.testing.assert_array_equal(left, right)  # ipd 0: both eyes alike
+
+
+def test_near_object_occludes_the_far_one(harness):
+    near = {"position": [0.0, 0.0, -3.0], "color": [1.0, 0.0, 0.0]}
+    far = {"position": [0.0, 0.0, -6.0], "color": [0.0, 1.0, 0.0], "scale": 3.0}
+    for order in ((near, far), (far, near)):  # draw order must not matter
+        left, _ = harness(cubes(*order), size=64).frame()
+        red, green = mask(left, (255, 0, 0), 2), mask(left, (0, 255, 0), 2)
+        assert red[32, 32] and not green[32, 32]
+        assert red.sum() == len(expected_span(0.5, 2.5, 45.0, 64)) ** 2
+        assert green.sum() == len(expected_span(1.5, 4.5, 45.0, 64)) ** 2 - red.sum()
+
+
+def test_eyes_see_a_near_object_shifted_by_the_disparity(harness):
+    size, ipd, depth = 128, 0.064, 0.4  # the front face of a 0.2 m cube 0.5 m away
+    h = harness(cubes({"position": [0.0, 0.0, -0.5]}, size=[0.2, 0.2, 0.2]), size=size,
+                ipd=ipd)
+    left, right = h.frame()
+    shift = (ipd / 2) / depth * size / 2  # px, tan(45 deg) = 1
+    x_left = centroid_x(mask(left, (255, 255, 255), 2))
+    x_right = centroid_x(mask(right, (255, 255, 255), 2))
+    assert x_left == pytest.approx(size / 2 + shift, abs=0.5)  # left eye: object to the right
+    assert x_right == pytest.approx(size / 2 - shift, abs=0.5)
+    assert x_left - x_right == pytest.approx(2 * shift, abs=0.5)
+
+
+def test_a_changed_model_matrix_moves_the_object_in_the_next_frame(harness):
+    size = 64
+    h = harness(cubes({"position": [0.0, 0.0, -5.0]}), size=size)
+    before = centroid_x(mask(h.frame()[0], (255, 255, 255), 2))
+    h.bank[layout.OBJECT_MODEL][0, 0, 3] = 1.0  # 1 m to the right
+    after = centroid_x(mask(h.frame()[0], (255, 255, 255), 2))
+    assert before == pytest.approx(size / 2, abs=0.5)
+    assert after - before == pytest.approx(1.0 / 4.5 * size / 2, abs=0.5)
+
+
+def test_lambert_light_and_ambient_encode_to_srgb(harness):
+    # front face normal +Z, light travelling -Z: full Lambert term
+    light = [{"type": "directional", "direction": [0.0, 0.0, -1.0], "intensity": 0.3},
+             {"type": "ambient", "intensity": 0.2}]
+    left, _ = harness(cubes({"position": [0.0, 0.0, -5.0]}, light=light), size=32).frame()
+    expected = linear_to_srgb(0.5) * 255
+    assert np.abs(left[16, 16, :3].astype(float) - expected).max() <= 1.0
+    # a grey sRGB colour comes back as itself (decoded on load, encoded by the shader)
+    left, _ = harness(cubes({"position": [0.0, 0.0, -5.0]}, color=[0.5, 0.5, 0.5]),
+                      size=32).frame()
+    assert np.abs(left[16, 16, :3].astype(float) - 127.5).max() <= 1.0
+
+
+def test_back_faces_are_culled(harness):
+    table = {"background": BACKGROUND, "light": FLAT,
+             "primitive": [{"name": "p", "shape": "plane", "size": [4.0, 0.0, 4.0]}],
+             "object": [{"mesh": "p"}]}
+    above, _ = harness(table, size=32, position=(0.0, 1.0, 0.0), pitch_deg=-90.0).frame()
+    below, _ = harness(table, size=32, position=(0.0, -1.0, 0.0), pitch_deg=90.0).frame()
+    assert mask(above, (255, 255, 255), 2).all()
+    assert not mask(below, (255, 255, 255), 2).any()
+
+
+def test_gltf_base_colour_texture_is_upright(harness, tmp_path):
+    trimesh = pytest.importorskip("trimesh")
+    from PIL import Image
+    from trimesh.visual.material import PBRMaterial
+
+    # 2x2 texture, top row red | green, bottom row blue | white (image rows top-down)
+    texels = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], np.uint8)
+    quad = trimesh.Trimesh(vertices=[[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]],
+                           faces=[[0, 1, 2], [0, 2, 3]], process=False)
+    quad.visual = trimesh.visual.TextureVisuals(
+        uv=[[0, 0], [1, 0], [1, 1], [0, 1]],
+        material=PBRMaterial(baseColorTexture=Image.fromarray(texels)))
+    (tmp_path / "quad.glb").write_bytes(quad.export(file_type="glb"))
+    table = {"background": BACKGROUND, "light": FLAT,
+             "model": [{"name": "quad", "file": "quad.glb"}],
+             "object": [{"mesh": "quad", "position": [0.0, 0.0, -1.0]}]}
+    left, _ = harness(table, size=64, base_dir=tmp_path).frame()
+    # the quad fills the view (1 m half size, 1 m away, 45 deg); near the quadrant
+    # centres bilinear filtering blends in a few per cent (linear) of the neighbours
+    for (row, col), rgb in {(16, 16): (255, 0, 0), (16, 48): (0, 255, 0),
+                            (48, 16): (0, 0, 255), (48, 48): (255, 255, 255)}.items():
+        assert mask(left[row:row + 1, col:col + 1], rgb, tol=64).all(), (row, col, left[row, col])
