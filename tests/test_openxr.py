@@ -1,0 +1,206 @@
+"""The OpenXR target end to end against xrsim (tools/xrsim), through pyopenxr's Khronos
+loader and its core validation layer, in child processes (see tests/xrsimkit.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation, Slerp
+
+import xrsimkit as kit
+
+IPD = 0.064  # xrsim's default, and the tracking stage's ipd in tests/data/openxr_box.toml
+BOX_CENTRE = np.array([0.0, 1.6, -2.0])  # tests/data/openxr_box.toml (m)
+RED, BACKGROUND = (255, 0, 0), (0, 0, 51)  # sRGB bytes of the box and the sky
+
+
+@pytest.fixture(scope="session")
+def manifest():
+    return kit.build_xrsim()
+
+
+def write_trace(path, seconds=4.0, rate=50.0):
+    """A head that sways and turns (yaw +-20 deg, 0.1 m sideways) at eye height."""
+    t = np.arange(0.0, seconds, 1.0 / rate)
+    yaw = np.radians(20.0) * np.sin(2 * np.pi * t / 2.0)
+    q = Rotation.from_euler("y", yaw[:, None]).as_quat()
+    x = 0.1 * np.sin(2 * np.pi * t / 3.0)
+    with open(path, "w") as f:
+        f.write("t,device,px,py,pz,qx,qy,qz,qw\n")
+        for i in range(len(t)):
+            f.write(f"{t[i]:.4f},head,{x[i]:.6f},1.6,0.0,{q[i, 0]:.8f},{q[i, 1]:.8f},"
+                    f"{q[i, 2]:.8f},{q[i, 3]:.8f}\n")
+            f.write(f"{t[i]:.4f},left,0,1,0,0,0,0,1\n")  # other devices are ignored
+    return t, np.stack([x, np.full_like(x, 1.6), np.zeros_like(x)], 1), q
+
+
+def head_at(trace, t):
+    times, pos, quats = trace
+    t = float(np.clip(t, times[0], times[-1]))
+    i = min(int(np.searchsorted(times, t, side="right")) - 1, len(times) - 2)
+    u = (t - times[i]) / (times[i + 1] - times[i])
+    rot = Slerp(times[i:i + 2], Rotation.from_quat(quats[i:i + 2]))([t])[0]
+    return pos[i] + u * (pos[i + 1] - pos[i]), rot
+
+
+def project(point, eye_pos, eye_rot, fov, size):
+    """Pixel (x right, y down; continuous, pixel centres at +0.5) of a world point."""
+    p = eye_rot.inv().apply(point - eye_pos)
+    tx, ty = p[0] / -p[2], p[1] / -p[2]
+    left, right, up, down = (math.tan(a) for a in fov)
+    return np.array([(tx - left) / (right - left) * size[0], (up - ty) / (up - down) * size[1]])
+
+
+def box_centroid(image):
+    mask = np.all(np.abs(image.astype(int) - RED) <= 8, axis=-1)
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.mean() + 0.5, ys.mean() + 0.5]), int(mask.sum())
+
+
+def test_headset_run_under_validation_shows_the_scripted_pose(manifest, tmp_path):
+    """300 frames: zero validation errors, zero runtime errors, and every dumped eye image
+    shows the box where the scripted head pose puts it, with the right disparity."""
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    trace = write_trace(tmp_path / "head.csv")
+    env = kit.xr_env(manifest, tmp_path, resolution="96x80", trace=tmp_path / "head.csv",
+                     dump_dir=dump, dump_every=25)
+    frames = 300
+    done = kit.run_cli(["run", str(kit.BOX_SCENE), "--target", "openxr", "--frames",
+                        str(frames)], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert kit.validation_problems(tmp_path) == []
+    assert kit.sim_errors(tmp_path) == []
+    counts = kit.summary(tmp_path)
+    # the session starts READY then SYNCHRONIZED (no layers) before it is VISIBLE
+    assert counts["frames_ended"] >= frames and counts["layers"] == counts["frames_ended"] - 2
+    views = kit.read_views(dump)
+    assert len(views) == 2 * counts["dumped"] and counts["dumped"] >= 10
+    sim_fov = {0: np.radians([-50, 40, 45, -50]), 1: np.radians([-40, 50, 45, -50])}
+    for row in views:
+        eye = int(row["eye"])
+        t = (int(row["display_time"]) - kit.VIRTUAL_T0_NS) * 1e-9
+        head_pos, head_rot = head_at(trace, t)
+        want_pos = head_pos + head_rot.apply([(eye - 0.5) * IPD, 0.0, 0.0])
+        pos = np.array([float(row[k]) for k in ("px", "py", "pz")])
+        rot = Rotation.from_quat([float(row[k]) for k in ("qx", "qy", "qz", "qw")])
+        assert np.allclose(pos, want_pos, atol=2e-4), (row, want_pos)
+        assert (rot.inv() * head_rot).magnitude() < 1e-3
+        fov = np.array([float(row[k]) for k in ("angle_left", "angle_right", "angle_up",
+                                                "angle_down")])
+        assert np.allclose(fov, sim_fov[eye], atol=1e-5)
+        image = kit.read_ppm(dump / row["file"])
+        assert image.shape == (80, 96, 3)
+        assert tuple(image[0, 0]) == BACKGROUND
+        centre, pixels = box_centroid(image)
+        assert pixels > 20
+        want = project(BOX_CENTRE, pos, rot, fov, (96, 80))
+        assert np.allclose(centre, want, atol=1.0), (row["file"], centre, want)
+        row["centre_x"] = centre[0]
+        row["want_x"] = want[0]
+    by_frame = {}
+    for row in views:
+        by_frame.setdefault(row["frame"], {})[int(row["eye"])] = row
+    for pair in by_frame.values():
+        disparity = pair[0]["centre_x"] - pair[1]["centre_x"]
+        want = pair[0]["want_x"] - pair[1]["want_x"]
+        assert disparity > 5 and abs(disparity - want) < 1.0
+
+
+def test_stop_restart_then_exit(manifest, tmp_path):
+    """The runtime stops the session (headset taken off) and readies it again; later it
+    exits: the run begins the session twice, then ends cleanly before --frames."""
+    env = kit.xr_env(manifest, tmp_path, events="stop@20,exit@60")
+    done = kit.run_cli(["run", str(kit.BOX_SCENE), "--target", "openxr", "--frames", "500"],
+                       env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = kit.sim_log(tmp_path)
+    assert log.count("session begun") == 2 and log.count("session ended") == 2
+    assert "session state EXITING" in log and "session destroyed" in log
+    assert kit.sim_errors(tmp_path) == [] and kit.validation_problems(tmp_path) == []
+    counts = kit.summary(tmp_path)
+    assert 60 <= counts["frames_ended"] < 100
+
+
+@pytest.mark.parametrize("event", ["loss", "instance_loss"])
+def test_loss_ends_the_run_cleanly(manifest, tmp_path, event):
+    env = kit.xr_env(manifest, tmp_path, events=f"{event}@15")
+    done = kit.run_cli(["run", str(kit.BOX_SCENE), "--target", "openxr", "--frames", "500"],
+                       env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert kit.sim_errors(tmp_path) == [] and kit.validation_problems(tmp_path) == []
+    assert "session destroyed" in kit.sim_log(tmp_path)
+    assert kit.summary(tmp_path)["frames_ended"] < 30
+
+
+PROBE = "import json, vrshare.targets.openxr as m; print(json.dumps(m.probe()))"
+
+
+def test_probe_reports_the_runtime(manifest, tmp_path):
+    done = kit.run_code(PROBE, kit.xr_env(manifest, tmp_path, resolution="320x240"))
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info["available"] is True, info
+    assert info["runtime"].startswith("xrsim") and info["runtime_version"] == "0.1.0"
+    assert info["recommended_eye_size"] == [320, 240] and info["system"] == "xrsim stereo HMD"
+
+
+BROKEN = {
+    "missing manifest": ({"XR_RUNTIME_JSON": "/nonexistent/runtime.json"}, ""),
+    "library missing": (None, "missing"),
+    "not a runtime": (None, "libm"),
+    "instance fails": ({"XRSIM_FAIL": "create_instance"}, ""),
+    "no headset": ({"XRSIM_NO_HMD": "1"}, ""),
+}
+
+
+def broken_env(manifest, tmp_path, case):
+    env_extra, library = BROKEN[case]
+    env = kit.xr_env(manifest, tmp_path)
+    if library:
+        path = {"missing": str(tmp_path / "nope.so"), "libm": "libm.so.6"}[library]
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({"file_format_version": "1.0.0",
+                                   "runtime": {"library_path": path}}))
+        env["XR_RUNTIME_JSON"] = str(bad)
+    env.update(env_extra or {})
+    return env
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_runtime_probe_and_auto_fallback(manifest, tmp_path, case):
+    """probe() says why, and auto picks headless (no display here) instead of OpenXR."""
+    code = (PROBE + "\nfrom vrshare.display import choose_target\n"
+            "print('CHOSEN', choose_target('auto')[0])")
+    done = kit.run_code(code, broken_env(manifest, tmp_path, case))
+    lines = done.stdout.strip().splitlines()
+    info = json.loads(lines[-2])
+    assert info["available"] is False and info["error"], info
+    if case == "no headset":
+        assert "FORM_FACTOR_UNAVAILABLE" in info["error"] and info["runtime"].startswith("xrsim")
+    assert lines[-1] == "CHOSEN headless"
+
+
+@pytest.mark.parametrize("case", ["missing manifest", "no headset"])
+def test_broken_runtime_gives_a_clear_error(manifest, tmp_path, case):
+    code = ("from vrshare.targets.openxr import OpenXRTarget, OpenXRError\n"
+            "try:\n    OpenXRTarget()\n"
+            "except OpenXRError as exc:\n    print('ERROR', type(exc).__name__, exc)\n")
+    done = kit.run_code(code, broken_env(manifest, tmp_path, case))
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = done.stdout.strip().splitlines()[-1]
+    want = {"missing manifest": "RuntimeUnavailable", "no headset": "HeadsetUnavailable"}[case]
+    assert line.startswith(f"ERROR {want} ")
+    assert {"missing manifest": "XR_RUNTIME_JSON", "no headset": "head-mounted"}[case] in line \
+        or "XR_ERROR" in line
+
+
+def test_stage_space_falls_back_to_local(manifest, tmp_path):
+    env = kit.xr_env(manifest, tmp_path, no_stage=1)
+    done = kit.run_cli(["-v", "run", str(kit.BOX_SCENE), "--target", "openxr", "--frames", "5"],
+                       env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "LOCAL space" in done.stderr
+    assert kit.sim_errors(tmp_path) == [] and kit.validation_problems(tmp_path) == []
