@@ -26,8 +26,8 @@ class Reference:
 
     visible: np.ndarray  # (N,) bool, before the budget
     kept: np.ndarray  # (N,) bool, after the budget
-    lod: np.ndarray  # (N,) int, LOD after hysteresis (every object, visible or not)
-    slot: np.ndarray  # (N,) int, draw slot of that LOD
+    lod: np.ndarray  # (N,) int, LOD state after this frame (updated for kept objects only)
+    slot: np.ndarray  # (N,) int, draw slot of the LOD each object would be drawn at
     score: np.ndarray  # (N,) float, importance x r / max(d, r)
     cull_margin: np.ndarray  # (N,) float (m): distance of the visibility decision from its flip
     lod_margin: np.ndarray  # (N,) float (m): distance from the nearest switch distance
@@ -73,7 +73,8 @@ def reference_filter(model, bounds, mesh, color, importance, lod_draw, lod_dista
     """One frame of culling, LOD with hysteresis, budget and compaction, object by object.
 
     ``prev_lod`` (N,) is every object's LOD after the previous frame (0 before the
-    first). Arrays are host arrays with the layout's shapes.
+    first); only the objects drawn this frame update theirs. Arrays are host arrays
+    with the layout's shapes.
     """
     n = len(bounds)
     planes = [frustum_planes(eye_view[e], eye_proj[e]) for e in range(2)]
@@ -118,6 +119,7 @@ def reference_filter(model, bounds, mesh, color, importance, lod_draw, lod_dista
         ranked = ranked[:budget]
     kept = np.zeros(n, bool)
     kept[ranked] = True
+    lod = np.where(kept, lod, np.asarray(prev_lod, int))
 
     slots = int(lod_draw.max()) + 1 if lod_draw.size else 0
     draw_ranges = np.zeros((slots, 2), np.int32)

@@ -7,20 +7,23 @@ Every frame, over all N objects at once (no per-object Python work):
    sphere is kept when, for either eye, it is on the inner side of (or cuts) all six
    planes. One ``(15, 4) @ (4, N)`` product gives all twelve plane values and, in its
    last three rows, the sphere centres relative to the viewer.
-2. **Level of detail with hysteresis.** The distance is from the midpoint between the
-   eyes to the sphere centre. With switch distances ``s_l`` and band ``h``, an object
-   goes coarser once it is at least ``s_l (1 + h)`` away and finer once it is nearer
-   than ``s_l (1 - h)``, otherwise keeps the LOD it had: ``lod = clip(prev, lo, hi)``
-   where ``lo``/``hi`` count the switch distances passed by the outer/inner band edge.
-   Every object's LOD is updated every frame, visible or not.
-3. **Budget** (optional). Keep the ``instance_budget`` visible objects ranked highest
-   by ``importance * r / max(d, r)`` (the sine of the sphere's angular radius, 1 from
-   inside it); ties go to the lower object index.
-4. **Compaction.** The kept objects are ordered by (draw slot, object index) with one
-   in-place sort of the integer key ``slot * N + index``; ``draw_ranges`` counts per
-   slot (a bincount and a cumulative sum) and ``instances`` receives each kept
-   object's model matrix in GL column-major order (transposed by one product with a
-   16 x 16 permutation matrix, far faster in NumPy than a strided copy) and its colour.
+2. **Budget** (optional). Of the visible objects, keep the ``instance_budget``
+   ranked highest by ``importance * r / max(d, r)`` (the sine of the sphere's angular
+   radius, 1 from inside it; ``d`` is the distance below); ties go to the lower index.
+3. **Level of detail with hysteresis**, for the kept objects. The distance ``d`` is
+   from the midpoint between the eyes to the sphere centre. With switch distances
+   ``s_l`` and band ``h``, an object goes coarser once it is at least ``s_l (1 + h)``
+   away and finer once it is nearer than ``s_l (1 - h)``, otherwise keeps the LOD it
+   had: ``lod = clip(prev, lo, hi)`` where ``lo``/``hi`` count the switch distances
+   passed by the outer/inner band edge. Objects not drawn keep their last LOD until
+   they are drawn again (then the same rule corrects it).
+4. **Compaction.** Kept objects are listed in index order by a running count and a
+   scatter (no hidden index array, unlike ``compress``), then ordered by (draw slot,
+   index) with one in-place sort of the integer key ``slot * N + index``;
+   ``draw_ranges`` counts per slot (a bincount and a cumulative sum) and ``instances``
+   receives each kept object's model matrix in GL column-major order (transposed by
+   one product with a 16 x 16 permutation matrix, far faster in NumPy than a strided
+   copy, and exact for finite values) and its colour.
 
 Rows of ``instances`` past the last range keep stale data; the renderer draws ranges.
 All scratch arrays are allocated in :meth:`SceneFilterStage.setup`; the few small
@@ -35,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ... import layout
-from ...backend import array_module
+from ...backend import array_module, to_host
 from ...pipeline import Frame, Stage, StageConfig
 from ...weights import WeightBank
 
@@ -122,29 +125,30 @@ class SceneFilterStage(Stage):
         xp = array_module(self._model)
         self._xp = xp
 
-        # Per-object constants, from host copies of the parameter tables (setup only).
-        draw_h, dist_h, mesh_h = (np.asarray(a.get() if xp is not np else a)
+        # Per-mesh constants, from host copies of the parameter tables (setup only).
+        draw_h, dist_h, mesh_h = (to_host(a, label=f"{self.name} setup")
                                   for a in (lod_draw, distance, mesh))
         counts = self._check_tables(draw_h, dist_h, mesh_h)
         slots = int(draw_h.max()) + 1 if draw_h.size else 0
-        self._slots = slots
+        self._slots, self._levels, self._n = slots, levels, n
         h = self.settings.lod_hysteresis
-        switch = dist_h[mesh_h, 1:].astype(np.float64).T  # (L-1, N), m
-        past_last = np.arange(1, levels)[:, None] >= counts[mesh_h][None, :]
-        switch[past_last] = np.inf
+        switch = dist_h[:, 1:].astype(np.float64).T  # (L-1, M), m
+        switch[np.arange(1, levels)[:, None] >= counts[None, :]] = np.inf  # past the last LOD
         self._up2 = xp.asarray(np.square(switch * (1 + h)), np.float32)  # squared, m^2
         self._down2 = xp.asarray(np.square(switch * (1 - h)), np.float32)
-        self._base = xp.asarray(mesh_h.astype(np.int32) * levels)  # row of each object's mesh
-        self._table = xp.asarray(draw_h.ravel())
+        # The sort key slot * N + index (see _compact) is int32 where it fits.
+        key = np.int32 if slots * n < 2**31 else np.int64
+        self._table = xp.asarray(draw_h.ravel().astype(np.intp))  # mesh * L + lod -> slot
+        self._mesh = xp.asarray(mesh_h.astype(np.intp))
 
         # Outputs.
         self.instances = bank.state(layout.INSTANCES, (n, layout.INSTANCE_FLOATS), "float32")
         self.draw_ranges = bank.state(layout.DRAW_RANGES, (slots, 2), "int32")
 
-        # Scratch, sized once. The sort key slot * N + index must fit its integer type.
-        index = np.int32 if slots * n < 2**31 else np.int64
-        f32, i32 = np.float32, np.int32
-        self._n = n
+        # Scratch, sized once (per-object arrays hold N entries; per-frame work uses
+        # their first ``count``). Index arrays are intp, so NumPy's take and scatter use
+        # them as they are.
+        f32, i32, ip = np.float32, np.int32, np.intp
         self._a = xp.zeros((15, 4), f32)  # planes [n, 1] (12 rows), then x, y, z selectors
         self._a[:12, 3] = 1.0
         self._a[12:, :3] = xp.eye(3, dtype=f32)
@@ -156,25 +160,34 @@ class SceneFilterStage(Stage):
         self._norm = xp.zeros((2, 6), f32)
         self._s = xp.zeros((15, n), f32)
         self._m = xp.zeros((2, n), f32)
-        self._d2 = xp.zeros(n, f32)
-        self._visible = xp.zeros(n, bool)
-        self._flag = xp.zeros(n, bool)
-        self._lod = xp.zeros(n, i32)  # LOD state, kept across frames
+        self._d2 = xp.zeros(n, f32)  # squared distance to the viewer, m^2
+        self._flag = xp.zeros(n, ip)  # 0/1
+        self._pos = xp.zeros(n, ip)
+        self._order = xp.zeros(n + 1, ip)  # kept object indices; the last entry takes the rest
+        self._arange = xp.arange(n, dtype=ip)
+        self._lod = xp.zeros(n, i32)  # every object's LOD, kept across frames
+        self._kept_lod = xp.zeros(n, i32)
+        self._kept_mesh = xp.zeros(n, ip)
+        self._kept_d2 = xp.zeros(n, f32)
+        self._threshold = xp.zeros(n, f32)
+        self._passed = xp.zeros(n, bool)
         self._lo = xp.zeros(n, i32)
         self._hi = xp.zeros(n, i32)
-        self._slot = xp.zeros(n, i32)
-        self._arange = xp.arange(n, dtype=index)
-        self._index = xp.zeros(n, index)
-        self._key = xp.zeros(n, index)
+        self._row = xp.zeros(n, ip)
+        self._slot = xp.zeros(n, ip)
+        self._key = xp.zeros(n, key)
         self._gathered = xp.zeros((n, 16), f32)
+        self._colors = xp.zeros(n, np.complex128)  # RGBA as one 16-byte element
         self._transpose = xp.asarray(_transpose_matrix())
         if 0 < self.settings.instance_budget < n:
             self._score = xp.zeros(n, f32)
             self._sorted = xp.zeros(n, f32)
-            self._tie = xp.zeros(n, bool)
-            self._fits = xp.zeros(n, bool)
-            self._rank = xp.zeros(n, i32)
-            self._above = xp.zeros((), i32)
+            self._sphere = xp.zeros((n, 4), f32)
+            self._weight = xp.zeros(n, f32)
+            self._tie = xp.zeros(n, ip)
+            self._rank = xp.zeros(n, ip)
+            self._above = xp.zeros((), ip)
+            self._survivors = xp.zeros(n + 1, ip)
 
     @staticmethod
     def _check_tables(draw: np.ndarray, distance: np.ndarray, mesh: np.ndarray) -> np.ndarray:
@@ -209,10 +222,11 @@ class SceneFilterStage(Stage):
     def process(self, frame: Frame, bank: WeightBank) -> None:
         self._frustum()
         self._cull_and_measure()
-        self._choose_lod()
-        if 0 < self.settings.instance_budget < self._n:
-            self._apply_budget()
-        self._compact()
+        count = _stream_compact(self._xp, self._flag, self._arange, self._pos, self._order)
+        if 0 < self.settings.instance_budget < count:
+            count = self._apply_budget(count)
+        self._choose_lod(count)
+        self._compact(count)
 
     def _frustum(self) -> None:
         """Planes of both eyes and the viewer position into ``_a`` / ``_offset``."""
@@ -234,78 +248,117 @@ class SceneFilterStage(Stage):
         xp.negative(viewer, out=viewer)
 
     def _cull_and_measure(self) -> None:
-        """``_visible`` (either eye) and ``_d2``, squared distance to the viewer (m^2)."""
+        """``_flag`` = 1 where visible to either eye; ``_d2``, squared distance (m^2)."""
         xp, s, m = self._xp, self._s, self._m
         xp.matmul(self._a, self._bounds.T, out=s)  # n.c + r per plane; centre x, y, z
         xp.add(s, self._offset, out=s)
         xp.min(s[:12].reshape(2, 6, self._n), axis=1, out=m)  # worst plane per eye
         xp.maximum(m[0], m[1], out=m[0])  # best eye
-        xp.greater_equal(m[0], 0.0, out=self._visible)
+        xp.greater_equal(m[0], 0.0, out=self._flag)
         rel = s[12:]
         xp.multiply(rel, rel, out=rel)
         xp.sum(rel, axis=0, out=self._d2)
 
-    def _choose_lod(self) -> None:
-        """Update the LOD state with hysteresis: ``lod = clip(lod, lo, hi)``."""
-        xp, d2, flag, lo, hi = self._xp, self._d2, self._flag, self._lo, self._hi
+    def _choose_lod(self, count: int) -> None:
+        """Update the kept objects' LOD (``lod = clip(lod, lo, hi)``); their slots into ``_slot``."""
+        xp = self._xp
+        index = self._order[:count]
+        mesh, d2, lod = self._kept_mesh[:count], self._kept_d2[:count], self._kept_lod[:count]
+        threshold, passed = self._threshold[:count], self._passed[:count]
+        lo, hi, row = self._lo[:count], self._hi[:count], self._row[:count]
+        _take(xp, self._mesh, index, mesh)
+        _take(xp, self._d2, index, d2)
+        _take(xp, self._lod, index, lod)
         lo.fill(0)
         hi.fill(0)
-        for level in range(self._up2.shape[0]):  # over LOD levels, not objects
-            xp.greater_equal(d2, self._up2[level], out=flag)
-            xp.add(lo, flag, out=lo)
-            xp.greater_equal(d2, self._down2[level], out=flag)
-            xp.add(hi, flag, out=hi)
-        xp.maximum(self._lod, lo, out=self._lod)
-        xp.minimum(self._lod, hi, out=self._lod)
-        xp.add(self._base, self._lod, out=lo)
-        _take(xp, self._table, lo, self._slot)
+        for level in range(self._levels - 1):  # over LOD levels, not objects
+            for bound, counter in ((self._up2, lo), (self._down2, hi)):
+                _take(xp, bound[level], mesh, threshold)
+                xp.greater_equal(d2, threshold, out=passed)
+                xp.add(counter, passed, out=counter)
+        xp.maximum(lod, lo, out=lod)
+        xp.minimum(lod, hi, out=lod)
+        self._lod[index] = lod
+        xp.multiply(mesh, self._levels, out=row)
+        xp.add(row, lod, out=row)
+        _take(xp, self._table, row, self._slot[:count])
 
-    def _apply_budget(self) -> None:
-        """Keep the ``instance_budget`` visible objects with the highest score."""
-        xp, score, flag, tie = self._xp, self._score, self._flag, self._tie
-        budget = self.settings.instance_budget
-        radius = self._bounds[:, 3]
-        xp.sqrt(self._d2, out=score)
+    def _apply_budget(self, count: int) -> int:
+        """Keep the ``instance_budget`` of the ``count`` visible objects that score highest.
+
+        Works on the compacted list: score, partition a copy to find the budget-th
+        highest score, keep everything above it and the lowest-index ties that fit.
+        """
+        xp, budget = self._xp, self.settings.instance_budget
+        index = self._order[:count]
+        score, sphere, weight = self._score[:count], self._sphere[:count], self._weight[:count]
+        _take(xp, self._d2, index, score)
+        _take(xp, self._bounds, index, sphere)
+        _take(xp, self._importance, index, weight)
+        radius = sphere[:, 3]
+        xp.sqrt(score, out=score)
         xp.maximum(score, radius, out=score)
         xp.maximum(score, _MIN_SCORE_DISTANCE, out=score)
         xp.divide(radius, score, out=score)
-        xp.multiply(score, self._importance, out=score)
-        xp.logical_not(self._visible, out=flag)
-        xp.copyto(score, np.float32(-1.0), where=flag)  # culled rank below any visible
-        self._sorted[...] = score
-        self._sorted.partition(self._n - budget)  # in place: the budget-th highest lands there
-        threshold = self._sorted[self._n - budget:self._n - budget + 1]
-        xp.greater(score, threshold, out=flag)
-        xp.sum(flag, out=self._above)
-        xp.equal(score, threshold, out=tie)  # of the ties, keep the lowest indices that fit
-        xp.cumsum(tie, out=self._rank)
-        xp.subtract(budget, self._above, out=self._above)
-        xp.less_equal(self._rank, self._above, out=self._fits)
-        xp.logical_and(tie, self._fits, out=tie)
-        xp.logical_or(flag, tie, out=flag)
-        xp.logical_and(self._visible, flag, out=self._visible)
+        xp.multiply(score, weight, out=score)
+        ranked = self._sorted[:count]
+        ranked[...] = score
+        ranked.partition(count - budget)  # in place: the budget-th highest lands there
+        threshold = ranked[count - budget:count - budget + 1]
+        above, tie, rank = self._flag[:count], self._tie[:count], self._rank[:count]
+        xp.greater(score, threshold, out=above)
+        xp.sum(above, out=self._above)
+        xp.equal(score, threshold, out=tie)
+        xp.cumsum(tie, out=rank)
+        xp.subtract(budget, self._above, out=self._above)  # ties that still fit
+        xp.less_equal(rank, self._above, out=rank)
+        xp.multiply(tie, rank, out=tie)
+        xp.add(above, tie, out=above)  # above and tie are disjoint: a 0/1 keep flag
+        kept = _stream_compact(xp, above, index, self._pos[:count], self._survivors[:count + 1])
+        index[:kept] = self._survivors[:kept]
+        return kept
 
-    def _compact(self) -> None:
-        """Sort kept objects by (slot, index); write ``draw_ranges`` and ``instances``."""
+    def _compact(self, count: int) -> None:
+        """Order the kept objects by (slot, index); write ``draw_ranges`` and ``instances``."""
         xp, n = self._xp, self._n
-        count = int(xp.count_nonzero(self._visible))  # host sync on a GPU: one scalar
-        index, key = self._index[:count], self._key[:count]
-        xp.compress(self._visible, self._arange, out=index)
-        _take(xp, self._slot, index, key)
+        index, key, slot = self._order[:count], self._key[:count], self._slot[:count]
         ranges = self.draw_ranges
-        ranges[:, 1] = xp.bincount(key, minlength=self._slots)  # temporary of D counts
+        ranges[:, 1] = xp.bincount(slot, minlength=self._slots)  # temporary of D counts
         xp.cumsum(ranges[:, 1], out=ranges[:, 0])
         xp.subtract(ranges[:, 0], ranges[:, 1], out=ranges[:, 0])
-        xp.multiply(key, n, out=key)
-        xp.add(key, index, out=key)
+        xp.multiply(slot, n, out=key, casting="same_kind")
+        xp.add(key, index, out=key, casting="same_kind")
         key.sort()
         if count:
             xp.remainder(key, n, out=index)
-        rows = self._gathered[:count]
+        rows, colors = self._gathered[:count], self._colors[:count]
         _take(xp, self._model.reshape(n, 16), index, rows)
         xp.matmul(rows, self._transpose, out=self.instances[:count, :16])
-        _take(xp, self._color, index, self.instances[:count, 16:])
+        # Colours move as one 16-byte element each (complex128 views of 4 float32):
+        # gathered contiguously (NumPy's take would copy a strided out), then one
+        # strided copy, 4x fewer elements than float by float.
+        _take(xp, self._color.view(np.complex128)[:, 0], index, colors)
+        self.instances.view(np.complex128)[:count, 4] = colors
         self.drawn = count
+
+
+def _stream_compact(xp: Any, flag: Any, values: Any, pos: Any, out: Any) -> int:
+    """``out[:k] = values[flag == 1]`` in order, for 0/1 ``flag``; returns ``k``.
+
+    A running count gives each flagged element its slot; the others all land in the
+    extra last element of ``out`` (length ``len(flag) + 1``). Unlike ``compress``,
+    which builds an index array internally, this allocates nothing.
+    """
+    size = flag.shape[0]
+    if not size:
+        return 0
+    xp.cumsum(flag, out=pos)
+    count = int(pos[-1])  # host sync on a GPU: one scalar
+    xp.subtract(pos, 1 + size, out=pos)  # flagged: position - size; others: ignored
+    xp.multiply(pos, flag, out=pos)
+    xp.add(pos, size, out=pos)  # flagged: position; others: size
+    out[pos] = values
+    return count
 
 
 def _take(xp: Any, source: Any, index: Any, out: Any) -> None:
