@@ -702,17 +702,28 @@ class OpenXRTarget(Target):
 # -- runtime discovery -------------------------------------------------------------------
 
 
+def _manifest() -> str:
+    """Where the loader looks for the runtime, in words."""
+    path = os.environ.get("XR_RUNTIME_JSON")
+    return f"XR_RUNTIME_JSON={path}" if path else "the system's active_runtime.json"
+
+
 def runtime_extensions() -> list[str]:
     """Extension names the active runtime offers (RuntimeUnavailable when none answers)."""
     xr = _xr()
-    props = call("xrEnumerateInstanceExtensionProperties",
-                 xr.enumerate_instance_extension_properties)
+    try:
+        props = call("xrEnumerateInstanceExtensionProperties",
+                     xr.enumerate_instance_extension_properties)
+    except RuntimeUnavailable as exc:
+        raise RuntimeUnavailable(
+            f"no OpenXR runtime answers (runtime from {_manifest()}): {exc} Start SteamVR or "
+            "Monado, or set XR_RUNTIME_JSON to a runtime's manifest.", exc.result) from exc
     return [p.extension_name.decode() for p in props]
 
 
 def probe_here() -> dict[str, Any]:
     """What :func:`probe` reports, computed in this process (may block on a bad runtime)."""
-    manifest = os.environ.get("XR_RUNTIME_JSON") or "the system's active_runtime.json"
+    manifest = _manifest()
     try:
         xr = _xr()
         extensions = runtime_extensions()
