@@ -56,6 +56,7 @@ REST_POSES = np.array([  # m, identity orientation: where unseen devices sit
     [-0.2, 1.15, -0.3, 0.0, 0.0, 0.0, 1.0],
     [0.2, 1.15, -0.3, 0.0, 0.0, 0.0, 1.0],
 ])
+LEARN_QUEUE = 16  # predictions awaiting their true pose per device (> frames per horizon)
 SYMMETRIC_FOV = (-0.8727, 0.8727, 0.8727, -0.8727)  # rad (50° each way): left, right, up, down
 
 Fov = tuple[float, float, float, float]
@@ -75,13 +76,15 @@ class TrackingSettings:
     trace: str = ""
     speed: float = 1.0
     loop: bool = True
-    # 1€ filter: position (Hz, 1/(m/s), Hz) and orientation (Hz, 1/(rad/s), Hz)
-    filter: bool = True
-    min_cutoff: float = 1.0
-    beta: float = 0.5
+    # 1€ filter: position (Hz, 1/(m/s), Hz) and orientation (Hz, 1/(rad/s), Hz). Off by
+    # default: on clean runtime/recorded poses its lag costs more prediction accuracy than
+    # its smoothing gains (README, "Tracking"); these values are its low-lag corner
+    filter: bool = False
+    min_cutoff: float = 4.0
+    beta: float = 30.0
     d_cutoff: float = 1.0
-    rot_min_cutoff: float = 1.0
-    rot_beta: float = 0.3
+    rot_min_cutoff: float = 4.0
+    rot_beta: float = 3.0
     rot_d_cutoff: float = 1.0
     # prediction to the display time
     predictor: Literal["none", "constant_velocity", "constant_acceleration", "learned"] = \
@@ -187,7 +190,7 @@ class TrackingStage(Stage):
             init = learned.initial_weights(s.history_k)
         weights = bank.param(PREDICTOR_WEIGHTS, init)  # shared by all devices, adapted in place
         return learned.LearnedPredictor(xp, n, weights, k=s.history_k, forgetting=s.forgetting,
-                                        prior=s.prior, cov=cov)
+                                        prior=s.prior, cov=cov, queue=LEARN_QUEUE)
 
     def close(self) -> None:
         if self.predictor is None:
