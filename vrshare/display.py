@@ -13,7 +13,6 @@ exists, else headless.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import logging
 import os
@@ -86,11 +85,12 @@ class TargetFrames:
     asks to close.
     """
 
-    def __init__(self, target: Target, clock: Clock, bank: WeightBank) -> None:
+    def __init__(self, target: Target, clock: Clock | None, bank: WeightBank,
+                 frame_hz: float) -> None:
         self.target = target
-        self.clock = clock
+        self.clock = clock  # may be set later, so that a real-time clock starts after setup
         self.bank = bank
-        self.frame_hz = clock.frame_hz
+        self.frame_hz = clock.frame_hz if clock is not None else frame_hz
 
     def wait_frame(self) -> Frame:
         if self.target.should_close:
@@ -101,13 +101,14 @@ class TargetFrames:
 
 
 def display_settings(table: dict[str, Any], where: str, **overrides: Any) -> DisplaySettings:
-    """``[display]`` settings from a run file's table, with keyword overrides."""
+    """``[display]`` settings from a run file's table, with keyword overrides (validated
+    alike; paths may be given as Path)."""
+    merged = {**table, **{k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}}
     try:
-        settings = build(DisplaySettings, table, where)
-        return dataclasses.replace(settings, **overrides)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
+        return build(DisplaySettings, merged, where)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # DisplaySettings.__post_init__
         raise ConfigError(f"{where}: {exc}") from exc
 
 
@@ -137,10 +138,10 @@ def open_display(path: str | Path | RunFile, *, target: str = "auto",
         bank = WeightBank()
         tgt.declare(bank)
         renderer = Renderer(tgt.ctx, scene)
-        base = tgt.clock()
-        if base is None:
-            base = clock if clock is not None and not isinstance(clock, str) else \
-                make_clock(clock or run_file.pipeline.clock, frame_hz)
+        own = tgt.clock()
+        if own is None and clock is not None and not isinstance(clock, str):
+            own = clock
+        frames = TargetFrames(tgt, own, bank, frame_hz)
         draw = renderer
 
         def render(frame: Frame, bank: WeightBank) -> None:
@@ -149,13 +150,15 @@ def open_display(path: str | Path | RunFile, *, target: str = "auto",
         def submit(frame: Frame, bank: WeightBank) -> None:
             tgt.submit(frame)
 
-        run = app.open_run(run_file, clock=TargetFrames(tgt, base, bank), bank=bank, scene=scene,
+        run = app.open_run(run_file, clock=frames, bank=bank, scene=scene,
                            sources=tgt.sources, steps=[("render", render), ("submit", submit)])
         try:
             renderer.bind(bank, run.loop.stats)
         except Exception:
             run.close()
             raise
+        if frames.clock is None:  # started now, after the stages' setup
+            frames.clock = make_clock(clock or run_file.pipeline.clock, frame_hz)
     except Exception:
         if renderer is not None:
             renderer.close()
@@ -199,19 +202,24 @@ def run_demo(target: str = "auto", seconds: float | None = None,
     from .report import print_summary, write_results
 
     path = resources.path("scenes", "demo.toml")
-    configured = load_run_file(path).display.get("target", "auto")
-    name, _ = choose_target(target, configured)
+    run_file = load_run_file(path)
+    name, _ = choose_target(target, run_file.display.get("target", "auto"))
     if name != "headless":
-        with open_display(path, target=name) as run:
+        # the head follows the window's mouse and keyboard, or the headset
+        for spec in run_file.stages:
+            if spec.type == "tracking":
+                spec.settings = {**spec.settings, "source": "desktop" if name == "window"
+                                 else name}
+        with open_display(run_file, target=name) as run:
             stats = run.loop.run(seconds=seconds if seconds is not None else float("inf"))
         print_summary(stats, title="demo: frame times (ms)")
         return 1 if stats.faults else 0
 
     seconds = DEMO_SECONDS if seconds is None else seconds
-    frame_hz = load_run_file(path).pipeline.frame_hz
+    frame_hz = run_file.pipeline.frame_hz
     every = max(1, round(frame_hz / DEMO_VIDEO_HZ))
     out_dir = Path(out_dir)
-    with open_display(path, target="headless", clock="virtual", capture="video",
+    with open_display(run_file, target="headless", clock="virtual", capture="video",
                       capture_every=every, capture_dir=out_dir,
                       video_fps=frame_hz / every) as run:
         stats = run.loop.run(seconds=seconds)

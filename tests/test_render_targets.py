@@ -1,0 +1,239 @@
+"""Display targets: the contract, target choice, headless capture through the display
+path, the desktop head, and the window target under Xvfb (skipped without it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from glkit import gl_ctx  # noqa: F401  (fixture)
+
+from vrshare import display
+from vrshare.config import ConfigError
+from vrshare.render import RenderError
+from vrshare.stages.tracking import quat
+from vrshare.targets import TARGET_NAMES, Capabilities, Target, TargetError, load
+from vrshare.targets.window import DesktopHead, letterbox
+
+TESTS = Path(__file__).resolve().parent
+
+
+def available_targets() -> list[str]:
+    return [n for n in TARGET_NAMES if importlib.util.find_spec(f"vrshare.targets.{n}")]
+
+
+@pytest.mark.parametrize("name", available_targets())
+def test_every_target_implements_the_contract(name):
+    cls = load(name)
+    assert issubclass(cls, Target) and cls.name == name
+    assert not inspect.isabstract(cls), f"{cls.__name__} leaves abstract methods"
+    assert isinstance(cls.capabilities, Capabilities)
+    params = inspect.signature(cls).parameters
+    assert "settings" in params and params["frame_hz"].kind is inspect.Parameter.KEYWORD_ONLY
+    for method in ("declare", "clock", "poll", "surfaces", "submit", "close", "capture"):
+        assert callable(getattr(cls, method))
+    if cls.capabilities.input:
+        assert cls.sources, "a target with input must name the buffers it writes"
+    if cls.capabilities.capture:
+        assert cls.capture is not Target.capture
+
+
+def test_target_choice_order_and_reasons(monkeypatch):
+    monkeypatch.setattr(display, "openxr_unavailable", lambda: "no runtime")
+    monkeypatch.setattr(display, "window_unavailable", lambda: "no display")
+    monkeypatch.delenv(display.ENV_VAR, raising=False)
+    assert display.choose_target("auto", "auto") == ("headless",
+                                                     "automatic: no runtime; no display")
+    assert display.choose_target("auto", "window")[0] == "window"  # the file's choice
+    monkeypatch.setenv(display.ENV_VAR, "headless")
+    assert display.choose_target("auto", "window") == ("headless", "$VRSHARE_TARGET")
+    assert display.choose_target("window", "auto") == ("window", "requested")
+    monkeypatch.setenv(display.ENV_VAR, "hologram")
+    with pytest.raises(ConfigError, match="unknown target 'hologram'"):
+        display.choose_target()
+    monkeypatch.delenv(display.ENV_VAR)
+    monkeypatch.setattr(display, "window_unavailable", lambda: None)
+    assert display.choose_target()[0] == "window"
+    monkeypatch.setattr(display, "openxr_unavailable", lambda: None)
+    assert display.choose_target()[0] == "openxr"
+
+
+@pytest.mark.filterwarnings("ignore")  # GLFW also warns about its failed initialisation
+def test_without_a_display_auto_avoids_the_window_and_asking_for_it_fails(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv(display.ENV_VAR, raising=False)
+    monkeypatch.setattr(display, "openxr_unavailable", lambda: "no runtime")
+    assert "no display" in display.window_unavailable()
+    assert display.choose_target()[0] == "headless"
+    with pytest.raises(TargetError, match="cannot open a window"):
+        load("window")(frame_hz=90.0)
+
+
+def run_file(tmp_path: Path, stages: str = "", display_table: str = "") -> Path:
+    """A run file: a cube in front of a fixed camera, drawn through passthrough."""
+    path = tmp_path / "run.toml"
+    path.write_text(textwrap.dedent(f"""
+        [pipeline]
+        frame_hz = 30.0
+        clock = "virtual"
+        [[stage]]
+        type = "glkit:FixedEyes"
+        [[stage]]
+        type = "scene_motion"
+        {stages}
+        [display]
+        width = 32
+        height = 24
+        {display_table}
+        [scene]
+        [[scene.primitive]]
+        name = "cube"
+        shape = "box"
+        [[scene.object]]
+        mesh = "cube"
+        position = [0.0, 0.0, -3.0]
+        motion = {{ spin_deg_s = 90.0 }}
+    """))
+    return path
+
+
+PASS = '[[stage]]\ntype = "passthrough"'
+
+
+@pytest.mark.parametrize("mode", ["numpy", "png", "video"])
+def test_headless_capture_every_nth_frame(gl_ctx, tmp_path, mode, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    out = tmp_path / "capture"
+    path = run_file(tmp_path, PASS)
+    with display.open_display(path, target="headless", capture=mode, capture_every=2,
+                              capture_dir=str(out)) as run:
+        stats = run.loop.run(5)
+        target, renderer = run.closers[-2:]
+        frames = list(target.frames)
+    assert stats.frames == 5 and not stats.faults
+    if mode == "numpy":
+        assert [i for i, _ in frames] == [0, 2, 4]
+        image = frames[0][1]
+        assert image.shape == (24, 64, 4) and image.dtype == np.uint8
+        assert (image[12, 16, :3] > 60).all() and (image[12, 48, :3] > 60).all()  # cube, both eyes
+        assert not np.array_equal(frames[0][1], frames[2][1])  # it spins
+    elif mode == "png":
+        assert sorted(p.name for p in out.iterdir()) == [
+            "frame_000000.png", "frame_000002.png", "frame_000004.png"]
+    else:
+        import imageio_ffmpeg
+
+        reader = imageio_ffmpeg.read_frames(str(out / "frames.mp4"))
+        meta = next(reader)
+        assert meta["size"] == (64, 24) and sum(1 for _ in reader) == 3
+    # GPU pass times from the timer queries are in the frame stats
+    i = stats.tracks.index("gpu left")
+    times = stats.dur[: stats.frames, i]
+    assert np.isfinite(times).sum() == 5 and (times > 0).all()
+
+
+def test_display_errors_name_the_problem(gl_ctx, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    with pytest.raises(RenderError, match="'instances' .*add a 'passthrough' or 'scene_filter'"):
+        display.open_display(run_file(tmp_path), target="headless")
+    with pytest.raises(ConfigError, match=r"run.toml \[display\]: unknown key 'fps'"):
+        display.open_display(run_file(tmp_path, PASS, "fps = 60"), target="headless")
+    with pytest.raises(ConfigError, match=r"\[display\].*capture_every must be >= 1"):
+        display.open_display(run_file(tmp_path, PASS, "capture_every = 0"), target="headless")
+
+
+# -- the window target's desktop head ----------------------------------------------------------
+
+
+def test_desktop_head_turns_and_walks():
+    head = DesktopHead(position=(0.0, 1.6, 0.0))
+    head.look(-math.pi / 2 / 0.004, 0.0)  # drag left by a quarter turn: yaw +90 deg
+    head.move(forward=1.0, right=0.0, up=0.0, dt=1.0)  # now facing -X
+    np.testing.assert_allclose(head.position, [-1.4, 1.6, 0.0], atol=1e-9)
+    head.move(forward=0.0, right=1.0, up=1.0, dt=0.5)  # right of -X is -Z
+    np.testing.assert_allclose(head.position, [-1.4, 2.3, -0.7], atol=1e-9)
+    head.look(0.0, -1e6)  # pitch clamps below straight up
+    pose = head.pose()
+    q_yaw = np.array([0.0, math.sin(math.pi / 4), 0.0, math.cos(math.pi / 4)])
+    half = math.radians(89.0) / 2
+    q_pitch = np.array([math.sin(half), 0.0, 0.0, math.cos(half)])
+    np.testing.assert_allclose(pose[3:], quat.multiply(q_yaw, q_pitch), atol=1e-9)
+    head.reset()
+    np.testing.assert_allclose(head.pose(), [0, 1.6, 0, 0, 0, 0, 1])
+
+
+def test_letterbox_keeps_the_eye_aspect():
+    assert letterbox(1024, 512, 2, 1.0) == [(0, 0, 512, 512), (512, 0, 512, 512)]
+    assert letterbox(1000, 300, 2, 1.0) == [(100, 0, 300, 300), (600, 0, 300, 300)]
+    assert letterbox(400, 600, 1, 1.0) == [(0, 100, 400, 400)]
+
+
+# -- the window target under Xvfb --------------------------------------------------------------
+
+WINDOW_SCRIPT = """
+import glfw, numpy as np, sys
+from vrshare import display
+from vrshare.targets import TargetClosed
+run = display.open_display(sys.argv[1], target="window", clock="virtual", vsync=False,
+                           capture="numpy")
+target, renderer = run.closers[-2:]
+stats = run.loop.run(2)
+both = target.capture().copy()
+glfw.set_window_size(target.window, 200, 50)          # resize: letterboxed eyes
+for _ in range(20):
+    glfw.poll_events()
+    if glfw.get_framebuffer_size(target.window) == [200, 50] or \\
+            tuple(glfw.get_framebuffer_size(target.window)) == (200, 50):
+        break
+run.loop.run(1)
+small = target.capture().copy()
+target._on_key(target.window, glfw.KEY_TAB, 0, glfw.PRESS, 0)  # one eye
+run.loop.run(1)
+one = target.capture().copy()
+target._on_key(target.window, glfw.KEY_ESCAPE, 0, glfw.PRESS, 0)
+stats = run.loop.run(10)                               # ends at once: closed
+run.close()
+np.savez(sys.argv[2], both=both, small=small, one=one, frames=stats.frames,
+         interrupted=stats.interrupted)
+"""
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
+def test_window_target_under_xvfb(tmp_path):
+    display_number = 90 + os.getpid() % 500
+    server = subprocess.Popen(["Xvfb", f":{display_number}", "-screen", "0", "640x480x24"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        env = {**os.environ, "DISPLAY": f":{display_number}",
+               "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+        path = run_file(tmp_path, PASS)
+        (tmp_path / "window.py").write_text(WINDOW_SCRIPT)
+        result = subprocess.run([sys.executable, str(tmp_path / "window.py"), str(path),
+                                 str(tmp_path / "out.npz")], env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+    finally:
+        server.terminate()
+        server.wait()
+    out = np.load(tmp_path / "out.npz")
+    assert out["both"].shape == (24, 64, 4)
+    assert (out["both"][12, 16, :3] > 60).all() and (out["both"][12, 48, :3] > 60).all()
+    small = out["small"]  # 200 x 50 window: two 66 x 50 eyes (aspect 4:3) in 100 px columns
+    assert small.shape == (50, 200, 4)
+    assert (small[:, :10, :3] == 0).all()  # the letterbox bar left of the left eye
+    assert (small[25, 50, :3] > 60).all() and (small[25, 150, :3] > 60).all()
+    one = out["one"]  # Tab: the left eye alone, centred
+    assert (one[25, 100, :3] > 60).all() and (one[25, 150, :3] == 0).all()
+    assert int(out["frames"]) == 4 and bool(out["interrupted"])  # Esc: the last run drew none
