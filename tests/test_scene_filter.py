@@ -159,7 +159,7 @@ def random_eyes(rng: np.random.Generator, near: float, far: float):
     return views, np.stack(projs)
 
 
-# -- property-based: random scenes, eyes and motion ------------------------------------------
+# -- property-based: random scenes, eyes and motion ----------------------------------------
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 120),
@@ -199,7 +199,7 @@ def test_budget_keeps_the_top_ranked_visible_objects(seed, n, budget):
         assert min(ref.score[list(kept)]) >= max(ref.score[list(dropped)]) - 1e-5
 
 
-# -- targeted cases -----------------------------------------------------------------------------
+# -- targeted cases ------------------------------------------------------------------------
 
 def one_eye(near=0.1, far=100.0, tan=1.0):
     """Both eyes at the origin looking down -Z, 90 degree symmetric frustum."""
@@ -322,7 +322,7 @@ def test_budget_ranks_by_importance_times_projected_size_and_breaks_ties_by_inde
     assert visible_ids(culled_first) == [1, 2]
 
 
-# -- the stage in a pipeline, settings and errors ---------------------------------------------------
+# -- the stage in a pipeline, settings and errors -----------------------------------------
 
 def test_pipeline_schedules_it_after_objects_and_eyes_with_moving_objects():
     rng = np.random.default_rng(7)
@@ -435,5 +435,5 @@ def test_cupy_matches_numpy(cupy_backend):
         count = rig.stage.drawn
         results.append((to_np(rig.bank[layout.INSTANCES])[:count],
                         to_np(rig.bank[layout.DRAW_RANGES]), to_np(rig.stage.lod)))
-    for got, want in zip(results[0], results[1]):
+    for got, want in zip(results[0], results[1], strict=True):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
