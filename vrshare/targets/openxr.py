@@ -10,7 +10,8 @@ per ``xrWaitFrame`` + ``xrBeginFrame``; the frame is ended with ``xrEndFrame`` b
 
 :class:`OpenXRTarget` maps that onto the display-target contract
 (:mod:`vrshare.targets.base`): its clock is the frame generator
-(``predictedDisplayTime`` becomes ``Frame.t_display``, s), ``poll`` locates the head
+(``predictedDisplayTime`` becomes ``Frame.t_display``: seconds since the first frame
+began, so runs start near 0 s as with the other clocks), ``poll`` locates the head
 and the eye fields of view at that time into ``TARGET_POSES`` / ``TARGET_FOV``,
 ``surfaces`` acquires the eye images (none when the runtime says not to render) and
 ``submit`` releases them and ends the frame with a projection layer whose views carry
@@ -190,14 +191,20 @@ class XrFrame:
     display_time: int  # predictedDisplayTime (XrTime, ns)
     period: int  # predictedDisplayPeriod (ns)
     should_render: bool
-    t_now: float  # when xrWaitFrame returned, on the runtime's timeline (s)
+    now: int  # when xrWaitFrame returned (XrTime, ns)
     views: list[Any] = field(default_factory=list)  # located XrViews (poses in the app space)
     acquired: list[int] = field(default_factory=list)  # image index per eye, once acquired
     ended: bool = False
 
     @property
+    def t_now(self) -> float:
+        """When xrWaitFrame returned: seconds since the session's first frame began."""
+        return (self.now - self.session.epoch) * NS
+
+    @property
     def t_display(self) -> float:
-        return self.display_time * NS
+        """The predicted display time: seconds since the session's first frame began."""
+        return (self.display_time - self.session.epoch) * NS
 
     def locate(self) -> list[Any]:
         """Locate the eye views at the display time (also done by ``acquire``)."""
@@ -238,6 +245,7 @@ class XrSession:
         self.frame_count = 0
         self.begun_count = 0  # xrBeginSession calls (a restart after STOPPING adds one)
         self._timespec = None
+        self.epoch: int | None = None  # XrTime (ns) of the first frame: Frame times count from it
         try:
             self._open(app_name, extensions)
         except BaseException:
@@ -443,15 +451,15 @@ class XrSession:
 
     # frames -------------------------------------------------------------------------------
 
-    def _now(self, fallback: float) -> float:
-        """The runtime's current time (s): via XR_KHR_convert_timespec_time when offered."""
+    def _now(self, fallback: int) -> int:
+        """The runtime's current XrTime (ns), via XR_KHR_convert_timespec_time when offered."""
         if self._timespec is None:
             return fallback
         ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         self._timespec.tv_sec, self._timespec.tv_nsec = divmod(ns, 1_000_000_000)
         t = call("xrConvertTimespecTimeToTimeKHR", self.xr.convert_timespec_time_to_time_khr,
                  self.instance, self._timespec)
-        return t.value * NS
+        return t.value
 
     def frames(self) -> Iterator[XrFrame]:
         """Frames while the session runs; returns when it ends (EXITING, loss).
@@ -469,14 +477,16 @@ class XrSession:
                 continue
             try:
                 state = call("xrWaitFrame", xr.wait_frame, self.session)
-                t_now = self._now(fallback=(state.predicted_display_time
-                                            - 2 * state.predicted_display_period) * NS)
+                now = self._now(fallback=state.predicted_display_time
+                                - 2 * state.predicted_display_period)
+                if self.epoch is None:
+                    self.epoch = now
                 call("xrBeginFrame", xr.begin_frame, self.session)
             except LossPending:
                 self.ended = "session_loss"
                 return
             frame = XrFrame(self, self.frame_count, state.predicted_display_time,
-                            state.predicted_display_period, bool(state.should_render), t_now)
+                            state.predicted_display_period, bool(state.should_render), now)
             self.frame_count += 1
             try:
                 yield frame
