@@ -210,6 +210,8 @@ def run_demo(target: str = "auto", seconds: float | None = None,
             if spec.type == "tracking":
                 spec.settings = {**spec.settings, "source": "desktop" if name == "window"
                                  else name}
+                if name == "openxr":  # the headset's own per-eye fields of view
+                    spec.settings["fov_from_target"] = True
         with open_display(run_file, target=name) as run:
             stats = run.loop.run(seconds=seconds if seconds is not None else float("inf"))
         print_summary(stats, title="demo: frame times (ms)")
