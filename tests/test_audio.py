@@ -12,6 +12,7 @@ import soundfile as sf
 from scipy.signal import correlate, fftconvolve
 
 import vrshare
+from vrshare import backend
 from vrshare.app import open_run
 from vrshare.pipeline import FrameLoop, Pipeline, StageConfig, VirtualClock
 from vrshare.pipeline.loop import StageSetupError
@@ -495,3 +496,41 @@ def test_non_finite_pose_keeps_the_last_good_one(spherical):
     good = render(r, 5)
     bad = render(r, 5, np.full(7, np.nan, np.float32))
     assert np.all(np.isfinite(bad)) and rms(bad[0]) == pytest.approx(rms(good[0]), rel=0.2)
+
+
+def test_grid_lookup_is_bilinear_on_the_sphere():
+    d = grid.directions()
+    idx, w = np.zeros((len(d), 4), np.int64), np.zeros((len(d), 4), np.float32)
+    grid.locate(d, idx, w)
+    nearest = idx[np.arange(len(d)), np.argmax(w, axis=1)]
+    assert np.allclose(d[nearest], d) and np.allclose(w.max(axis=1), 1.0)
+    r = np.random.default_rng(0).standard_normal((500, 3))
+    r /= np.linalg.norm(r, axis=1, keepdims=True)
+    idx, w = np.zeros((500, 4), np.int64), np.zeros((500, 4), np.float32)
+    grid.locate(r, idx, w)
+    blend = np.einsum("sj,sjc->sc", w, d[idx])
+    cos = np.sum(blend / np.linalg.norm(blend, axis=1, keepdims=True) * r, axis=1)
+    assert np.allclose(w.sum(axis=1), 1.0, atol=1e-6) and np.all(w >= 0)
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 0.5
+
+
+@pytest.mark.gpu
+def test_cupy_renders_what_numpy_renders(spherical):
+    import cupy
+
+    specs = [SourceSettings("a", position=(-1.0, 0.5, -2.0), signal="noise"),
+             SourceSettings("b", position=(2.0, 0.0, 1.0), signal="chirp")]
+    n_fft = convolve.fft_size(BLOCK, TAPS)
+    srcs = sources.resolve(specs, RATE, Path("."), None)
+    on_cpu = convolve.BinauralRenderer(convolve.spectra(spherical, n_fft), n_fft, BLOCK, srcs)
+    backend.select("cupy")
+    try:
+        gpu = convolve.BinauralRenderer(convolve.spectra(cupy.asarray(spherical), n_fft), n_fft,
+                                        BLOCK, srcs)
+        for k in range(30):
+            pose = yaw_pose(3.0 * k)
+            a = on_cpu.render(pose)
+            b = gpu.render(cupy.asarray(pose)).get()
+            assert np.abs(a - b).max() < 1e-4
+    finally:
+        backend.select("numpy")

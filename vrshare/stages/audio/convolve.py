@@ -1,16 +1,17 @@
 """The binaural renderer: every source through its HRTF pair, all at once, block by block.
 
 Per block of ``B`` samples, with ``S`` sources, HRTF grid spectra of ``K = N/2 + 1``
-bins (FFT size ``N >= B + taps - 1``):
+bins (FFT size ``N``, a multiple of ``B`` and ``>= B + taps - 1``):
 
 1. each source's position in the head frame from the head pose (and, for sources
    on scene objects, the object's model matrix); its direction and distance;
 2. its filter pair: the bilinear blend of four grid spectra (:mod:`.grid`) times
    its distance gain ``gain * ref / clip(distance, min, max)``;
-3. one batched overlap-save: the last ``N`` input samples of every source are
-   transformed in one real FFT call, multiplied by both the previous block's and
-   this block's filters and summed over sources in the frequency domain, and the
-   four sums (old/new x left/right) come back in one inverse FFT call;
+3. one batched overlap-save: the last ``N`` input samples of every source (a ring
+   of ``N / B`` blocks) are transformed in one real FFT call, multiplied by both
+   the previous block's and this block's filters and summed over sources in the
+   frequency domain, and the four sums (old/new x left/right) come back in one
+   inverse FFT call;
 4. a linear crossfade over the block from the old filters' output to the new
    ones', so a filter that changes between blocks (a head turn) never clicks.
 
@@ -34,9 +35,26 @@ from ... import backend
 from . import grid
 from .sources import SignalTable, Source
 
-# the cross-product matrix [u]x as a gather from [ux, uy, uz, 0] and signs
-_SKEW = np.array([[3, 2, 1], [2, 3, 0], [1, 0, 3]])
-_SKEW_SIGN = np.array([[0, -1, 1], [1, 0, -1], [-1, 1, 0]], np.float32)
+_W_EPS = np.array([0, 0, 0, 1e-9], np.float32)
+
+
+def _rotation_map() -> np.ndarray:
+    """(9, 16) map from ``q q^T`` (q = x, y, z, w) to |q|^2 times the rotation matrix of q.
+
+    Homogeneous in q, so dividing by |q|^2 normalises any non-zero quaternion.
+    """
+    x, y, z, w = range(4)
+    m = np.zeros((3, 3, 4, 4), np.float32)
+    for i, a in enumerate((x, y, z)):
+        m[i, i, w, w] = m[i, i, a, a] = 1
+        for b in {x, y, z} - {a}:
+            m[i, i, b, b] = -1
+    for (i, j), (a, b), (c, sign) in {((0, 1), (x, y), (z, -1)), ((1, 0), (x, y), (z, 1)),
+                                      ((0, 2), (x, z), (y, 1)), ((2, 0), (x, z), (y, -1)),
+                                      ((1, 2), (y, z), (x, -1)), ((2, 1), (y, z), (x, 1))}:
+        m[i, j, a, b] = m[i, j, b, a] = 1
+        m[i, j, c, w] = m[i, j, w, c] = sign
+    return m.reshape(9, 16)
 
 
 def fft_module(xp: ModuleType) -> ModuleType:
@@ -53,8 +71,13 @@ def fft_module(xp: ModuleType) -> ModuleType:
 
 
 def fft_size(block: int, taps: int) -> int:
-    """Smallest power of two holding a block plus a response's tail (overlap-save)."""
-    return 1 << (block + taps - 2).bit_length()
+    """FFT length for overlap-save: the fewest whole blocks holding a block plus a tail.
+
+    A whole number of blocks lets the input history be a ring of block slots that
+    is never shifted (see :meth:`BinauralRenderer._convolve`); 256-sample blocks
+    with 256-tap responses give 512.
+    """
+    return block * -(-(block + taps - 1) // block)
 
 
 def spectra(hrir: Any, n_fft: int) -> Any:
@@ -84,12 +107,15 @@ class BinauralRenderer:
                  distance: Distance = Distance()) -> None:
         xp = backend.array_module(bank_spectra)
         self.xp, self.fft = xp, fft_module(xp)
+        if xp is not backend.active().xp:
+            raise ValueError(f"HRTF spectra are {xp.__name__} arrays but the active backend is "
+                             f"{backend.active().name}")
         g, ears, k = bank_spectra.shape
         if ears != 2 or g != grid.SIZE or k != n_fft // 2 + 1:
             raise ValueError(f"HRTF spectra of shape {bank_spectra.shape} do not fit the grid "
                              f"({grid.SIZE}, 2, {n_fft // 2 + 1})")
-        if block > n_fft:
-            raise ValueError(f"block {block} is longer than the FFT size {n_fft}")
+        if n_fft % block or n_fft < 2 * block:
+            raise ValueError(f"FFT size {n_fft} is not a multiple (>= 2) of the block {block}")
         self.table = bank_spectra.reshape(g, 2 * k)
         self.n_fft, self.block, self.bins = n_fft, block, k
         self.distance = distance
@@ -109,9 +135,10 @@ class BinauralRenderer:
         self.gains = dev(np.array([src.gain for src in sources], np.float32), label="audio_sources")
         self.ramp = dev((np.arange(1, block + 1) / block).astype(np.float32), label="audio_ramp")
         self.steps = xp.arange(block, dtype=np.int64)
-        self.eye = xp.eye(3, dtype=np.float32)
+        self.rot_map = xp.asarray(_rotation_map())
+        self.w_eps = xp.asarray(_W_EPS)
         self.pose = xp.asarray(np.array([0, 0, 0, 0, 0, 0, 1], np.float32))  # last finite pose
-        self.history = [xp.zeros((s, n_fft), np.float32) for _ in range(2)]
+        self.history = xp.zeros((s, n_fft), np.float32)  # ring of n_fft / block input blocks
         self.filters = xp.zeros((2, s, 2, k), np.complex64)  # [old/new halves] x source x ear
         self.products = xp.empty((2, s, 2, k), np.complex64)
         self.sums = xp.empty((2, 2, k), np.complex64)
@@ -153,10 +180,9 @@ class BinauralRenderer:
         xp = self.xp
         ok = xp.all(xp.isfinite(pose))
         self.pose[...] = xp.where(ok, pose, self.pose)
-        p, q = self.pose[:3], self.pose[3:]
-        norm = xp.sqrt(xp.sum(q * q))
-        good = norm > 1e-6
-        q = xp.where(good, q / xp.where(good, norm, 1), xp.asarray([0, 0, 0, 1], np.float32))
+        p = self.pose[:3]
+        q = self.pose[3:] + self.w_eps  # a zero quaternion (nothing tracked yet) reads as identity
+        rot = (self.rot_map @ (q[:, None] * q[None, :]).reshape(16)).reshape(3, 3) / xp.sum(q * q)
         world = self.positions
         if self.attached:
             if models is None:
@@ -165,15 +191,9 @@ class BinauralRenderer:
             m = models[self.object_index]
             moved = xp.matmul(m[:, :3, :3], self.positions[:, :, None])[:, :, 0] + m[:, :3, 3]
             world = xp.where(self.on_object, moved, self.positions)
-        # head->world rotation R = (2w^2 - 1) I + 2 u u^T + 2 w [u]x; world->head is R^T
-        u, w = q[:3], q[3]
-        rot = (2 * w * w - 1) * self.eye + 2 * (u[:, None] * u[None, :]) \
-            + 2 * w * (xp.concatenate([u, xp.zeros(1, np.float32)])[_SKEW] * _SKEW_SIGN)
-        v = xp.matmul(world - p, rot)  # rows: (R^T (x - p))^T = (x - p)^T R
+        v = xp.matmul(world - p, rot)  # rows (R^T (x - p))^T = (x - p)^T R: world -> head
         dist = xp.sqrt(xp.sum(v * v, axis=1))
-        near = dist < 1e-6
-        unit = xp.where(near[:, None], xp.asarray([0, 0, -1], np.float32),
-                        v / xp.where(near, 1, dist)[:, None])
+        unit = v / xp.maximum(dist, 1e-9)[:, None]
         return unit, dist
 
     def _filters(self, unit: Any, dist: Any) -> None:
@@ -192,14 +212,15 @@ class BinauralRenderer:
     def _convolve(self, out: Any) -> None:
         """Overlap-save of all sources against old and new filters, then the crossfade."""
         xp, b, n = self.xp, self.block, self.n_fft
-        prev, cur = self.history
-        cur[:, : n - b] = prev[:, b:]
-        cur[:, n - b:] = self._input()
-        self.history.reverse()
-        spec = self.fft.rfft(cur, axis=1)
+        # The newest block goes into the oldest slot of the ring. The ring is the true
+        # window (oldest first) rotated, so the circular convolution's output is rotated
+        # the same way: the valid samples are those under the newest block's slot.
+        at = (self.position // b) % (n // b) * b
+        self.history[:, at:at + b] = self._input()
+        spec = self.fft.rfft(self.history, axis=1)
         xp.multiply(self.filters, spec[None, :, None, :], out=self.products)
         xp.sum(self.products, axis=1, out=self.sums)
-        y = self.fft.irfft(self.sums.reshape(4, self.bins), n=n, axis=1)[:, n - b:]
+        y = self.fft.irfft(self.sums.reshape(4, self.bins), n=n, axis=1)[:, at:at + b]
         old, new = y[2 * (self.new ^ 1): 2 * (self.new ^ 1) + 2], y[2 * self.new: 2 * self.new + 2]
         xp.subtract(new, old, out=out)
         out *= self.ramp

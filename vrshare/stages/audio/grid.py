@@ -12,6 +12,8 @@ together.
 
 from __future__ import annotations
 
+from functools import cache
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -37,25 +39,29 @@ def directions() -> np.ndarray:
 def locate(unit: Any, idx: Any, weights: Any) -> None:
     """Bilinear grid neighbours of directions ``unit`` (S, 3), written in place.
 
-    ``idx`` (S, 4) integer entries and ``weights`` (S, 4) float32 summing to 1.
+    ``idx`` (S, 4) integer entries and ``weights`` (S, 4) float32 summing to 1, in
+    the order (row, column) = (e0, a0), (e0, a1), (e1, a0), (e1, a1).
     """
     xp = array_module(unit)
-    x, y, z = unit[:, 0], unit[:, 1], unit[:, 2]
-    fa = xp.mod(xp.arctan2(x, -z), 2 * np.pi) / _STEP
-    fe = (xp.arcsin(xp.clip(y, -1.0, 1.0)) + np.pi / 2) / _STEP
-    a0 = xp.floor(fa)
-    e0 = xp.clip(xp.floor(fe), 0, N_EL - 2)
-    ta = (fa - a0).astype(np.float32)
-    te = xp.clip(fe - e0, 0.0, 1.0).astype(np.float32)
-    a0 = a0.astype(np.int64) % N_AZ
-    a1 = (a0 + 1) % N_AZ
-    r0 = e0.astype(np.int64) * N_AZ
-    r1 = r0 + N_AZ
-    idx[:, 0] = r0 + a0
-    idx[:, 1] = r0 + a1
-    idx[:, 2] = r1 + a0
-    idx[:, 3] = r1 + a1
-    weights[:, 0] = (1 - ta) * (1 - te)
-    weights[:, 1] = ta * (1 - te)
-    weights[:, 2] = (1 - ta) * te
-    weights[:, 3] = ta * te
+    offset, last, row_step, col_step = _constants(xp)
+    # grid coordinates: azimuth shifted positive by a full turn, elevation from the nadir
+    az = xp.arctan2(unit[:, 0], -unit[:, 2])
+    el = xp.arcsin(xp.clip(unit[:, 1], -1.0, 1.0))
+    pos = xp.stack([el, az], axis=1) * (1.0 / _STEP) + offset  # (S, 2): rows, columns
+    lo = xp.minimum(xp.floor(pos), last)  # the top row's cell is the one below it
+    frac = (pos - lo).astype(np.float32)
+    lo = lo.astype(np.int64)
+    rows = lo[:, :1] * N_AZ + row_step  # (S, 2): e0, e1 entry bases
+    cols = (lo[:, 1:] + col_step) % N_AZ  # (S, 2): a0, a1
+    idx[...] = (rows[:, :, None] + cols[:, None, :]).reshape(-1, 4)
+    pair = xp.stack([1 - frac, frac], axis=2)  # (S, 2 coords, 2 corners)
+    weights[...] = (pair[:, 0, :, None] * pair[:, 1, None, :]).reshape(-1, 4)
+
+
+@cache
+def _constants(xp: ModuleType) -> tuple[Any, ...]:
+    """:func:`locate`'s constant vectors on ``xp``'s device (CuPy mixes no NumPy arrays)."""
+    return (xp.asarray([N_EL // 2, N_AZ], np.float64),  # elevation 0 is row 18; azimuth > 0
+            xp.asarray([N_EL - 2, np.inf]),  # last row whose cell has a row above
+            xp.asarray([0, N_AZ], np.int64),  # e0 -> e1
+            xp.asarray([0, 1], np.int64))  # a0 -> a1
