@@ -13,6 +13,7 @@ from typing import Any
 from . import app, resources
 from .config import ConfigError
 from .pipeline import PipelineError
+from .targets import TargetError
 
 log = logging.getLogger("vrshare")
 
@@ -156,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         return args.func(args)
-    except (ConfigError, PipelineError) as exc:
+    except (ConfigError, PipelineError, TargetError) as exc:
         print(f"vrshare: {exc}", file=sys.stderr)
         return 2
 

@@ -62,7 +62,8 @@ def openxr_unavailable() -> str | None:
 
 def choose_target(requested: str = "auto", configured: str = "auto") -> tuple[str, str]:
     """The target to open and why (see the module docstring for the order)."""
-    for value, why in ((requested, "requested"), (os.environ.get(ENV_VAR, "").strip(), f"${ENV_VAR}"),
+    env = os.environ.get(ENV_VAR, "").strip()
+    for value, why in ((requested, "requested"), (env, f"${ENV_VAR}"),
                        (configured, "the run file's [display] target")):
         if value and value != "auto":
             if value not in TARGET_NAMES:

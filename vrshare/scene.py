@@ -430,7 +430,7 @@ def load_model(path: Path, name: str) -> Mesh:
         raise SceneError(f"{path}: the file holds no triangle meshes")
     vertices = np.concatenate([p[0] for p in parts])
     offsets = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
-    faces = np.concatenate([p[1] + o for p, o in zip(parts, offsets)])
+    faces = np.concatenate([p[1] + o for p, o in zip(parts, offsets, strict=True)])
     if not np.all(np.isfinite(vertices)):
         raise SceneError(f"{path}: vertex data holds NaN or infinite values")
     textures = _texture_layers(images) if images else None
@@ -503,9 +503,9 @@ def _placements(spec: ObjectSpec, mesh: int, where: str) -> list[SceneObject]:
     colors = [_linear_rgba(c) for c in spec.palette] or [_linear_rgba(spec.color)]
     out = []
     nx, ny, nz = spec.grid
-    for k, (i, j, l) in enumerate(np.ndindex(nx, ny, nz)):
+    for k, cell in enumerate(np.ndindex(nx, ny, nz)):
         model = linear.copy()
-        model[:3, 3] = np.asarray(spec.position) + np.asarray(spec.spacing) * (i, j, l)
+        model[:3, 3] = np.asarray(spec.position) + np.asarray(spec.spacing) * cell
         motion = _motion(spec.motion, k, where) if spec.motion is not None else None
         name = spec.name if k == 0 else ""
         out.append(SceneObject(name, mesh, model, colors[k % len(colors)], spec.importance, motion))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import backend, layout
+from ..pipeline import PipelineError
 from ..resources import shader_source
 from ..scene import linear_to_srgb
 from .timer import PassTimer
@@ -36,7 +37,7 @@ VERTEX_FORMAT = "3f 3f 2f 4f 1f"
 VERTEX_ATTRIBUTES = ("in_position", "in_normal", "in_uv", "in_color", "in_layer")
 
 
-class RenderError(RuntimeError):
+class RenderError(PipelineError):
     """The renderer cannot draw this pipeline (a buffer is missing or mismatched)."""
 
 
@@ -167,7 +168,8 @@ class Renderer:
         if timer is not None:
             timer.begin_frame(self.stats.count)  # the row the loop will record this frame in
         draws = [(mesh, int(first), int(count))
-                 for mesh, (first, count) in zip(self.meshes, self.ranges_host) if count > 0]
+                 for mesh, (first, count) in zip(self.meshes, self.ranges_host, strict=True)
+                 if count > 0]
         for surface in surfaces:
             fbo = surface.framebuffer
             fbo.use()
@@ -190,7 +192,8 @@ class Renderer:
 
     def triangles_per_eye(self) -> int:
         """Triangles the current draw ranges submit for one eye."""
-        return sum(m.triangles * int(c) for m, (_, c) in zip(self.meshes, self.ranges_host))
+        return sum(m.triangles * int(c) for m, (_, c) in zip(self.meshes, self.ranges_host,
+                                                                 strict=True))
 
     def close(self) -> None:
         """Read outstanding GPU times and release every GL object."""

@@ -117,7 +117,7 @@ class Target(ABC):
     ctx: moderngl.Context
     eye_size: tuple[int, int]  # width, height of one eye's image (px)
 
-    def declare(self, bank: WeightBank) -> None:
+    def declare(self, bank: WeightBank) -> None:  # noqa: B027  (optional hook)
         """Declare the buffers named in ``sources`` (shapes per :mod:`vrshare.layout`)."""
 
     def clock(self) -> Clock | None:

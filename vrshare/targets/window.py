@@ -97,8 +97,9 @@ class WindowTarget(Target):
         self.settings = settings = settings or DisplaySettings(target="window")
         glfw = self.glfw = _glfw()
         if not glfw.init():
-            raise TargetError(_glfw_error(glfw, "cannot open a window: GLFW failed to initialise"
-                                                " (is there a display? $DISPLAY / $WAYLAND_DISPLAY)"))
+            raise TargetError(_glfw_error(
+                glfw, "cannot open a window: GLFW failed to initialise (is there a display? "
+                      "$DISPLAY / $WAYLAND_DISPLAY)"))
         glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, GL_REQUIRE // 100)
         glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, GL_REQUIRE % 100 // 10)
         glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
@@ -192,7 +193,8 @@ class WindowTarget(Target):
         eyes = (0, 1) if EYE_MODES[self.mode] == "both" else (self.mode - 1,)
         aspect = self.eye_size[0] / self.eye_size[1]
         return [EyeSurface(eye, screen, viewport)
-                for eye, viewport in zip(eyes, letterbox(width, height, len(eyes), aspect))]
+                for eye, viewport in zip(eyes, letterbox(width, height, len(eyes), aspect),
+                                          strict=True)]
 
     def submit(self, frame: Frame) -> None:
         if self.settings.capture != "none":  # the back buffer is undefined after the swap
