@@ -376,8 +376,31 @@ def test_settings_are_validated():
         SceneFilterStage(SceneFilterSettings(lod_hysteresis=1.0))
     with pytest.raises(ValueError, match="instance_budget"):
         SceneFilterStage(SceneFilterSettings(instance_budget=-1))
+    with pytest.raises(ValueError, match="blas_threads"):
+        SceneFilterStage(SceneFilterSettings(blas_threads=-1))
     with pytest.raises(ConfigError, match="'instance_budget'"):
         build(SceneFilterSettings, {"instance_budget": 2.5}, "x.toml [stage.settings]")
+
+
+def test_blas_threads_are_limited_only_while_the_stage_runs(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    rig = Rig(scene_at([[0, 0, -5]], 1.0), *one_eye())
+    seen = []
+    matmul = np.matmul
+
+    def spy(*args, **kwargs):
+        seen.extend(blas_threads())
+        return matmul(*args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", spy)
+    assert visible_ids(rig) == [0]
+    assert seen and set(seen) == {1}
+    assert blas_threads() == before
 
 
 def _setup_error(scene: SceneArrays, match: str) -> None:
