@@ -224,9 +224,12 @@ def test_weights_save_and_load(tmp_path):
     pred = learned.LearnedPredictor(np, 3, w, k=4)
     run_online(pred, 3.0)
     path = pred.save(tmp_path / "w.npz")
-    loaded, cov = learned.load_weights(path, 4)
+    loaded, info = learned.load_weights(path, 4)
     np.testing.assert_array_equal(loaded, pred.weights)
-    np.testing.assert_array_equal(cov, pred.cov)
+    np.testing.assert_array_equal(info, pred.info)
+    resumed = learned.LearnedPredictor(np, 3, loaded.copy(), k=4, info=info)
+    np.testing.assert_allclose(np.linalg.solve(resumed.info, resumed.rhs[..., None])[..., 0],
+                               pred.weights, atol=1e-9)
     with pytest.raises(ValueError, match="history_k=5"):
         learned.load_weights(path, 5)
     (tmp_path / "bad.npz").write_bytes(b"not a zip")

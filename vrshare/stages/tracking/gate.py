@@ -6,6 +6,8 @@ and its time differs from the last one seen; a new sample is rejected, and count
 under exactly one reason, when
 
 * ``nonfinite``: a position, quaternion or time component is NaN or infinite;
+* ``out_of_range``: the position is farther than ``max_distance`` from the origin
+  (finite garbage such as 1e30 would overflow the float32 outputs);
 * ``bad_quaternion``: the quaternion's length is off 1 by more than the tolerance
   (a zero quaternion included);
 * ``time_backwards``: its time is earlier than the last accepted sample's;
@@ -19,17 +21,21 @@ from __future__ import annotations
 
 from typing import Any
 
-KINDS = ("nonfinite", "bad_quaternion", "time_backwards", "lost")
+KINDS = ("nonfinite", "out_of_range", "bad_quaternion", "time_backwards", "lost")
 
 
 class InputGate:
     """Validates raw device rows on the array module ``xp``; counts live on the device."""
 
-    def __init__(self, xp: Any, devices: int, quat_tolerance: float) -> None:
+    def __init__(self, xp: Any, devices: int, quat_tolerance: float,
+                 max_distance: float) -> None:
         if not 0 < quat_tolerance < 1:
             raise ValueError(f"quat_tolerance must be in (0, 1), got {quat_tolerance}")
+        if not max_distance > 0:
+            raise ValueError(f"max_distance_m must be > 0, got {max_distance}")
         self.xp = xp
         self.tol = quat_tolerance
+        self.max_distance = max_distance
         self.counts = xp.zeros((len(KINDS), devices), dtype=xp.int64)
         self.t_seen = xp.full(devices, -xp.inf)  # time of the last new row, good or bad
         self.t_good = xp.full(devices, -xp.inf)  # time of the last accepted row
@@ -43,14 +49,17 @@ class InputGate:
         flag = raw[:, 8] > 0.5
         new = flag & (t != self.t_seen)
         finite = xp.isfinite(pose).all(axis=1) & xp.isfinite(t)
-        norm = xp.linalg.norm(xp.where(finite[:, None], pose[:, 3:], 0.0), axis=1)
-        bad_q = finite & (xp.abs(norm - 1.0) > self.tol)
-        back = finite & ~bad_q & (t < self.t_good)
-        accept = new & finite & ~bad_q & ~back
+        clean = xp.where(finite[:, None], pose, 0.0)
+        far = finite & (xp.linalg.norm(clean[:, :3], axis=1) > self.max_distance)
+        norm = xp.linalg.norm(clean[:, 3:], axis=1)
+        bad_q = finite & ~far & (xp.abs(norm - 1.0) > self.tol)
+        back = finite & ~far & ~bad_q & (t < self.t_good)
+        accept = new & finite & ~far & ~bad_q & ~back
         self.counts[0] += new & ~finite
-        self.counts[1] += new & bad_q
-        self.counts[2] += new & back
-        self.counts[3] += self.was_valid & ~flag
+        self.counts[1] += new & far
+        self.counts[2] += new & bad_q
+        self.counts[3] += new & back
+        self.counts[4] += self.was_valid & ~flag
         self.was_valid[...] = flag
         self.t_seen[...] = xp.where(new, t, self.t_seen)
         self.t_good[...] = xp.where(accept, t, self.t_good)

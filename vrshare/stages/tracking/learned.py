@@ -14,10 +14,19 @@ samples and to damp or boost the extrapolation with the horizon.
 It needs no pretraining: each :meth:`LearnedPredictor.predict` is remembered, and
 when a sample at or after the predicted time arrives, the true pose at that time is
 interpolated between the two samples that bracket it, and the weights take a
-recursive-least-squares step (exponential forgetting ``forgetting`` per matured
-prediction) on the error. Everything is array code on the weights' array module,
-with fixed shapes (matured predictions are selected by masks, not by indexing), so
-it runs on CuPy without host round trips.
+recursive-least-squares step. The learner keeps the information form of RLS, a
+``2k x 2k`` matrix ``R`` and vector ``r`` per model::
+
+    R <- lam R + (1 - lam) R0 + sum phi phi^T,   r <- lam r + (1 - lam) R0 w0 + sum phi y
+    w  = R^-1 r
+
+with ``lam = forgetting`` per frame that matured predictions, ``R0 = I / prior`` and
+``w0`` the starting weights. That is exponentially weighted least squares with a
+ridge pull toward ``w0``, which keeps ``R`` well conditioned while a device rests,
+and each step costs one small ``2k x 2k`` solve however many predictions matured.
+Everything is array code on the weights' array module, with fixed shapes (matured
+predictions are selected by masks, not by indexing), so it runs on CuPy without
+host round trips.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from .predict import Predictor
 TAU = 0.02  # s, scale of the h^2 features (keeps both halves of the weights near 1)
 UNITS = 1000.0  # the regression runs in mm and mrad so its prior is scale-sensible
 MODELS = 2  # 0: position, 1: orientation
+OUTLIER = 1000.0  # mm or mrad per axis: larger true displacements are not learned from
 
 
 def initial_weights(k: int) -> np.ndarray:
@@ -44,21 +54,24 @@ def initial_weights(k: int) -> np.ndarray:
     return w
 
 
-def save_weights(path: str | Path, weights: Any, cov: Any) -> Path:
-    """Write the shared weights (and the learner's covariance) to an ``.npz`` file."""
+def save_weights(path: str | Path, weights: Any, info: Any) -> Path:
+    """Write the shared weights (and the learner's information matrix) to ``.npz``."""
     path = Path(path)
     np.savez(path, weights=to_host(weights, label="predictor_weights"),
-             cov=to_host(cov, label="predictor_cov"))
+             info=to_host(info, label="predictor_info"))
     return path
 
 
 def load_weights(path: str | Path, k: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read weights saved by :func:`save_weights`; checks they fit ``k`` past deltas."""
+    """Read weights saved by :func:`save_weights`; checks they fit ``k`` past deltas.
+
+    Returns the weights and the information matrix (None if the file has none).
+    """
     path = Path(path)
     try:
         with np.load(path) as f:
             weights = np.asarray(f["weights"], dtype=np.float64)
-            cov = np.asarray(f["cov"], dtype=np.float64) if "cov" in f else None
+            info = np.asarray(f["info"], dtype=np.float64) if "info" in f else None
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: predictor weights file not found") from None
     except (KeyError, ValueError, OSError) as exc:
@@ -66,25 +79,26 @@ def load_weights(path: str | Path, k: int) -> tuple[np.ndarray, np.ndarray | Non
     if weights.shape != (MODELS, 2 * k):
         raise ValueError(f"{path}: weights have shape {weights.shape}, expected "
                          f"{(MODELS, 2 * k)} for history_k={k}")
-    if cov is not None and cov.shape != (MODELS, 2 * k, 2 * k):
-        raise ValueError(f"{path}: covariance has shape {cov.shape}, expected "
+    if info is not None and info.shape != (MODELS, 2 * k, 2 * k):
+        raise ValueError(f"{path}: information matrix has shape {info.shape}, expected "
                          f"{(MODELS, 2 * k, 2 * k)}")
-    return weights, cov
+    return weights, info
 
 
 class LearnedPredictor(Predictor):
     """Shared-weight linear predictor over the last ``k`` deltas, adapted online (RLS).
 
     ``weights`` ``(2, 2k)`` is updated in place: pass a bank ``param`` buffer so every
-    reader sees the adapted weights. ``prior`` is the initial covariance scale (how
-    far, in weight units, the first examples may move the weights); ``queue`` bounds
-    the predictions awaiting their true pose per device.
+    reader sees the adapted weights. ``prior`` is the prior variance of the weights
+    (how far, in weight units, the first examples may move them); ``info`` resumes a
+    learner saved with :meth:`save`; ``queue`` bounds the predictions awaiting their
+    true pose per device.
     """
 
     name = "learned"
 
     def __init__(self, xp: Any, devices: int, weights: Any, *, k: int = 8,
-                 forgetting: float = 0.999, prior: float = 1.0, cov: Any = None,
+                 forgetting: float = 0.999, prior: float = 1.0, info: Any = None,
                  queue: int = 8, learn: bool = True) -> None:
         if k < 1:
             raise ValueError(f"history_k must be >= 1, got {k}")
@@ -98,10 +112,13 @@ class LearnedPredictor(Predictor):
         self.weights = weights
         self.forgetting = forgetting
         self.learn = learn
+        if prior <= 0:
+            raise ValueError(f"prior must be > 0, got {prior}")
         f = 2 * k
-        self.cov = xp.asarray(cov) if cov is not None else \
-            xp.broadcast_to(prior * xp.eye(f), (MODELS, f, f)).copy()
-        self.cov_cap = 1e3 * prior * f  # trace bound against wind-up while nothing moves
+        self.info0 = xp.broadcast_to(xp.eye(f) / prior, (MODELS, f, f)).copy()  # R0
+        self.info = xp.asarray(info).copy() if info is not None else self.info0.copy()  # R
+        self.rhs0 = (self.info0 @ weights[:, :, None])[..., 0]  # R0 w0
+        self.rhs = (self.info @ weights[:, :, None])[..., 0]  # r, so that R^-1 r = w
         self._phi = xp.zeros((devices, MODELS, 3, f))
         self.p_t = xp.zeros((devices, queue))  # predicted-for times (s)
         self.p_used = xp.zeros((devices, queue), dtype=bool)
@@ -170,6 +187,8 @@ class LearnedPredictor(Predictor):
         y_pos = (true_pos - self.p_pos) * UNITS
         y_rot = quat.relative_rotvec(true_quat, self.p_quat) * UNITS
         y = xp.stack([y_pos, y_rot], axis=2)  # D, Q, 2, 3
+        # learn from plausible motion only: one wild sample must not wreck the shared weights
+        ripe &= (xp.abs(y) < OUTLIER).all(axis=(2, 3))
         w = ripe[:, :, None, None]
         y = xp.where(w, y, 0.0)
         phi = xp.where(w[..., None], self.p_phi, 0.0)  # D, Q, 2, 3, F
@@ -181,24 +200,18 @@ class LearnedPredictor(Predictor):
         self.updates += n
 
     def _rls(self, phi: Any, y: Any, n: Any) -> None:
-        """One batched recursive-least-squares step on rows ``phi`` [2, M, F] -> ``y`` [2, M].
+        """One information-form RLS step on rows ``phi`` [2, M, F] -> ``y`` [2, M].
 
-        All-zero rows (predictions not due) change nothing; forgetting applies only
-        when ``n`` > 0 rows are real, so the covariance does not grow while idle.
+        All-zero rows (predictions not due) add nothing; forgetting applies only when
+        ``n`` > 0 rows are real.
         """
         xp = self.xp
-        m = phi.shape[1]
         lam = xp.where(n > 0, self.forgetting, 1.0)
-        err = y - (phi @ self.weights[:, :, None])[..., 0]  # 2, M
-        pht = self.cov @ xp.swapaxes(phi, 1, 2)  # 2, F, M
-        s = phi @ pht + lam * xp.eye(m)[None]  # 2, M, M
-        gain = xp.swapaxes(xp.linalg.solve(s, xp.swapaxes(pht, 1, 2)), 1, 2)  # 2, F, M
-        self.weights += (gain @ err[..., None])[..., 0]
-        cov = (self.cov - gain @ xp.swapaxes(pht, 1, 2)) / lam
-        cov = 0.5 * (cov + xp.swapaxes(cov, 1, 2))
-        trace = xp.trace(cov, axis1=1, axis2=2)[:, None, None]
-        self.cov[...] = cov * xp.minimum(1.0, self.cov_cap / trace)
+        pt = xp.swapaxes(phi, 1, 2)  # 2, F, M
+        self.info[...] = lam * self.info + (1 - lam) * self.info0 + pt @ phi
+        self.rhs[...] = lam * self.rhs + (1 - lam) * self.rhs0 + (pt @ y[..., None])[..., 0]
+        self.weights[...] = xp.linalg.solve(self.info, self.rhs[..., None])[..., 0]
 
     def save(self, path: str | Path) -> Path:
-        """Save the shared weights and covariance (``.npz``) for a later run."""
-        return save_weights(path, self.weights, self.cov)
+        """Save the shared weights and information matrix (``.npz``) for a later run."""
+        return save_weights(path, self.weights, self.info)

@@ -90,14 +90,15 @@ class TrackingSettings:
     predictor: Literal["none", "constant_velocity", "constant_acceleration", "learned"] = \
         "constant_velocity"
     history_k: int = 8  # learned: past deltas per axis
-    forgetting: float = 0.999  # learned: RLS forgetting per matured prediction
-    prior: float = 1.0  # learned: initial covariance (weight units^2)
+    forgetting: float = 0.999  # learned: RLS forgetting per frame with matured predictions
+    prior: float = 1.0  # learned: prior variance of the weights (weight units^2)
     weights: str = ""  # learned: .npz to start from (relative to the pipeline file)
     save_weights: str = ""  # learned: .npz written when the stage closes
     # bad input
     max_extrapolation_ms: float = 50.0  # furthest a pose is predicted past its sample
     lost_after_ms: float = 500.0  # no good sample for this long: device_valid = 0
     quat_tolerance: float = 0.01  # accepted | |q| - 1 |
+    max_distance_m: float = 1000.0  # positions farther from the origin are rejected
     # eyes
     ipd: float = 0.063  # m
     near: float = 0.05  # m
@@ -147,7 +148,7 @@ class TrackingStage(Stage):
         n = len(DEVICES)
         self.source = self._make_source(s)
         self.raw = xp.zeros((n, ROW))
-        self.gate = InputGate(xp, n, s.quat_tolerance)
+        self.gate = InputGate(xp, n, s.quat_tolerance, s.max_distance_m)
         self.filter = OneEuroFilter(
             xp, n, OneEuroParams(s.min_cutoff, s.beta, s.d_cutoff),
             OneEuroParams(s.rot_min_cutoff, s.rot_beta, s.rot_d_cutoff)) if s.filter else None
@@ -155,7 +156,7 @@ class TrackingStage(Stage):
         self.pos = xp.zeros((n, 3))
         self.quat = xp.zeros((n, 4))
         self.ever = xp.zeros(n, dtype=bool)
-        self.nonfinite_predictions = xp.zeros(n, dtype=xp.int64)
+        self.bad_predictions = xp.zeros(n, dtype=xp.int64)  # replaced by the held sample
         self.rest = to_device(REST_POSES, label="tracking_rest")
 
         self.device_poses = bank.state(DEVICE_POSES, (n, 7), "float32")
@@ -183,14 +184,14 @@ class TrackingStage(Stage):
     def _make_predictor(self, s: TrackingSettings, bank: Any, xp: Any, n: int) -> Predictor:
         if s.predictor != "learned":
             return METHODS[s.predictor](xp, n)
-        cov = None
+        info = None
         if s.weights:
-            init, cov = learned.load_weights(self.base_dir / s.weights, s.history_k)
+            init, info = learned.load_weights(self.base_dir / s.weights, s.history_k)
         else:
             init = learned.initial_weights(s.history_k)
         weights = bank.param(PREDICTOR_WEIGHTS, init)  # shared by all devices, adapted in place
         return learned.LearnedPredictor(xp, n, weights, k=s.history_k, forgetting=s.forgetting,
-                                        prior=s.prior, cov=cov, queue=LEARN_QUEUE)
+                                        prior=s.prior, info=info, queue=LEARN_QUEUE)
 
     def close(self) -> None:
         if self.predictor is None:
@@ -225,10 +226,13 @@ class TrackingStage(Stage):
         self.ever |= accept
         pred.predict(frame.t_display, s.max_extrapolation_ms / 1e3, self.pos, self.quat)
         out = xp.concatenate([self.pos, self.quat], axis=1)
-        finite = xp.isfinite(out).all(axis=1)
-        self.nonfinite_predictions += self.ever & ~finite
+        # a prediction is only as sane as its inputs: fall back to the held sample if not
+        sane = xp.isfinite(out).all(axis=1)
+        sane &= xp.linalg.norm(xp.where(sane[:, None], out, 0.0)[:, :3], axis=1) \
+            <= 2 * s.max_distance_m
+        self.bad_predictions += self.ever & ~sane
         held = xp.concatenate([pred.history.pos[:, 0], pred.history.quat[:, 0]], axis=1)
-        out = xp.where(finite[:, None], out, held)
+        out = xp.where(sane[:, None], out, held)
         self.device_poses[...] = xp.where(self.ever[:, None], out, self.rest)
         self.head_pose[...] = self.device_poses[0]
         age = frame.t_now - gate.t_good
