@@ -124,7 +124,7 @@ def test_stop_restart_then_exit(manifest, tmp_path):
     assert 60 <= counts["frames_ended"] < 100
 
 
-@pytest.mark.parametrize("event", ["loss", "instance_loss"])
+@pytest.mark.parametrize("event", ["loss", pytest.param("instance_loss", marks=pytest.mark.slow)])
 def test_loss_ends_the_run_cleanly(manifest, tmp_path, event):
     env = kit.xr_env(manifest, tmp_path, events=f"{event}@15")
     done = kit.run_cli(["run", str(kit.BOX_SCENE), "--target", "openxr", "--frames", "500"],
@@ -168,7 +168,11 @@ def broken_env(manifest, tmp_path, case):
     return env
 
 
-@pytest.mark.parametrize("case", list(BROKEN))
+SLOW_CASES = ("library missing", "not a runtime", "instance fails")
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES
+                                  else c for c in BROKEN])
 def test_broken_runtime_probe_and_auto_fallback(manifest, tmp_path, case):
     """probe() says why, and auto picks headless (no display here) instead of OpenXR."""
     code = (PROBE + "\nfrom vrshare.display import choose_target\n"
@@ -196,6 +200,7 @@ def test_broken_runtime_gives_a_clear_error(manifest, tmp_path, case):
             "no headset": "XR_ERROR_FORM_FACTOR_UNAVAILABLE"}[case] in line
 
 
+@pytest.mark.slow
 def test_stage_space_falls_back_to_local(manifest, tmp_path):
     env = kit.xr_env(manifest, tmp_path, no_stage=1)
     done = kit.run_cli(["-v", "run", str(kit.BOX_SCENE), "--target", "openxr", "--frames", "5"],
@@ -203,3 +208,40 @@ def test_stage_space_falls_back_to_local(manifest, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "LOCAL space" in done.stderr
     assert kit.sim_errors(tmp_path) == [] and kit.validation_problems(tmp_path) == []
+
+
+def test_drawn_eye_matrices_round_trip_to_layer_pose_and_fov():
+    """The layer's pose and fov are read back from eye_view/eye_proj: exact inverses of
+    how the tracking stage builds them."""
+    from vrshare.stages.tracking import eyes
+    from vrshare.targets.openxr import eye_pose_from_view, fov_from_projection
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        rot = Rotation.random(random_state=rng)
+        pose = np.concatenate([rng.uniform(-2, 2, 3), rot.as_quat()])
+        views = eyes.eye_views(pose, 0.064, np.zeros((2, 4, 4)))
+        for eye, sign in ((0, -1), (1, 1)):
+            got = eye_pose_from_view(views[eye])
+            want = pose[:3] + rot.apply([sign * 0.032, 0, 0])
+            assert np.allclose(got[:3], want, atol=1e-9)
+            assert abs(abs(np.dot(got[3:], pose[3:])) - 1) < 1e-9
+        fov = (-0.9, 0.7, rng.uniform(0.3, 1.2), -rng.uniform(0.3, 1.2))
+        proj = np.array(eyes.projection(fov, 0.05, 100.0))
+        assert np.allclose(fov_from_projection(proj), fov, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_real_time_frames_follow_the_display_period(manifest, tmp_path):
+    """With real timing, predicted display times are whole refresh periods apart and
+    increase; frames that overran skip vsyncs instead of queueing."""
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    env = kit.xr_env(manifest, tmp_path, timing="real", rate=72, dump_dir=dump)
+    done = kit.run_cli(["run", str(kit.BOX_SCENE), "--target", "openxr", "--frames", "40"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert kit.sim_errors(tmp_path) == [] and kit.validation_problems(tmp_path) == []
+    times = np.array([int(r["display_time"]) for r in kit.read_views(dump) if r["eye"] == "0"])
+    steps = np.diff(times) / (1e9 / 72)
+    assert len(times) >= 30 and np.all(steps >= 0.999)
+    assert np.allclose(steps, np.round(steps), atol=2e-3)
