@@ -88,12 +88,20 @@ class TraceSource:
         self.streams = []
         for d in range(3):
             t, pose = trace.of(d)
-            # rows are delivered in order; a time going backwards is due with its predecessor
-            due = np.maximum.accumulate(t) if len(t) else t
-            self.streams.append((t, pose, due))
+            self.streams.append((t, pose, self._due(t, gap)))
         self.start: float | None = None  # frame time of the first read
         self.lap = 0
         self.host = np.zeros((3, ROW))
+
+    @staticmethod
+    def _due(t: np.ndarray, gap: float) -> np.ndarray:
+        """When each row is delivered (trace time): rows go out in file order, and a row
+        whose time goes backwards goes out halfway between its predecessor and the next
+        row, so that both are seen and the gate can reject it."""
+        due = np.maximum.accumulate(t) if len(t) else t.copy()
+        after = np.append(due[1:], due[-1] + gap) if len(t) else due
+        back = t < due
+        return np.where(back, 0.5 * (due + after), due)
 
     def read(self, t_now: float, bank: Any, out: Any) -> bool:
         if self.start is None:
