@@ -93,11 +93,18 @@ def plot(stats: FrameStats, path: Path) -> Path:
     ax_h.hist(frame_ms, bins=60)
     ax_h.axvline(budget_ms, color="tab:red", ls="--")
     ax_h.set(xlabel="frame time (ms)", ylabel="frames", title="distribution")
-    durs = np.nan_to_num(stats.dur[:n] * 1e3)
-    if durs.shape[1]:
-        ax_s.stackplot(np.arange(n), durs.T, labels=stats.tracks, lw=0)
+    # The loop's own tracks add up to the frame time and are stacked; measured ones
+    # (GPU passes) overlap them and are drawn as lines.
+    own = [i for i, name in enumerate(stats.tracks) if name not in stats.measured]
+    if own:
+        durs = np.nan_to_num(stats.dur[:n, own] * 1e3)
+        ax_s.stackplot(np.arange(n), durs.T, labels=[stats.tracks[i] for i in own], lw=0)
+    for name in stats.measured:
+        i = stats.tracks.index(name)
+        ax_s.plot(np.arange(n), stats.dur[:n, i] * 1e3, lw=0.8, ls="--", label=name)
+    if stats.tracks:
         ax_s.legend(loc="upper right", fontsize="small")
-    ax_s.set(xlabel="frame", ylabel="ms", title="per-track time, stacked")
+    ax_s.set(xlabel="frame", ylabel="ms", title="per-stage time, stacked (measured passes dashed)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -62,6 +62,7 @@ class FrameStats:
     capacity: int = 1024
 
     def __post_init__(self) -> None:
+        self.measured: list[str] = []  # tracks added by add_track: not part of the frame's sum
         self.count = 0
         self.index = np.zeros(self.capacity, np.int64)  # frame index
         self.start = np.zeros(self.capacity)  # frame work start, perf_counter (s)
@@ -71,10 +72,12 @@ class FrameStats:
         self.dur = np.full((self.capacity, len(self.tracks)), np.nan)
 
     def add_track(self, name: str, budget_s: float | None = None) -> int:
-        """Add a column (e.g. a GPU pass time); returns its index for :meth:`set`."""
+        """Add a column measured apart from the loop's own steps (e.g. a GPU pass time,
+        which overlaps them); returns its index for :meth:`set`."""
         if name in self.tracks:
             return self.tracks.index(name)
         self.tracks.append(name)
+        self.measured.append(name)
         pad = np.full((self.capacity, 1), np.nan)
         self.offset = np.hstack([self.offset, pad])
         self.dur = np.hstack([self.dur, pad.copy()])
