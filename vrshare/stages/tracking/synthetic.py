@@ -82,9 +82,17 @@ class SyntheticMotion:
         return (self.look_amp[None] * np.sin(arg)).sum(axis=-1)
 
     def _turns(self, t: np.ndarray) -> np.ndarray:
-        """Yaw (rad) added by the fast turns so far."""
-        u = (t[:, None] - self.turn_start[None]) / self.turn_dur[None]
-        return (self.turn_amp[None] * _min_jerk(u)).sum(axis=-1)
+        """Yaw (rad) added by the fast turns so far.
+
+        Turns never overlap (gaps of 3 s or more, turns under 0.5 s), so it is the sum
+        of the finished turns plus the part done of the latest one.
+        """
+        started = np.searchsorted(self.turn_start, t, side="right")  # turns begun by t
+        last = np.maximum(started - 1, 0)
+        done_before = np.concatenate([[0.0], np.cumsum(self.turn_amp)])[last]
+        u = (t - self.turn_start[last]) / self.turn_dur[last]
+        current = self.turn_amp[last] * _min_jerk(u)
+        return np.where(started > 0, done_before + current, 0.0)
 
     def _walk(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distance walked (m) and speed (m/s) at ``t``: closed-form integral of the speed."""
