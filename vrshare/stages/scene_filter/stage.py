@@ -5,8 +5,7 @@ Every frame, over all N objects at once (no per-object Python work):
 1. **Culling.** Each eye's six frustum planes come from the rows of ``proj @ view``
    (Gribb–Hartmann), normalised so plane values are metres. An object's bounding
    sphere is kept when, for either eye, it is on the inner side of (or cuts) all six
-   planes. One ``(15, 4) @ (4, N)`` product gives all twelve plane values and, in its
-   last three rows, the sphere centres relative to the viewer.
+   planes: one ``(12, 4) @ (4, N)`` product gives all twelve plane values.
 2. **Budget** (optional). Of the visible objects, keep the ``instance_budget``
    ranked highest by ``importance * r / max(d, r)`` (the sine of the sphere's angular
    radius, 1 from inside it; ``d`` is the distance below); ties go to the lower index.
@@ -161,18 +160,17 @@ class SceneFilterStage(Stage):
         # their first ``count``). Index arrays are intp, so NumPy's take and scatter use
         # them as they are.
         f32, i32, ip = np.float32, np.int32, np.intp
-        self._a = xp.zeros((15, 4), f32)  # planes [n, 1] (12 rows), then x, y, z selectors
-        self._a[:12, 3] = 1.0
-        self._a[12:, :3] = xp.eye(3, dtype=f32)
-        self._offset = xp.zeros((15, 1), f32)  # plane offsets, then minus the viewer position
+        self._a = xp.zeros((12, 4), f32)  # planes [nx, ny, nz, 1] (times [cx, cy, cz, r])
+        self._a[:, 3] = 1.0
+        self._offset = xp.zeros((12, 1), f32)  # plane offsets (m)
+        self._viewer = xp.zeros(3, f32)  # midpoint between the eyes (m)
         self._rows = xp.asarray(_PLANE_ROWS)
         self._pv = xp.zeros((2, 4, 4), f32)
         self._planes = xp.zeros((2, 6, 4), f32)
         self._sq = xp.zeros((2, 6, 3), f32)
         self._norm = xp.zeros((2, 6), f32)
-        self._s = xp.zeros((15, n), f32)
+        self._s = xp.zeros((12, n), f32)
         self._m = xp.zeros((2, n), f32)
-        self._d2 = xp.zeros(n, f32)  # squared distance to the viewer, m^2
         self._flag = xp.zeros(n, ip)  # 0/1
         self._pos = xp.zeros(n, ip)
         self._order = xp.zeros(n + 1, ip)  # kept object indices; the last entry takes the rest
@@ -180,7 +178,9 @@ class SceneFilterStage(Stage):
         self._lod = xp.zeros(n, i32)  # every object's LOD, kept across frames
         self._kept_lod = xp.zeros(n, i32)
         self._kept_mesh = xp.zeros(n, ip)
-        self._kept_d2 = xp.zeros(n, f32)
+        self._kept_d2 = xp.zeros(n, f32)  # squared distance to the viewer, m^2
+        self._sphere = xp.zeros((n, 4), f32)
+        self._rel = xp.zeros((n, 3), f32)
         self._threshold = xp.zeros(n, f32)
         self._passed = xp.zeros(n, bool)
         self._lo = xp.zeros(n, i32)
@@ -194,7 +194,6 @@ class SceneFilterStage(Stage):
         if 0 < self.settings.instance_budget < n:
             self._score = xp.zeros(n, f32)
             self._sorted = xp.zeros(n, f32)
-            self._sphere = xp.zeros((n, 4), f32)
             self._weight = xp.zeros(n, f32)
             self._tie = xp.zeros(n, ip)
             self._rank = xp.zeros(n, ip)
@@ -240,15 +239,17 @@ class SceneFilterStage(Stage):
 
     def _filter(self) -> None:
         self._frustum()
-        self._cull_and_measure()
+        self._cull()
         count = _stream_compact(self._xp, self._flag, self._arange, self._pos, self._order)
+        self._measure(count)
         if 0 < self.settings.instance_budget < count:
             count = self._apply_budget(count)
+            self._measure(count)
         self._choose_lod(count)
         self._compact(count)
 
     def _frustum(self) -> None:
-        """Planes of both eyes and the viewer position into ``_a`` / ``_offset``."""
+        """Planes of both eyes into ``_a`` / ``_offset``; the viewer position."""
         xp = self._xp
         xp.matmul(self._proj, self._view, out=self._pv)
         xp.matmul(self._rows, self._pv, out=self._planes)
@@ -259,24 +260,28 @@ class SceneFilterStage(Stage):
         xp.maximum(self._norm, _TINY, out=self._norm)
         xp.divide(self._planes, self._norm[..., None], out=self._planes)
         planes = self._planes.reshape(12, 4)
-        self._a[:12, :3] = planes[:, :3]
-        self._offset[:12, 0] = planes[:, 3]
+        self._a[:, :3] = planes[:, :3]
+        self._offset[:, 0] = planes[:, 3]
         inverse = xp.linalg.inv(self._view)  # temporary (2, 4, 4): inv has no out=
-        viewer = self._offset[12:, 0]
-        xp.mean(inverse[:, :3, 3], axis=0, out=viewer)
-        xp.negative(viewer, out=viewer)
+        xp.mean(inverse[:, :3, 3], axis=0, out=self._viewer)
 
-    def _cull_and_measure(self) -> None:
-        """``_flag`` = 1 where visible to either eye; ``_d2``, squared distance (m^2)."""
+    def _cull(self) -> None:
+        """``_flag`` = 1 where the object is visible to either eye, else 0."""
         xp, s, m = self._xp, self._s, self._m
-        xp.matmul(self._a, self._bounds.T, out=s)  # n.c + r per plane; centre x, y, z
+        xp.matmul(self._a, self._bounds.T, out=s)  # n.c + r per plane
         xp.add(s, self._offset, out=s)
-        xp.min(s[:12].reshape(2, 6, self._n), axis=1, out=m)  # worst plane per eye
+        xp.min(s.reshape(2, 6, self._n), axis=1, out=m)  # worst plane per eye
         xp.maximum(m[0], m[1], out=m[0])  # best eye
         xp.greater_equal(m[0], 0.0, out=self._flag)
-        rel = s[12:]
+
+    def _measure(self, count: int) -> None:
+        """Bounding spheres and squared viewer distances (m^2) of the kept objects."""
+        xp = self._xp
+        sphere, rel, d2 = self._sphere[:count], self._rel[:count], self._kept_d2[:count]
+        _take(xp, self._bounds, self._order[:count], sphere)
+        xp.subtract(sphere[:, :3], self._viewer, out=rel)
         xp.multiply(rel, rel, out=rel)
-        xp.sum(rel, axis=0, out=self._d2)
+        xp.sum(rel, axis=1, out=d2)
 
     def _choose_lod(self, count: int) -> None:
         """Update the drawn objects' LOD (``clip(lod, lo, hi)``); their slots into ``_slot``."""
@@ -286,7 +291,6 @@ class SceneFilterStage(Stage):
         threshold, passed = self._threshold[:count], self._passed[:count]
         lo, hi, row = self._lo[:count], self._hi[:count], self._row[:count]
         _take(xp, self._mesh, index, mesh)
-        _take(xp, self._d2, index, d2)
         _take(xp, self._lod, index, lod)
         lo.fill(0)
         hi.fill(0)
@@ -310,12 +314,10 @@ class SceneFilterStage(Stage):
         """
         xp, budget = self._xp, self.settings.instance_budget
         index = self._order[:count]
-        score, sphere, weight = self._score[:count], self._sphere[:count], self._weight[:count]
-        _take(xp, self._d2, index, score)
-        _take(xp, self._bounds, index, sphere)
+        score, weight = self._score[:count], self._weight[:count]
         _take(xp, self._importance, index, weight)
-        radius = sphere[:, 3]
-        xp.sqrt(score, out=score)
+        radius = self._sphere[:count, 3]
+        xp.sqrt(self._kept_d2[:count], out=score)
         xp.maximum(score, radius, out=score)
         xp.maximum(score, _MIN_SCORE_DISTANCE, out=score)
         xp.divide(radius, score, out=score)
