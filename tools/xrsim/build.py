@@ -55,7 +55,7 @@ def build(out_dir: Path | None = None) -> Path:
         raise BuildError("gcc is not installed (apt-get install gcc)")
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{LIBRARY}.{os.getpid()}"
-    done = subprocess.run([gcc, *CFLAGS, "-o", str(tmp), str(SOURCE), "-lm"],
+    done = subprocess.run([gcc, *CFLAGS, "-o", str(tmp), str(SOURCE), "-lm", "-ldl"],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         if "openxr/openxr.h" in done.stderr:

@@ -9,7 +9,8 @@
  *
  * Supported: instance, system (HMD, primary stereo), sessions with the
  * XR_MNDX_egl_enable binding (swapchain textures are created in the application's
- * EGL context through its getProcAddress) or XR_MND_headless, reference spaces
+ * EGL context through its getProcAddress), the XrGraphicsBindingOpenGLXlibKHR binding
+ * (GLX, through libGL) or XR_MND_headless, reference spaces
  * (VIEW, LOCAL, STAGE), swapchains (GL_SRGB8_ALPHA8 / GL_RGBA8), frame timing at
  * 90 Hz in real or virtual time, views located from a scripted head trajectory,
  * scripted session stop / exit / loss, XR_KHR_convert_timespec_time.  Not
@@ -36,6 +37,7 @@
  *                     exit (STOPPING, then EXITING), loss (LOSS_PENDING),
  *                     instance_loss (XrEventDataInstanceLossPending)
  *   XRSIM_NO_STAGE    "1": no STAGE reference space
+ *   XRSIM_NO_EGL      "1": no XR_MNDX_egl_enable (like SteamVR: GLX/Xlib binding only)
  *   XRSIM_NO_HMD      "1": xrGetSystem answers XR_ERROR_FORM_FACTOR_UNAVAILABLE
  *   XRSIM_FAIL        "create_instance": xrCreateInstance fails (a broken runtime)
  *   XRSIM_DUMP_DIR    folder: each submitted projection view is written there as
@@ -46,6 +48,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -63,9 +66,15 @@ typedef void *EGLConfig;
 typedef void *EGLContext;
 typedef void (*xrsim_egl_proc)(void);
 typedef xrsim_egl_proc (*PFNEGLGETPROCADDRESSPROC)(const char *name);
+/* ... and the Xlib/GLX types of XrGraphicsBindingOpenGLXlibKHR, opaque here. */
+typedef struct _XDisplay Display;
+typedef struct __GLXFBConfigRec *GLXFBConfig;
+typedef unsigned long GLXDrawable;
+typedef struct __GLXcontextRec *GLXContext;
 
 #define XR_USE_GRAPHICS_API_OPENGL
 #define XR_USE_PLATFORM_EGL
+#define XR_USE_PLATFORM_XLIB
 #define XR_USE_TIMESPEC
 #define XR_NO_PROTOTYPES /* the entry points below are static, reached through xrGetInstanceProcAddr */
 #include <openxr/openxr.h>
@@ -130,7 +139,7 @@ typedef struct GlFns {
     void (*PixelStorei)(GLenum, GLint);
     void (*BindBuffer)(GLenum, GLuint);
     GLenum (*GetError)(void);
-    EGLContext (*GetCurrentContext)(void);
+    void *(*GetCurrentContext)(void); /* eglGetCurrentContext or glXGetCurrentContext */
 } GlFns;
 
 /* ---- small helpers ---- */
@@ -364,9 +373,9 @@ typedef struct XrSpace_T {
 typedef struct XrSession_T {
     uint32_t magic;
     struct XrInstance_T *instance;
-    bool headless;
-    EGLDisplay display;
-    EGLContext context;
+    bool headless, glx;
+    void *display; /* EGLDisplay or X Display* */
+    void *context; /* EGLContext or GLXContext */
     GlFns gl;
     XrSessionState state;
     bool running;
@@ -394,7 +403,7 @@ typedef struct XrInstance_T {
     int path_count;
     Session *session;
     /* configuration */
-    bool virtual_time, no_stage, no_hmd;
+    bool virtual_time, no_stage, no_hmd, no_egl;
     double rate_hz, ipd;
     uint32_t width, height;
     XrFovf fov[2];
@@ -563,6 +572,7 @@ static bool configure(Instance *inst, char *err, size_t errlen) {
     if (trace && *trace && !load_trace(&inst->trajectory, trace, err, errlen)) return false;
     inst->no_stage = !strcmp(env("XRSIM_NO_STAGE", "0"), "1");
     inst->no_hmd = !strcmp(env("XRSIM_NO_HMD", "0"), "1");
+    inst->no_egl = !strcmp(env("XRSIM_NO_EGL", "0"), "1");
     const char *script = env("XRSIM_EVENTS", "");
     while (*script) {
         char name[32];
@@ -586,15 +596,23 @@ static bool configure(Instance *inst, char *err, size_t errlen) {
 }
 
 /* ==== instance ==== */
+/* XRSIM_NO_EGL hides XR_MNDX_egl_enable, as runtimes without it (SteamVR) do. */
+static bool extension_offered(size_t k) {
+    return strcmp(EXTENSIONS[k], XR_MNDX_EGL_ENABLE_EXTENSION_NAME) || strcmp(env("XRSIM_NO_EGL", "0"), "1");
+}
+
 static XrResult XRAPI_CALL xrEnumerateInstanceExtensionProperties(const char *layerName, uint32_t cap, uint32_t *count, XrExtensionProperties *props) {
     const char *fn = "xrEnumerateInstanceExtensionProperties";
     if (layerName) return fail(XR_ERROR_API_LAYER_NOT_PRESENT, fn, "no layer %s in the runtime", layerName);
     if (cap && !props) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "properties is NULL");
     for (uint32_t i = 0; i < cap && i < N_EXTENSIONS; i++)
         if (props[i].type != XR_TYPE_EXTENSION_PROPERTIES) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "properties[%u].type is not XR_TYPE_EXTENSION_PROPERTIES", i);
-    TWO_CALL(fn, cap, count, N_EXTENSIONS, for (uint32_t i = 0; i < N_EXTENSIONS; i++) {
-        snprintf(props[i].extensionName, XR_MAX_EXTENSION_NAME_SIZE, "%s", EXTENSIONS[i]);
-        props[i].extensionVersion = EXTENSION_VERSIONS[i];
+    size_t offered[N_EXTENSIONS], n = 0;
+    for (size_t k = 0; k < N_EXTENSIONS; k++)
+        if (extension_offered(k)) offered[n++] = k;
+    TWO_CALL(fn, cap, count, n, for (size_t i = 0; i < n; i++) {
+        snprintf(props[i].extensionName, XR_MAX_EXTENSION_NAME_SIZE, "%s", EXTENSIONS[offered[i]]);
+        props[i].extensionVersion = EXTENSION_VERSIONS[offered[i]];
     });
 }
 
@@ -624,7 +642,7 @@ static XrResult XRAPI_CALL xrCreateInstance(const XrInstanceCreateInfo *info, Xr
     for (uint32_t i = 0; i < info->enabledExtensionCount; i++) {
         const char *e = info->enabledExtensionNames[i];
         bool known = false;
-        for (size_t k = 0; k < N_EXTENSIONS; k++) known |= !strcmp(e, EXTENSIONS[k]);
+        for (size_t k = 0; k < N_EXTENSIONS; k++) known |= !strcmp(e, EXTENSIONS[k]) && extension_offered(k);
         if (!known) { free(inst); return fail(XR_ERROR_EXTENSION_NOT_PRESENT, fn, "extension %s not supported", e); }
         inst->ext_opengl |= !strcmp(e, XR_KHR_OPENGL_ENABLE_EXTENSION_NAME);
         inst->ext_egl |= !strcmp(e, XR_MNDX_EGL_ENABLE_EXTENSION_NAME);
@@ -858,7 +876,7 @@ static XrResult XRAPI_CALL xrConvertTimeToTimespecTimeKHR(XrInstance h, XrTime t
 }
 
 /* ==== session ==== */
-static bool load_gl(Session *s, PFNEGLGETPROCADDRESSPROC gpa, char *missing, size_t len) {
+static bool load_gl(Session *s, PFNEGLGETPROCADDRESSPROC gpa, const char *get_current_context, char *missing, size_t len) {
 #define LOAD(field, name)                                                              \
     do {                                                                               \
         *(void **)&s->gl.field = (void *)gpa(name);                                    \
@@ -873,7 +891,7 @@ static bool load_gl(Session *s, PFNEGLGETPROCADDRESSPROC gpa, char *missing, siz
     LOAD(PixelStorei, "glPixelStorei");
     LOAD(BindBuffer, "glBindBuffer");
     LOAD(GetError, "glGetError");
-    LOAD(GetCurrentContext, "eglGetCurrentContext");
+    LOAD(GetCurrentContext, get_current_context);
 #undef LOAD
     return true;
 }
@@ -881,10 +899,31 @@ static bool load_gl(Session *s, PFNEGLGETPROCADDRESSPROC gpa, char *missing, siz
 /* The application's context must be current when the runtime touches its GL objects. */
 static XrResult check_context(Session *s, const char *fn) {
     if (s->headless) return XR_SUCCESS;
-    EGLContext cur = s->gl.GetCurrentContext();
+    void *cur = s->gl.GetCurrentContext();
     if (cur != s->context)
-        return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "the EGL context of the session binding (%p) is not current (current: %p)", s->context, cur);
+        return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "the %s context of the session binding (%p) is not current (current: %p)", s->glx ? "GLX" : "EGL", s->context, cur);
     return XR_SUCCESS;
+}
+
+/* The Xlib binding: GL entry points come from the process's libGL (glXGetProcAddressARB). */
+static XrResult bind_glx(Session *s, const XrGraphicsBindingOpenGLXlibKHR *b) {
+    const char *fn = "xrCreateSession";
+    Instance *inst = s->instance;
+    if (!inst->ext_opengl) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "the Xlib binding needs XR_KHR_opengl_enable enabled");
+    if (!inst->gl_requirements_queried) return fail(XR_ERROR_GRAPHICS_REQUIREMENTS_CALL_MISSING, fn, "xrGetOpenGLGraphicsRequirementsKHR was not called");
+    if (!b->xDisplay || !b->glxContext || !b->glxFBConfig || !b->glxDrawable || !b->visualid)
+        return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "Xlib binding has a NULL display, context, FB config, drawable or visual id");
+    void *libgl = dlopen("libGL.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (!libgl) return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "libGL.so.1 is not loaded in the application: no GLX context can be current");
+    PFNEGLGETPROCADDRESSPROC gpa = (PFNEGLGETPROCADDRESSPROC)dlsym(libgl, "glXGetProcAddressARB");
+    if (!gpa) return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "libGL.so.1 has no glXGetProcAddressARB");
+    char missing[64];
+    if (!load_gl(s, gpa, "glXGetCurrentContext", missing, sizeof missing))
+        return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "glXGetProcAddressARB(\"%s\") returned NULL", missing);
+    s->glx = true;
+    s->display = b->xDisplay;
+    s->context = b->glxContext;
+    return check_context(s, fn);
 }
 
 static XrResult XRAPI_CALL xrCreateSession(XrInstance h, const XrSessionCreateInfo *info, XrSession *out) {
@@ -898,22 +937,28 @@ static XrResult XRAPI_CALL xrCreateSession(XrInstance h, const XrSessionCreateIn
     if (inst->session) return fail(XR_ERROR_LIMIT_REACHED, fn, "one session at a time");
     const XrBaseInStructure *binding = NULL;
     for (const XrBaseInStructure *n = info->next; n; n = n->next) {
-        if (n->type == XR_TYPE_GRAPHICS_BINDING_EGL_MNDX) binding = n;
-        else if (n->type >= XR_TYPE_GRAPHICS_BINDING_OPENGL_WIN32_KHR && n->type <= XR_TYPE_GRAPHICS_BINDING_OPENGL_WAYLAND_KHR)
-            return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "graphics binding type %d is not supported; xrsim takes XR_MNDX_egl_enable", (int)n->type);
+        if (n->type == XR_TYPE_GRAPHICS_BINDING_EGL_MNDX || n->type == XR_TYPE_GRAPHICS_BINDING_OPENGL_XLIB_KHR) {
+            if (binding) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "more than one graphics binding");
+            binding = n;
+        } else if (n->type >= XR_TYPE_GRAPHICS_BINDING_OPENGL_WIN32_KHR && n->type <= XR_TYPE_GRAPHICS_BINDING_OPENGL_WAYLAND_KHR) {
+            return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "graphics binding type %d is not supported; xrsim takes XR_MNDX_egl_enable or Xlib", (int)n->type);
+        }
     }
     Session *s = calloc(1, sizeof *s);
     s->instance = inst;
     if (!binding) {
         if (!inst->ext_headless) { free(s); return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "no graphics binding and XR_MND_headless not enabled"); }
         s->headless = true;
+    } else if (binding->type == XR_TYPE_GRAPHICS_BINDING_OPENGL_XLIB_KHR) {
+        XrResult r = bind_glx(s, (const XrGraphicsBindingOpenGLXlibKHR *)binding);
+        if (XR_FAILED(r)) { free(s); return r; }
     } else {
         if (!inst->ext_egl || !inst->ext_opengl) { free(s); return fail(XR_ERROR_VALIDATION_FAILURE, fn, "EGL binding needs XR_KHR_opengl_enable and XR_MNDX_egl_enable enabled"); }
         if (!inst->gl_requirements_queried) { free(s); return fail(XR_ERROR_GRAPHICS_REQUIREMENTS_CALL_MISSING, fn, "xrGetOpenGLGraphicsRequirementsKHR was not called"); }
         const XrGraphicsBindingEGLMNDX *egl = (const XrGraphicsBindingEGLMNDX *)binding;
         if (!egl->getProcAddress || !egl->display || !egl->context || !egl->config) { free(s); return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "EGL binding has a NULL getProcAddress, display, config or context"); }
         char missing[64];
-        if (!load_gl(s, egl->getProcAddress, missing, sizeof missing)) { free(s); return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "getProcAddress(\"%s\") returned NULL", missing); }
+        if (!load_gl(s, egl->getProcAddress, "eglGetCurrentContext", missing, sizeof missing)) { free(s); return fail(XR_ERROR_GRAPHICS_DEVICE_INVALID, fn, "getProcAddress(\"%s\") returned NULL", missing); }
         s->display = egl->display;
         s->context = egl->context;
         XrResult r = check_context(s, fn);

@@ -573,16 +573,30 @@ class XrSession:
 # -- the target --------------------------------------------------------------------------
 
 
-def _context(backend_name: str) -> Any:
+def _context(kind: str) -> tuple[Any, Any]:
+    """A ModernGL context for the binding kind, and the hidden window holding it (or None).
+
+    "egl": a standalone EGL context (no X server). "glx": the context of a hidden GLFW
+    window, because runtimes under X want a GLX context whose FB config has an X visual,
+    as a window's has (standalone GLX contexts may use visual-less pbuffer configs).
+    """
     try:
         import moderngl
     except ImportError as exc:
         raise TargetError(f"the OpenXR target needs moderngl: {exc}") from exc
+    window = None
     try:
-        return moderngl.create_standalone_context(backend=backend_name, require=GL_REQUIRE)
-    except Exception as exc:  # moderngl raises plain Exception when no context can be made
+        if kind == "egl":
+            return moderngl.create_standalone_context(backend="egl", require=GL_REQUIRE), None
+        from .openxr_gl import HiddenWindow
+
+        window = HiddenWindow(GL_REQUIRE)
+        return moderngl.create_context(require=GL_REQUIRE), window
+    except Exception as exc:  # moderngl/GLFW raise plain Exception when no context can be made
+        if window is not None:
+            window.close()
         raise TargetError(f"cannot create an OpenGL {GL_REQUIRE / 100:.1f} context over "
-                          f"{backend_name.upper()} for OpenXR: {exc}") from exc
+                          f"{kind.upper()} for OpenXR: {exc}") from exc
 
 
 class _XrClock:
@@ -614,14 +628,15 @@ class OpenXRTarget(Target):
         self.frame_hz = frame_hz  # replaced by the runtime's display period once known
         self.session: XrSession | None = None
         self.ctx = None
+        self._window: Any = None  # the hidden GLFW window of a GLX context
         self._bank: WeightBank | None = None
         self._frames: Iterator[XrFrame] | None = None
         self._frame: XrFrame | None = None
         self._host_poses = np.zeros((3, 9))
         self._host_fov = np.zeros((2, 4))
         try:
-            backend_name, binding_cls = choose_binding(set(runtime_extensions()))
-            self.ctx = _context(backend_name)
+            kind, binding_cls = choose_binding(set(runtime_extensions()))
+            self.ctx, self._window = _context(kind)
             binding = binding_cls()
             self.session = XrSession(self.ctx, binding=binding, app_name=app_name)
         except GLBindingError as exc:
@@ -707,6 +722,9 @@ class OpenXRTarget(Target):
         if self.ctx is not None:
             self.ctx.release()
             self.ctx = None
+        if self._window is not None:
+            self._window.close()
+            self._window = None
 
 
 # -- runtime discovery -------------------------------------------------------------------

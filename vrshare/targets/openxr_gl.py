@@ -166,9 +166,8 @@ class GLXBinding(GLBinding):
         self._get_context = _fn(gl, "glXGetCurrentContext", ctypes.c_void_p)
         self._query_context = _fn(gl, "glXQueryContext", ctypes.c_int, ctypes.c_void_p,
                                   ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int))
-        self._choose = _fn(gl, "glXChooseFBConfig", ctypes.POINTER(ctypes.c_void_p),
-                           ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
-                           ctypes.POINTER(ctypes.c_int))
+        self._configs = _fn(gl, "glXGetFBConfigs", ctypes.POINTER(ctypes.c_void_p),
+                            ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int))
         self._fb_attrib = _fn(gl, "glXGetFBConfigAttrib", ctypes.c_int, ctypes.c_void_p,
                               ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int))
         self._make = _fn(gl, "glXMakeContextCurrent", ctypes.c_int, ctypes.c_void_p,
@@ -189,14 +188,16 @@ class GLXBinding(GLBinding):
         if self._query_context(dpy, ctx, GLX_FBCONFIG_ID, ctypes.byref(fid)) != 0:
             raise GLBindingError("glXQueryContext(GLX_FBCONFIG_ID) failed")
         self._query_context(dpy, ctx, GLX_SCREEN, ctypes.byref(screen))
-        attribs = (ctypes.c_int * 3)(GLX_FBCONFIG_ID, fid.value, 0)
-        n = ctypes.c_int(0)
-        configs = self._choose(dpy, screen.value, attribs, ctypes.byref(n))
-        if not configs or n.value < 1:
-            raise GLBindingError(f"glXChooseFBConfig found no FB config with id {fid.value}")
-        visual = ctypes.c_int(0)
-        self._fb_attrib(dpy, configs[0], GLX_VISUAL_ID, ctypes.byref(visual))
-        return configs[0], visual.value
+        # glXChooseFBConfig(GLX_FBCONFIG_ID) misses configs on Mesa: scan them all instead
+        n, value = ctypes.c_int(0), ctypes.c_int(0)
+        configs = self._configs(dpy, screen.value, ctypes.byref(n))
+        for i in range(n.value if configs else 0):
+            self._fb_attrib(dpy, configs[i], GLX_FBCONFIG_ID, ctypes.byref(value))
+            if value.value == fid.value:
+                self._fb_attrib(dpy, configs[i], GLX_VISUAL_ID, ctypes.byref(value))
+                return configs[i], value.value
+        raise GLBindingError(f"the context's GLX FB config (id {fid.value}) is not on screen "
+                             f"{screen.value}")
 
     def struct(self, xr: Any) -> Any:
         from OpenGL import GLX
@@ -211,8 +212,39 @@ class GLXBinding(GLBinding):
         )
 
 
+class HiddenWindow:
+    """A hidden GLFW window with a current OpenGL core context of version ``require``
+    (e.g. 430); on X11 that is a GLX context with a visual, as runtimes under X expect."""
+
+    def __init__(self, require: int) -> None:
+        try:
+            import glfw
+        except ImportError as exc:
+            raise GLBindingError(f"a GLX context for OpenXR needs glfw: {exc}") from exc
+        self.glfw = glfw
+        if not glfw.init():
+            raise GLBindingError("GLFW could not open the X display for a GLX context")
+        glfw.default_window_hints()
+        glfw.window_hint(glfw.VISIBLE, glfw.FALSE)
+        glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, require // 100)
+        glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, require % 100 // 10)
+        glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
+        glfw.window_hint(glfw.OPENGL_FORWARD_COMPAT, glfw.TRUE)
+        glfw.window_hint(glfw.CONTEXT_CREATION_API, glfw.NATIVE_CONTEXT_API)
+        self.window = glfw.create_window(64, 64, "vrshare OpenXR", None, None)
+        if not self.window:
+            raise GLBindingError(f"GLFW could not create an OpenGL {require / 100:.1f} core "
+                                 "context")
+        glfw.make_context_current(self.window)
+
+    def close(self) -> None:
+        if self.window:
+            self.glfw.destroy_window(self.window)
+            self.window = None
+
+
 def choose_binding(runtime_extensions: set[str]) -> tuple[str, type[GLBinding]]:
-    """The ModernGL context backend and binding to use with a runtime's extensions.
+    """The context kind ("egl" or "glx") and binding to use with a runtime's extensions.
 
     EGL when the runtime offers ``XR_MNDX_egl_enable`` (it needs no X server), else
     GLX through Xlib when an X display is set; otherwise no binding can work.
@@ -220,7 +252,7 @@ def choose_binding(runtime_extensions: set[str]) -> tuple[str, type[GLBinding]]:
     if EGLBinding.extension in runtime_extensions:
         return "egl", EGLBinding
     if os.environ.get("DISPLAY"):
-        return "x11", GLXBinding
+        return "glx", GLXBinding
     raise GLBindingError(
         "the OpenXR runtime offers no XR_MNDX_egl_enable and no X display is set (DISPLAY): "
         "it needs GraphicsBindingOpenGLXlibKHR, so run under X"
