@@ -180,7 +180,7 @@ class SceneFilterStage(Stage):
         self._kept_mesh = xp.zeros(n, ip)
         self._kept_d2 = xp.zeros(n, f32)  # squared distance to the viewer, m^2
         self._sphere = xp.zeros((n, 4), f32)
-        self._rel = xp.zeros((n, 3), f32)
+        self._rel = xp.zeros(n, f32)
         self._threshold = xp.zeros(n, f32)
         self._passed = xp.zeros(n, bool)
         self._lo = xp.zeros(n, i32)
@@ -275,13 +275,19 @@ class SceneFilterStage(Stage):
         xp.greater_equal(m[0], 0.0, out=self._flag)
 
     def _measure(self, count: int) -> None:
-        """Bounding spheres and squared viewer distances (m^2) of the kept objects."""
+        """Bounding spheres and squared viewer distances (m^2) of the kept objects.
+
+        Axis by axis on 1-D columns: NumPy's loops over an inner axis of 3 (a
+        broadcast subtract, a sum over axis 1) are several times slower here.
+        """
         xp = self._xp
         sphere, rel, d2 = self._sphere[:count], self._rel[:count], self._kept_d2[:count]
-        _take(xp, self._bounds, self._order[:count], sphere)
-        xp.subtract(sphere[:, :3], self._viewer, out=rel)
-        xp.multiply(rel, rel, out=rel)
-        xp.sum(rel, axis=1, out=d2)
+        _take(xp, _as_16_bytes(self._bounds), self._order[:count], _as_16_bytes(sphere))
+        d2.fill(0)
+        for axis in range(3):  # over x, y, z, not objects
+            xp.subtract(sphere[:, axis], self._viewer[axis:axis + 1], out=rel)
+            xp.multiply(rel, rel, out=rel)
+            xp.add(d2, rel, out=d2)
 
     def _choose_lod(self, count: int) -> None:
         """Update the drawn objects' LOD (``clip(lod, lo, hi)``); their slots into ``_slot``."""
@@ -355,12 +361,22 @@ class SceneFilterStage(Stage):
         rows, colors = self._gathered[:count], self._colors[:count]
         _take(xp, self._model.reshape(n, 16), index, rows)
         xp.matmul(rows, self._transpose, out=self.instances[:count, :16])
-        # Colours move as one 16-byte element each (complex128 views of 4 float32):
-        # gathered contiguously (NumPy's take would copy a strided out), then one
-        # strided copy, 4x fewer elements than float by float.
-        _take(xp, self._color.view(np.complex128)[:, 0], index, colors)
-        self.instances.view(np.complex128)[:count, 4] = colors
+        # Colours are gathered contiguously (NumPy's take would copy a strided out),
+        # then copied into their column in one pass of 16-byte elements.
+        _take(xp, _as_16_bytes(self._color), index, colors)
+        _as_16_bytes(self.instances)[:count, 4] = colors
         self.drawn = count
+
+
+def _as_16_bytes(rows: Any) -> Any:
+    """A float32 array whose last axis holds 4k values, viewed as k 16-byte elements.
+
+    NumPy copies such elements one by one as fast as one float, where a row of four
+    floats costs a small memmove: gathers and strided copies of RGBA colours and
+    bounding spheres run several times faster this way (on CuPy it changes nothing).
+    """
+    view = rows.view(np.complex128)
+    return view[..., 0] if view.shape[-1] == 1 else view
 
 
 def _stream_compact(xp: Any, flag: Any, values: Any, pos: Any, out: Any) -> int:
