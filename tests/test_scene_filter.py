@@ -236,6 +236,14 @@ def test_objects_beyond_the_far_plane_are_culled():
     assert visible_ids(rig) == [1]
 
 
+def test_an_infinite_far_plane_culls_nothing_far_away():
+    views, projs = one_eye(near=0.1)
+    projs[:, 2] = [0, 0, -1, -0.2]  # the limit far -> infinity: the far plane vanishes
+    rig = Rig(scene_at([[0, 0, -1e4], [0, 0, 1e4], [0, 0, -0.05]], 0.01), views, projs)
+    rig.stage.process(Frame(0, 0.0, 0.0, 0.011), rig.bank)  # the reference needs a far plane
+    assert rig.drawn()[0].tolist() == [0]
+
+
 def test_an_object_seen_by_either_eye_is_kept():
     views = np.stack([eye_views(np.zeros(3), np.eye(3), ipd=0.0)[0],
                       eye_views(np.zeros(3), yaw_pitch(-math.pi / 2), ipd=0.0)[0]])  # -Z, +X

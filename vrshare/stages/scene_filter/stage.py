@@ -22,7 +22,9 @@ Every frame, over all N objects at once (no per-object Python work):
    ``draw_ranges`` counts per slot (a bincount and a cumulative sum) and ``instances``
    receives each kept object's model matrix in GL column-major order (transposed by
    one product with a 16 x 16 permutation matrix, far faster in NumPy than a strided
-   copy, and exact for finite values) and its colour.
+   copy; exact for finite values, on CuPy as long as TF32 is not switched on with
+   ``CUPY_TF32``) and its colour. The listing runs right after culling, so the later
+   steps touch only the kept objects.
 
 Rows of ``instances`` past the last range keep stale data; the renderer draws ranges.
 All scratch arrays are allocated in :meth:`SceneFilterStage.setup`; the few small
