@@ -1,10 +1,13 @@
 """The stereo renderer: one instanced draw per mesh and eye, from bank buffers.
 
-GL objects (program, meshes, textures, the instance storage buffer, the eye
-uniform buffer, timer queries) are created once; each frame only the instance rows
-in use, the draw ranges and the four eye matrices are uploaded (one buffer write
-each). Instance ``first + gl_InstanceID`` is read from the storage buffer because
-ModernGL's ``render`` has no base-instance argument.
+GL objects (program, meshes, textures, the instance buffer, the eye uniform
+buffer, timer queries) are created once; each frame only the instance rows in use,
+the draw ranges and the four eye matrices are uploaded (one buffer write each).
+Instance rows are per-instance vertex attributes; since ModernGL's ``render`` has no
+base-instance argument, a draw whose range starts elsewhere than last frame has its
+instance attributes re-pointed at row ``first`` (a few ``glVertexAttribPointer``
+calls, no data moved). Attributes beat a storage buffer indexed by
+``gl_InstanceID`` here: llvmpipe fetches them once per instance, not per vertex.
 
 On the NumPy backend the bank arrays are written to GL directly; on CuPy they are
 copied to the host through :func:`vrshare.backend.to_host` (counted as transfers).
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 EYE_NAMES = ("left", "right")
 VERTEX_FORMAT = "3f 3f 2f 4f 1f"
 VERTEX_ATTRIBUTES = ("in_position", "in_normal", "in_uv", "in_color", "in_layer")
+MODEL_LOCATION = 5  # in_model: locations 5-8 (one vec4 column each), then the colour
+INSTANCE_BYTES = layout.INSTANCE_FLOATS * 4
 
 
 class RenderError(PipelineError):
@@ -50,6 +55,7 @@ class _GpuMesh:
     vao: Any
     texture: Any  # texture array (1x1 white when the mesh has no texture)
     triangles: int
+    first: int = -1  # instance row the per-instance attributes point at now
 
     def release(self) -> None:
         for obj in (self.vao, self.vbo, self.ibo, self.texture):
@@ -70,7 +76,6 @@ class Renderer:
         self.scene = scene
         self.program = ctx.program(vertex_shader=shader_source("scene.vert"),
                                    fragment_shader=shader_source("scene.frag"))
-        self.u_first = self.program["u_first"]
         self.u_eye = self.program["u_eye"]
         self.u_encode = self.program["u_encode_srgb"]
         self.program["u_textures"].value = 0
@@ -81,9 +86,11 @@ class Renderer:
         self.clear_linear = (*map(float, scene.background), 1.0)
         self.clear_encoded = (*map(float, linear_to_srgb(scene.background)), 1.0)
         self.meshes = [self._upload(g) for g in scene.draws]
-        self.eyes_ubo = ctx.buffer(reserve=4 * 16 * 4)  # view[2], proj[2]: row-major mat4
-        self.eye_host = np.zeros((4, 4, 4), np.float32)
-        self.instance_ssbo: Any = None
+        self.eyes_ubo = ctx.buffer(reserve=2 * 16 * 4)  # proj @ view per eye, row-major mat4
+        self.view_host = np.zeros((2, 4, 4), np.float32)
+        self.proj_host = np.zeros((2, 4, 4), np.float32)
+        self.view_proj = np.zeros((2, 4, 4), np.float32)
+        self.instance_buffer: Any = None
         self.timer = PassTimer(ctx, EYE_NAMES) if gpu_timing else None
         self.stats: FrameStats | None = None
         self.flags = moderngl.DEPTH_TEST | moderngl.CULL_FACE
@@ -125,9 +132,11 @@ class Renderer:
         if self.instances.ndim != 2 or self.instances.shape[1] != layout.INSTANCE_FLOATS:
             raise RenderError(f"{layout.INSTANCES!r} must be (capacity, "
                               f"{layout.INSTANCE_FLOATS}), got {tuple(self.instances.shape)}")
-        if self.instance_ssbo is not None:
-            self.instance_ssbo.release()
-        self.instance_ssbo = self.ctx.buffer(reserve=max(self.instances.nbytes, 16))
+        if self.instance_buffer is not None:
+            self.instance_buffer.release()
+        self.instance_buffer = self.ctx.buffer(reserve=max(self.instances.nbytes, 16))
+        for mesh in self.meshes:
+            mesh.first = -1
         self.gpu = backend.array_module(self.instances) is not np
         if stats is not None and self.timer is not None:
             self.timer.attach(stats)
@@ -145,10 +154,11 @@ class Renderer:
         if used:
             rows = self.instances[:used]
             data = backend.to_host(rows, label="instances") if self.gpu else rows
-            self.instance_ssbo.write(data)
-        for i, m in enumerate((self.eye_view, self.eye_proj)):
-            self.eye_host[2 * i: 2 * i + 2] = backend.to_host(m, label="eye") if self.gpu else m
-        self.eyes_ubo.write(self.eye_host)
+            self.instance_buffer.write(data)
+        for host, m in ((self.view_host, self.eye_view), (self.proj_host, self.eye_proj)):
+            host[...] = backend.to_host(m, label="eye") if self.gpu else m
+        np.matmul(self.proj_host, self.view_host, out=self.view_proj)
+        self.eyes_ubo.write(self.view_proj)
         self.ranges_host[...] = ranges
         return used
 
@@ -162,7 +172,6 @@ class Renderer:
         ctx = self.ctx
         ctx.enable_only(self.flags)
         ctx.cull_face = "back"
-        self.instance_ssbo.bind_to_storage_buffer(0)
         self.eyes_ubo.bind_to_uniform_block(0)
         timer = self.timer if self.stats is not None else None
         if timer is not None:
@@ -186,9 +195,18 @@ class Renderer:
 
     def _draw(self, draws: list[tuple[_GpuMesh, int, int]]) -> None:
         for mesh, first, count in draws:
-            self.u_first.value = first
+            if mesh.first != first:
+                self._point_instances(mesh, first)
             mesh.texture.use(0)
             mesh.vao.render(instances=count)
+
+    def _point_instances(self, mesh: _GpuMesh, first: int) -> None:
+        """Make ``mesh``'s instance attributes start at instance row ``first``."""
+        base = first * INSTANCE_BYTES
+        for i in range(5):  # four model-matrix columns, then the colour
+            mesh.vao.bind(MODEL_LOCATION + i, "f", self.instance_buffer, "4f",
+                          offset=base + 16 * i, stride=INSTANCE_BYTES, divisor=1)
+        mesh.first = first
 
     def triangles_per_eye(self) -> int:
         """Triangles the current draw ranges submit for one eye."""
@@ -202,7 +220,7 @@ class Renderer:
         for mesh in self.meshes:
             mesh.release()
         self.meshes = []
-        for obj in (self.instance_ssbo, self.eyes_ubo, self.program):
+        for obj in (self.instance_buffer, self.eyes_ubo, self.program):
             if obj is not None:
                 obj.release()
-        self.instance_ssbo = None
+        self.instance_buffer = None

@@ -1,0 +1,328 @@
+"""Stereo rendering throughput: the vrshare pipeline + renderer against a minimal
+hand-written ModernGL instanced renderer and (when installed) pyrender.
+
+The same scene for all: N instances of a torus of 2,016 triangles, seeded random
+positions and orientations in front of a fixed head, one directional light, drawn for
+two eyes side by side (2 x W x H) on a headless EGL context, with and without reading
+the colour image back. Measured in one process:
+
+* (a) vrshare: ``scene_motion`` + ``passthrough`` + a fixed-camera stage through the
+  real frame loop, the renderer (one instanced draw per eye, GPU timer queries on) and
+  the headless target; ``ctx.finish()`` (or the readback) ends each frame;
+* (b) minimal ModernGL: one program, the torus VBO, a per-instance attribute buffer
+  (model matrix + colour) rewritten every frame, one instanced draw per eye;
+* (c) pyrender's ``OffscreenRenderer`` (its defaults, one render per eye), which always
+  reads colour and depth back, so it appears only in the readback rows.
+
+Prints frames/s per configuration and the ratios a/b and a/c.
+
+    python tools/bench_render.py [--sizes 512 1024] [--instances 50 500 5000]
+                                 [--seconds 1.5] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vrshare import Stage, layout
+from vrshare.stages.tracking import eyes
+
+HALF_FOV = math.radians(45.0)  # rad, symmetric per eye
+IPD = 0.063  # m
+NEAR, FAR = 0.05, 100.0  # m
+TORUS = {"major_radius": 0.3, "minor_radius": 0.1, "major_sections": 36, "minor_sections": 28}
+
+
+class FixedCamera(Stage):
+    """Eye matrices of a head at the origin looking down -Z."""
+
+    name = "camera"
+    writes = (layout.EYE_VIEW, layout.EYE_PROJ)
+
+    def setup(self, bank, config):
+        self.view = bank.state(layout.EYE_VIEW, (2, 4, 4))
+        self.proj = bank.state(layout.EYE_PROJ, (2, 4, 4))
+        self.matrices = camera()
+
+    def process(self, frame, bank):
+        self.view[...], self.proj[...] = self.matrices
+
+
+def camera() -> tuple[np.ndarray, np.ndarray]:
+    """(2, 4, 4) view and projection matrices, float32."""
+    view = np.zeros((2, 4, 4), np.float32)
+    eyes.eye_views(np.array([0, 0, 0, 0, 0, 0, 1.0]), IPD, view)
+    proj = np.asarray(eyes.projection((-HALF_FOV, HALF_FOV, HALF_FOV, -HALF_FOV), NEAR, FAR),
+                      np.float32)
+    return view, np.stack([proj, proj])
+
+
+def placements(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (n, 3) in the view frustum 2.5-8 m away and Euler angles (n, 3) deg."""
+    rng = np.random.default_rng(seed)
+    z = -rng.uniform(2.5, 8.0, n)
+    x = rng.uniform(-0.8, 0.8, n) * -z * math.tan(HALF_FOV)
+    y = rng.uniform(-0.8, 0.8, n) * -z * math.tan(HALF_FOV)
+    return np.stack([x, y, z], axis=1), rng.uniform(0, 360, (n, 3))
+
+
+def torus() -> Any:
+    import trimesh
+
+    mesh = trimesh.creation.torus(**TORUS)
+    assert len(mesh.faces) == 2016, len(mesh.faces)
+    return mesh
+
+
+def run_file(folder: Path, n: int) -> Path:
+    """A run file drawing ``n`` tori through the vrshare pipeline."""
+    (folder / "torus.glb").write_bytes(torus().export(file_type="glb"))
+    positions, angles = placements(n)
+    lines = ['[pipeline]', 'frame_hz = 90.0', 'clock = "unthrottled"',
+             '[[stage]]', f'type = "{__name__}:FixedCamera"',
+             '[[stage]]', 'type = "scene_motion"', '[[stage]]', 'type = "passthrough"',
+             '[scene]', '[[scene.light]]', 'type = "directional"',
+             'direction = [-0.3, -1.0, -0.5]',
+             '[[scene.model]]', 'name = "torus"', 'file = "torus.glb"']
+    for p, a in zip(positions, angles, strict=True):
+        lines += ['[[scene.object]]', 'mesh = "torus"', f"position = {p.tolist()}",
+                  f"rotation = {a.tolist()}", "color = [0.8, 0.6, 0.3]"]
+    path = folder / f"bench_{n}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def timed(frame, seconds: float, max_frames: int = 500) -> float:
+    """Frames/s of ``frame()`` after one warm-up call, for about ``seconds``."""
+    frame()
+    count, t0 = 0, time.perf_counter()
+    while count < max_frames:
+        frame()
+        count += 1
+        if time.perf_counter() - t0 >= seconds:
+            break
+    return count / (time.perf_counter() - t0)
+
+
+# -- (a) vrshare ------------------------------------------------------------------------------
+
+
+def bench_vrshare(path: Path, size: int, readback: bool, seconds: float) -> float:
+    from vrshare import display
+
+    with display.open_display(path, target="headless", width=size, height=size) as run:
+        target = run.closers[-2]
+
+        def frame() -> None:
+            run.loop.run(1)
+            if readback:
+                target.capture()
+            else:
+                target.ctx.finish()
+
+        return timed(frame, seconds)
+
+
+# -- (b) minimal ModernGL ------------------------------------------------------------------------
+
+MINIMAL_VERTEX = """#version 430
+in vec3 in_position; in vec3 in_normal; in mat4 in_model; in vec4 in_color;
+uniform mat4 u_view_proj;
+out vec3 v_normal; out vec4 v_color;
+void main() {
+    gl_Position = u_view_proj * (in_model * vec4(in_position, 1.0));
+    v_normal = mat3(in_model) * in_normal;
+    v_color = in_color;
+}
+"""
+MINIMAL_FRAGMENT = """#version 430
+in vec3 v_normal; in vec4 v_color; out vec4 f_color;
+uniform vec3 u_light;
+void main() {
+    float lambert = max(dot(normalize(v_normal), -u_light), 0.0);
+    f_color = vec4(v_color.rgb * (0.3 + 0.7 * lambert), 1.0);
+}
+"""
+
+
+@dataclass
+class Minimal:
+    """The practical limit: the least code that draws the same instanced scene."""
+
+    ctx: Any
+    size: int
+    n: int
+
+    def __post_init__(self) -> None:
+        import moderngl
+
+        ctx = self.ctx
+        mesh = torus()
+        vertices = np.hstack([mesh.vertices, mesh.vertex_normals]).astype(np.float32)
+        self.prog = ctx.program(vertex_shader=MINIMAL_VERTEX, fragment_shader=MINIMAL_FRAGMENT)
+        self.prog["u_light"].value = tuple(np.array([-0.3, -1.0, -0.5]) / np.linalg.norm(
+            [-0.3, -1.0, -0.5]))
+        self.vbo = ctx.buffer(vertices.tobytes())
+        self.ibo = ctx.buffer(mesh.faces.astype(np.uint32).tobytes())
+        positions, angles = placements(self.n)
+        self.instances = np.zeros((self.n, 20), np.float32)
+        from vrshare.scene import euler_xyz
+
+        for i, (p, a) in enumerate(zip(positions, angles, strict=True)):
+            m = np.eye(4)
+            m[:3, :3], m[:3, 3] = euler_xyz(tuple(a)), p
+            self.instances[i, :16] = m.T.ravel()
+        self.instances[:, 16:] = (0.6, 0.3, 0.07, 1.0)
+        self.inst = ctx.buffer(reserve=self.instances.nbytes)
+        self.vao = ctx.vertex_array(self.prog, [(self.vbo, "3f 3f", "in_position", "in_normal"),
+                                                (self.inst, "16f 4f/i", "in_model", "in_color")],
+                                    index_buffer=self.ibo, index_element_size=4)
+        w, h = 2 * self.size, self.size
+        self.color = ctx.texture((w, h), 4)
+        self.depth = ctx.depth_renderbuffer((w, h))
+        self.fbo = ctx.framebuffer([self.color], self.depth)
+        view, proj = camera()
+        self.view_proj = [(proj[e] @ view[e]).T.astype(np.float32).tobytes() for e in (0, 1)]
+        self.pixels = np.empty((h, w, 4), np.uint8)
+        self.flags = moderngl.DEPTH_TEST | moderngl.CULL_FACE
+
+    def frame(self, readback: bool) -> None:
+        ctx = self.ctx
+        self.inst.write(self.instances)  # as if the objects had moved
+        self.fbo.use()
+        ctx.enable_only(self.flags)
+        self.fbo.clear(0.1, 0.1, 0.1, 1.0, depth=1.0)
+        for eye in (0, 1):
+            self.fbo.viewport = (eye * self.size, 0, self.size, self.size)
+            self.prog["u_view_proj"].write(self.view_proj[eye])
+            self.vao.render(instances=self.n)
+        if readback:
+            self.fbo.read_into(self.pixels, components=4)
+        else:
+            ctx.finish()
+
+    def release(self) -> None:
+        for obj in (self.vao, self.vbo, self.ibo, self.inst, self.prog, self.fbo, self.color,
+                    self.depth):
+            obj.release()
+
+
+def bench_minimal(ctx: Any, size: int, n: int, readback: bool, seconds: float) -> float:
+    minimal = Minimal(ctx, size, n)
+    try:
+        return timed(lambda: minimal.frame(readback), seconds)
+    finally:
+        minimal.release()
+
+
+# -- (c) pyrender --------------------------------------------------------------------------------
+
+
+def pyrender_unavailable() -> str | None:
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    try:
+        import pyrender  # noqa: F401
+    except Exception as exc:  # pyrender's import chain raises several types on numpy 2
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def bench_pyrender(size: int, n: int, seconds: float) -> float:
+    import pyrender
+
+    positions, angles = placements(n)
+    from vrshare.scene import euler_xyz
+
+    poses = np.zeros((n, 4, 4))
+    for i, (p, a) in enumerate(zip(positions, angles, strict=True)):
+        poses[i] = np.eye(4)
+        poses[i, :3, :3], poses[i, :3, 3] = euler_xyz(tuple(a)), p
+    material = pyrender.MetallicRoughnessMaterial(baseColorFactor=(0.6, 0.3, 0.07, 1.0))
+    scene = pyrender.Scene(ambient_light=(0.3, 0.3, 0.3))
+    scene.add(pyrender.Mesh.from_trimesh(torus(), material=material, poses=poses))
+    scene.add(pyrender.DirectionalLight(intensity=3.0), pose=np.eye(4))
+    camera = pyrender.PerspectiveCamera(yfov=2 * HALF_FOV, aspectRatio=1.0, znear=NEAR, zfar=FAR)
+    eye_poses = []
+    for dx in (-IPD / 2, IPD / 2):
+        pose = np.eye(4)
+        pose[0, 3] = dx
+        eye_poses.append(pose)
+    node = scene.add(camera, pose=eye_poses[0])
+    renderer = pyrender.OffscreenRenderer(size, size)
+    try:
+        def frame() -> None:
+            for pose in eye_poses:
+                scene.set_pose(node, pose)
+                renderer.render(scene)
+
+        return timed(frame, seconds)
+    finally:
+        renderer.delete()
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="px per eye")
+    p.add_argument("--instances", type=int, nargs="+", default=[50, 500, 5000])
+    p.add_argument("--seconds", type=float, default=1.5, help="per measurement (s)")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+
+    from vrshare.targets.headless import standalone_context
+
+    missing = pyrender_unavailable()
+    if missing:
+        print(f"pyrender: not measured ({missing})")
+    ctx = standalone_context()
+    print(f"GL: {ctx.info['GL_RENDERER']}, {ctx.info['GL_VERSION']}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.instances:
+            path = run_file(Path(tmp), n)
+            for size in args.sizes:
+                for readback in (False, True):
+                    a = bench_vrshare(path, size, readback, args.seconds)
+                    b = bench_minimal(ctx, size, n, readback, args.seconds)
+                    c = bench_pyrender(size, n, args.seconds) if readback and not missing \
+                        else None
+                    rows.append({"instances": n, "size": size, "readback": readback,
+                                 "vrshare_fps": a, "minimal_fps": b, "pyrender_fps": c,
+                                 "a_over_b": a / b, "a_over_c": a / c if c else None})
+                    print_row(rows[-1], header=len(rows) == 1)
+    ctx.release()
+    if args.json:
+        args.json.write_text(json.dumps({"gl": "see stdout", "rows": rows,
+                                         "pyrender": missing or "measured"}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def print_row(r: dict, header: bool) -> None:
+    if header:
+        print(f"{'instances':>9} {'per eye':>9} {'readback':>8} {'(a) vrshare':>12} "
+              f"{'(b) minimal':>12} {'(c) pyrender':>13} {'a/b':>6} {'a/c':>6}   (frames/s)")
+
+    def fmt(v: float | None, width: int, digits: int = 2) -> str:
+        return f"{'-':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
+
+    print(f"{r['instances']:>9} {r['size']:>4}x{r['size']:<4} {'yes' if r['readback'] else 'no':>8}"
+          f" {fmt(r['vrshare_fps'], 12)} {fmt(r['minimal_fps'], 12)} {fmt(r['pyrender_fps'], 13)}"
+          f" {fmt(r['a_over_b'], 6)} {fmt(r['a_over_c'], 6)}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
