@@ -237,3 +237,33 @@ def test_window_target_under_xvfb(tmp_path):
     one = out["one"]  # Tab: the left eye alone, centred
     assert (one[25, 100, :3] > 60).all() and (one[25, 150, :3] == 0).all()
     assert int(out["frames"]) == 4 and bool(out["interrupted"])  # Esc: the last run drew none
+
+
+def test_cli_runs_a_scene_without_a_display(tmp_path, monkeypatch):
+    from vrshare.cli import main
+
+    monkeypatch.syspath_prepend(str(TESTS))
+    assert main(["run", str(run_file(tmp_path, PASS)), "--target", "none", "--frames", "3"]) == 0
+
+
+def test_cli_reports_an_unavailable_window_plainly(tmp_path, monkeypatch, capsys):
+    from vrshare.cli import main
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.syspath_prepend(str(TESTS))
+    with pytest.warns(Warning):  # GLFW's own warning about its failed initialisation
+        code = main(["run", str(run_file(tmp_path, PASS)), "--target", "window", "--frames", "1"])
+    assert code == 2 and "cannot open a window" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_headless_demo_writes_video_contact_sheet_and_results(gl_ctx, tmp_path, monkeypatch):
+    monkeypatch.delenv(display.ENV_VAR, raising=False)
+    assert display.run_demo(target="headless", seconds=0.4, out_dir=tmp_path) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"frames.mp4", "contact_sheet.png", "results.json", "results.trace.json"} <= names
+    from PIL import Image
+
+    sheet = Image.open(tmp_path / "contact_sheet.png")
+    assert sheet.width == 2 * 512 and sheet.height % 512 == 0 and sheet.height >= 512 * 2

@@ -23,7 +23,11 @@ TARGETS = ("auto", "openxr", "window", "headless", "none")
 def _open(path: Path, target: str, clock: str | None, **display: Any) -> app.Run:
     """A run of ``path`` with its display path; ``none`` runs the stages alone."""
     if target == "none":
-        return app.open_run(path, clock=clock)
+        from .config import load_run_file
+        from .scene import load_run_scene
+
+        run_file = load_run_file(path)
+        return app.open_run(run_file, clock=clock, scene=load_run_scene(run_file))
     from .display import open_display
 
     return open_display(path, target=target, clock=clock, **display)
