@@ -115,9 +115,7 @@ def test_front_back_and_elevation_cues_in_spectra(table_name, request):
 
 def reference(table: np.ndarray, signal: np.ndarray, direction: np.ndarray, gain: float):
     """Offline: the whole signal convolved with the bilinearly blended responses."""
-    idx = np.zeros((1, 4), np.int64)
-    w = np.zeros((1, 4), np.float32)
-    grid.locate(direction[None, :].astype(np.float32), idx, w)
+    idx, w = grid.Locator(np, 1)(direction[None, :].astype(np.float32))
     h = np.einsum("j,jet->et", w[0].astype(np.float64), table[idx[0]].astype(np.float64))
     return gain * np.stack([fftconvolve(signal.astype(np.float64), h[e]) for e in (0, 1)])
 
@@ -500,14 +498,12 @@ def test_non_finite_pose_keeps_the_last_good_one(spherical):
 
 def test_grid_lookup_is_bilinear_on_the_sphere():
     d = grid.directions()
-    idx, w = np.zeros((len(d), 4), np.int64), np.zeros((len(d), 4), np.float32)
-    grid.locate(d, idx, w)
+    idx, w = grid.Locator(np, len(d))(d)
     nearest = idx[np.arange(len(d)), np.argmax(w, axis=1)]
     assert np.allclose(d[nearest], d) and np.allclose(w.max(axis=1), 1.0)
     r = np.random.default_rng(0).standard_normal((500, 3))
     r /= np.linalg.norm(r, axis=1, keepdims=True)
-    idx, w = np.zeros((500, 4), np.int64), np.zeros((500, 4), np.float32)
-    grid.locate(r, idx, w)
+    idx, w = grid.Locator(np, 500)(r)
     blend = np.einsum("sj,sjc->sc", w, d[idx])
     cos = np.sum(blend / np.linalg.norm(blend, axis=1, keepdims=True) * r, axis=1)
     assert np.allclose(w.sum(axis=1), 1.0, atol=1e-6) and np.all(w >= 0)

@@ -12,7 +12,9 @@ it sways sideways (distance gains change too).
   old and the new response, crossfaded, with overlap-add state.
 
 Prints the real-time factor (processing time / audio time) of each and their
-ratio, the per-block latency distribution against the block's deadline, and the
+ratio, both in wall-clock time and in the thread's CPU time (which leaves out
+time the thread waited for a core: the figure to compare on a shared machine),
+the per-block latency distribution (wall clock) against the block's deadline, and the
 largest difference between the two outputs (the crossfades differ slightly: the
 naive loop's overlap-add tail carries the new filter only).
 
@@ -23,15 +25,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# One BLAS thread, as the audio callback gets; set before NumPy loads its BLAS.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from vrshare import backend
-from vrshare.stages.audio import SourceSettings, convolve, grid, hrtf, sources
+import numpy as np  # noqa: E402
+
+from vrshare import backend  # noqa: E402
+from vrshare.stages.audio import SourceSettings, convolve, grid, hrtf, sources  # noqa: E402
 
 WARMUP_BLOCKS = 50  # FFT plans, caches, allocator pools
 TURN_DEG_S = 180.0  # head yaw rate (deg/s)
@@ -79,11 +86,11 @@ class Naive:
         out = np.zeros((2, b))
         p, q = pose[:3].astype(np.float64), pose[3:].astype(np.float64)
         rot = _rotation(q)
-        idx, w = np.zeros((1, 4), np.int64), np.zeros((1, 4), np.float32)
+        locate = grid.Locator(np, 1)
         for s, src in enumerate(self.srcs):
             v = (src.position - p) @ rot
             dist = float(np.linalg.norm(v))
-            grid.locate((v / dist)[None, :], idx, w)
+            idx, w = locate((v / dist)[None, :])
             gain = src.gain * d.reference_m / min(max(dist, d.min_m), d.max_m)
             h = gain * np.einsum("j,jet->et", w[0], self.hrir[idx[0]])
             old = h if self.old[s] is None else self.old[s]
@@ -107,21 +114,26 @@ def _rotation(q: np.ndarray) -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
-def timed(step, blocks: int, block_s: float, first: int = 0):
-    """Run ``step(k)`` for blocks ``first..first+blocks``; per-block seconds and outputs."""
+def timed(step, blocks: int, first: int = 0):
+    """Run ``step(k)`` for blocks ``first..first+blocks``.
+
+    Returns per-block wall seconds, the thread's total CPU seconds and the outputs.
+    """
     times = np.zeros(blocks)
     outs = []
     perf = time.perf_counter
+    cpu0 = time.thread_time()
     for i in range(blocks):
         t0 = perf()
         outs.append(step(first + i))
         times[i] = perf() - t0
-    return times, np.concatenate(outs, axis=1)
+    return times, time.thread_time() - cpu0, np.concatenate(outs, axis=1)
 
 
-def summary(times: np.ndarray, block_s: float) -> dict:
+def summary(times: np.ndarray, cpu_s: float, block_s: float) -> dict:
     ms = times * 1e3
-    return {"rtf": float(times.sum() / (len(times) * block_s)),
+    audio_s = len(times) * block_s
+    return {"rtf": float(times.sum() / audio_s), "rtf_cpu": float(cpu_s / audio_s),
             "block_ms": {"median": float(np.median(ms)), "p99": float(np.percentile(ms, 99)),
                          "max": float(ms.max())},
             "deadline_misses": int(np.count_nonzero(times > block_s)), "blocks": len(times)}
@@ -152,15 +164,15 @@ def bench(count: int, args, table_host: np.ndarray) -> dict:
     naive_blocks = max(1, int(args.naive_seconds / block_s))
     stage_blocks = max(naive_blocks, int(args.seconds / block_s))
     # same blocks for both first (outputs compared), then warm-up, then the timed runs
-    _, ref_stage = timed(stage_step, naive_blocks, block_s)
-    _, ref_naive = timed(naive_step, naive_blocks, block_s)
+    *_, ref_stage = timed(stage_step, naive_blocks)
+    *_, ref_naive = timed(naive_step, naive_blocks)
     diff = float(np.abs(ref_stage - ref_naive).max() / max(np.abs(ref_naive).max(), 1e-12))
-    timed(stage_step, WARMUP_BLOCKS, block_s, naive_blocks)
-    t_stage, _ = timed(stage_step, stage_blocks, block_s, naive_blocks + WARMUP_BLOCKS)
-    t_naive, _ = timed(naive_step, naive_blocks, block_s, naive_blocks)
-    s, n = summary(t_stage, block_s), summary(t_naive, block_s)
+    timed(stage_step, WARMUP_BLOCKS, naive_blocks)
+    t_stage, cpu_stage, _ = timed(stage_step, stage_blocks, naive_blocks + WARMUP_BLOCKS)
+    t_naive, cpu_naive, _ = timed(naive_step, naive_blocks, naive_blocks)
+    s, n = summary(t_stage, cpu_stage, block_s), summary(t_naive, cpu_naive, block_s)
     return {"sources": count, "stage": s, "naive": n, "speedup": n["rtf"] / s["rtf"],
-            "max_rel_diff_stage_vs_naive": diff}
+            "speedup_cpu": n["rtf_cpu"] / s["rtf_cpu"], "max_rel_diff_stage_vs_naive": diff}
 
 
 def main(argv=None) -> int:
@@ -183,9 +195,9 @@ def main(argv=None) -> int:
           f" {args.taps}-tap HRIRs ({hrirs.description}), backend {b.name} ({b.device}), "
           f"head turning {TURN_DEG_S:g} deg/s")
     rows = []
-    header = (f"{'sources':>7} | {'stage RTF':>9} | {'naive RTF':>9} | {'speedup':>7} | "
-              f"{'stage block ms med/p99/max':>26} | {'naive block ms med/p99/max':>26} | "
-              f"{'misses s/n':>10} | {'rel diff':>8}")
+    header = (f"{'sources':>7} | {'stage RTF wall/cpu':>18} | {'naive RTF wall/cpu':>18} | "
+              f"{'speedup wall/cpu':>16} | {'stage block ms med/p99/max':>26} | "
+              f"{'naive block ms med/p99/max':>26} | {'misses s/n':>10} | {'rel diff':>8}")
     print(header)
     print("-" * len(header))
     for count in args.sources:
@@ -193,7 +205,10 @@ def main(argv=None) -> int:
         rows.append(r)
         s, n = r["stage"], r["naive"]
         fmt = "{median:.3f}/{p99:.3f}/{max:.3f}".format
-        print(f"{count:>7} | {s['rtf']:>9.4f} | {n['rtf']:>9.3f} | {r['speedup']:>6.1f}x | "
+        rtf = f"{s['rtf']:.4f}/{s['rtf_cpu']:.4f}"
+        naive_rtf = f"{n['rtf']:.3f}/{n['rtf_cpu']:.3f}"
+        speedup = f"{r['speedup']:.1f}x/{r['speedup_cpu']:.1f}x"
+        print(f"{count:>7} | {rtf:>18} | {naive_rtf:>18} | {speedup:>16} | "
               f"{fmt(**s['block_ms']):>26} | {fmt(**n['block_ms']):>26} | "
               f"{s['deadline_misses']:>4}/{n['deadline_misses']:<5} | "
               f"{r['max_rel_diff_stage_vs_naive']:>8.1e}", flush=True)

@@ -6,19 +6,16 @@ has :data:`N_EL` elevation rows (-90..90 deg) by :data:`N_AZ` azimuth columns
 row ``e``, column ``a`` is entry ``e * N_AZ + a``. Measured HRTFs are interpolated
 onto it once at setup (see :mod:`.hrtf`); at run time every source's filter is the
 bilinear blend of the four grid entries around its direction, found by arithmetic
-alone, so the per-block lookup costs a few element-wise operations for all sources
-together.
+alone (:class:`Locator`), so the per-block lookup costs a few element-wise
+operations for all sources together.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from types import ModuleType
 from typing import Any
 
 import numpy as np
-
-from ...backend import array_module
 
 STEP_DEG = 5.0  # grid spacing in azimuth and elevation (deg)
 N_AZ = int(round(360 / STEP_DEG))  # 72 columns
@@ -36,32 +33,53 @@ def directions() -> np.ndarray:
     return d.reshape(SIZE, 3)
 
 
-def locate(unit: Any, idx: Any, weights: Any) -> None:
-    """Bilinear grid neighbours of directions ``unit`` (S, 3), written in place.
+class Locator:
+    """Bilinear grid neighbours of ``count`` directions at a time.
 
-    ``idx`` (S, 4) integer entries and ``weights`` (S, 4) float32 summing to 1, in
-    the order (row, column) = (e0, a0), (e0, a1), (e1, a0), (e1, a1).
+    Every array it needs is allocated here, on ``xp``'s device; a call is a fixed
+    number of element-wise operations written into them (no allocation), which
+    keeps the per-block cost low for a handful of sources as for hundreds.
     """
-    xp = array_module(unit)
-    offset, last, row_step, col_step = _constants(xp)
-    # grid coordinates: azimuth shifted positive by a full turn, elevation from the nadir
-    az = xp.arctan2(unit[:, 0], -unit[:, 2])
-    el = xp.arcsin(xp.clip(unit[:, 1], -1.0, 1.0))
-    pos = xp.stack([el, az], axis=1) * (1.0 / _STEP) + offset  # (S, 2): rows, columns
-    lo = xp.minimum(xp.floor(pos), last)  # the top row's cell is the one below it
-    frac = (pos - lo).astype(np.float32)
-    lo = lo.astype(np.int64)
-    rows = lo[:, :1] * N_AZ + row_step  # (S, 2): e0, e1 entry bases
-    cols = (lo[:, 1:] + col_step) % N_AZ  # (S, 2): a0, a1
-    idx[...] = (rows[:, :, None] + cols[:, None, :]).reshape(-1, 4)
-    pair = xp.stack([1 - frac, frac], axis=2)  # (S, 2 coords, 2 corners)
-    weights[...] = (pair[:, 0, :, None] * pair[:, 1, None, :]).reshape(-1, 4)
 
+    def __init__(self, xp: ModuleType, count: int) -> None:
+        self.pos = xp.zeros((count, 2), np.float32)  # (row, column) grid coordinates
+        self.lo = xp.zeros((count, 2), np.float32)  # the cell's lower corner
+        self.cell = xp.zeros((count, 2), np.int64)
+        self.pair = xp.zeros((count, 2, 2), np.float32)  # per coordinate: 1 - frac, frac
+        self.across = xp.zeros(count, np.float32)
+        self.corner = xp.zeros((count, 2, 2), np.int64)  # rows e0, e1; columns a0, a1
+        self.idx = xp.zeros((count, 4), np.int64)
+        self.weights = xp.zeros((count, 4), np.float32)
+        # elevation 0 is row 18; azimuth shifted by a full turn to stay positive
+        self.offset = xp.asarray([N_EL // 2, N_AZ], np.float32)
+        self.last = xp.asarray([N_EL - 2, np.inf], np.float32)  # top row: the cell below it
+        self.steps = xp.asarray([0, 1], np.int64)  # e0 -> e1, a0 -> a1
+        self.xp = xp
 
-@cache
-def _constants(xp: ModuleType) -> tuple[Any, ...]:
-    """:func:`locate`'s constant vectors on ``xp``'s device (CuPy mixes no NumPy arrays)."""
-    return (xp.asarray([N_EL // 2, N_AZ], np.float64),  # elevation 0 is row 18; azimuth > 0
-            xp.asarray([N_EL - 2, np.inf]),  # last row whose cell has a row above
-            xp.asarray([0, N_AZ], np.int64),  # e0 -> e1
-            xp.asarray([0, 1], np.int64))  # a0 -> a1
+    def __call__(self, unit: Any) -> tuple[Any, Any]:
+        """Entries ``idx`` (S, 4) and weights (S, 4) summing to 1 for unit vectors (S, 3).
+
+        Corner order: (e0, a0), (e0, a1), (e1, a0), (e1, a1). The arrays returned
+        are this locator's own, overwritten by the next call.
+        """
+        xp, pos = self.xp, self.pos
+        x, y, z = unit[:, 0], unit[:, 1], unit[:, 2]
+        xp.hypot(x, z, out=self.across)
+        xp.arctan2(y, self.across, out=pos[:, 0])  # elevation
+        xp.negative(z, out=self.across)
+        xp.arctan2(x, self.across, out=pos[:, 1])  # azimuth, from the front towards +X
+        pos *= 1.0 / _STEP
+        pos += self.offset
+        xp.floor(pos, out=self.lo)
+        xp.minimum(self.lo, self.last, out=self.lo)
+        xp.subtract(pos, self.lo, out=self.pair[:, :, 1])
+        xp.subtract(1.0, self.pair[:, :, 1], out=self.pair[:, :, 0])
+        self.cell[...] = self.lo
+        xp.add(self.cell[:, :, None], self.steps, out=self.corner)
+        self.corner[:, 0] *= N_AZ
+        self.corner[:, 1] %= N_AZ
+        xp.add(self.corner[:, 0, :, None], self.corner[:, 1, None, :],
+               out=self.idx.reshape(-1, 2, 2))
+        xp.multiply(self.pair[:, 0, :, None], self.pair[:, 1, None, :],
+                    out=self.weights.reshape(-1, 2, 2))
+        return self.idx, self.weights

@@ -84,7 +84,8 @@ def open_device(feeder: BlockFeeder, rate: int, block: int, device: str | int | 
                                           latency="low")
         stream.start()
     except (sounddevice.PortAudioError, ValueError) as exc:
-        raise AudioError(f"no audio output on device {device!r}: {exc}") from exc
+        which = "the default output device" if device is None else f"output device {device!r}"
+        raise AudioError(f"no audio output ({which}): {exc}") from exc
     log.info("audio: live output on %r at %d Hz, %d-sample blocks", info["name"], rate, block)
     return stream
 

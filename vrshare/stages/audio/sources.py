@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 Signal = Literal["file", "tone", "noise", "chirp"]
 GENERATED_S = 1.0  # length of a generated signal's period (s); looping repeats it
 NOISE_RMS = 0.25  # generated noise, before gain (full scale 1.0)
-CHIRP_SPAN = 8.0  # a chirp sweeps frequency_hz / 8 .. frequency_hz * 8 (log)
+CHIRP_SPAN = 16.0  # a chirp sweeps up 4 octaves from frequency_hz (log), to 0.45 x rate at most
 FADE_S = 0.005  # fade at both ends of a generated chirp so that looping does not click
 
 
@@ -35,7 +35,8 @@ class SourceSettings:
     """One sound source, as a ``[[stage.settings.sources]]`` or scene sound table.
 
     ``position`` is in metres: in the world when ``object_index`` is -1, else in the
-    frame of scene object ``object_index`` (it moves with the object).
+    local frame of scene object ``object_index`` (its model matrix, scale included,
+    maps it to the world each block, so the source moves and turns with the object).
     ``signal`` defaults to ``"file"`` when ``file`` is given, else ``"tone"``.
     """
 
@@ -44,7 +45,7 @@ class SourceSettings:
     object_index: int = -1
     file: Path | None = None
     signal: Signal | None = None
-    frequency_hz: float = 440.0  # tone frequency, or the centre of a chirp (Hz)
+    frequency_hz: float = 440.0  # tone frequency, or where a chirp starts (Hz)
     gain: float = 1.0  # linear gain at the reference distance
     loop: bool = True
 
@@ -166,8 +167,8 @@ def generate(kind: str, frequency_hz: float, rate: int, seed: int = 0) -> np.nda
         from scipy.signal import chirp
 
         t = np.arange(n) / rate
-        f0 = frequency_hz / CHIRP_SPAN
-        f1 = min(frequency_hz * CHIRP_SPAN, 0.45 * rate)
+        f0 = frequency_hz
+        f1 = max(min(frequency_hz * CHIRP_SPAN, 0.45 * rate), f0)
         x = chirp(t, f0, t[-1], f1, method="logarithmic")
         fade = min(int(FADE_S * rate), n // 2)
         ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(fade) / fade)
