@@ -281,3 +281,51 @@ def test_real_time_frames_follow_the_display_period(manifest, tmp_path):
     steps = np.diff(times) / (1e9 / 72)
     assert len(times) >= 30 and np.all(steps >= 0.999)
     assert np.allclose(steps, np.round(steps), atol=2e-3)
+
+
+DEVICES = """
+import json, sys
+import numpy as np
+from vrshare.targets.openxr import XrSession
+
+rows = []
+with XrSession(None) as s:  # XR_MND_headless: tracking without graphics
+    for frame in s.frames():
+        out = np.zeros((3, 9))
+        s.locate_devices(frame.display_time, out)
+        rows.append([frame.display_time, s.state.name, out.tolist()])
+        frame.end()
+        if frame.index == 40:
+            break
+print("ROWS " + json.dumps(rows))
+"""
+
+
+def test_head_and_hands_follow_the_trace(manifest, tmp_path):
+    """Head from the VIEW space, hands from grip-pose action spaces (khr/simple_controller):
+    the hands are valid only once the session is focused, then follow their trace rows."""
+    with open(tmp_path / "devices.csv", "w") as f:
+        f.write("t,device,px,py,pz,qx,qy,qz,qw\n")
+        for i in range(60):
+            t = i / 60
+            f.write(f"{t},head,{0.1 * t},1.6,0,0,0,0,1\n")
+            f.write(f"{t},left,-0.2,{1.0 + 0.3 * t},-0.3,0,0,0,1\n")
+            f.write(f"{t},right,0.25,1.1,{-0.3 - 0.2 * t},0,0,0,1\n")
+    env = kit.xr_env(manifest, tmp_path, trace=tmp_path / "devices.csv")
+    done = kit.run_code(DEVICES, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(next(x for x in done.stdout.splitlines()
+                           if x.startswith("ROWS ")).removeprefix("ROWS "))
+    assert kit.sim_errors(tmp_path) == [] and kit.validation_problems(tmp_path) == []
+    focused = 0
+    for display_time, state, (head, left, right) in rows:
+        t = min((display_time - kit.VIRTUAL_T0_NS) * 1e-9, 59 / 60)
+        assert head[8] == 1.0 and np.allclose(head[:3], [0.1 * t, 1.6, 0], atol=1e-5)
+        if state != "FOCUSED":
+            assert left[8] == right[8] == 0.0
+            continue
+        focused += 1
+        assert left[8] == right[8] == 1.0
+        assert np.allclose(left[:7], [-0.2, 1.0 + 0.3 * t, -0.3, 0, 0, 0, 1], atol=1e-5)
+        assert np.allclose(right[:7], [0.25, 1.1, -0.3 - 0.2 * t, 0, 0, 0, 1], atol=1e-5)
+    assert focused >= 35

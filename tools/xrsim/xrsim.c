@@ -13,9 +13,10 @@
  * (GLX, through libGL) or XR_MND_headless, reference spaces
  * (VIEW, LOCAL, STAGE), swapchains (GL_SRGB8_ALPHA8 / GL_RGBA8), frame timing at
  * 90 Hz in real or virtual time, views located from a scripted head trajectory,
+ * hand grip poses through actions bound for /interaction_profiles/khr/simple_controller,
  * scripted session stop / exit / loss, XR_KHR_convert_timespec_time.  Not
- * supported: actions and input, other graphics bindings, layers other than
- * projection and quad.
+ * supported: input values other than poses, haptics, other graphics bindings,
+ * layers other than projection and quad.
  *
  * Configuration (environment variables, read at xrCreateInstance):
  *   XRSIM_TIMING      "real" (default: xrWaitFrame sleeps to the next 90 Hz vsync)
@@ -29,8 +30,10 @@
  *   XRSIM_HEAD        static head pose in STAGE space "px,py,pz,qx,qy,qz,qw"
  *                     (default "0,1.6,0,0,0,0,1")
  *   XRSIM_TRACE       CSV trace "t,device,px,py,pz,qx,qy,qz,qw" (header optional);
- *                     rows with device "head" drive the head, t in seconds after
- *                     instance creation, linear/slerp interpolation, held at the ends
+ *                     rows with device "head", "left" or "right" drive the head and
+ *                     the hands' grip poses, t in seconds after instance creation
+ *                     (virtual XrTime starts at 1 s there), linear/slerp
+ *                     interpolation, held at the ends
  *   XRSIM_EVENTS      scripted session events "action@frames,..." where frames counts
  *                     xrEndFrame calls of the instance and action is one of
  *                     stop (STOPPING, then READY again after xrEndSession),
@@ -154,6 +157,8 @@ typedef struct GlFns {
 #define MAGIC_SESSION 0x58534553u
 #define MAGIC_SPACE 0x58535043u
 #define MAGIC_SWAPCHAIN 0x58535743u
+#define MAGIC_ACTION_SET 0x58415354u
+#define MAGIC_ACTION 0x58414354u
 
 static FILE *g_log;
 static long g_errors;
@@ -273,7 +278,9 @@ static Quat slerp(Quat a, Quat b, double t) {
     return (Quat){wa * a.x + wb * b.x, wa * a.y + wb * b.y, wa * a.z + wb * b.z, wa * a.w + wb * b.w};
 }
 
-/* ---- the head trajectory ---- */
+/* ---- device trajectories: head, left and right hand ---- */
+enum { DEV_HEAD, DEV_LEFT, DEV_RIGHT, N_DEVICES };
+static const char *const DEVICE_NAMES[N_DEVICES] = {"head", "left", "right"};
 typedef struct { double t; Pose pose; } Sample;
 typedef struct {
     Sample *samples;
@@ -295,11 +302,10 @@ static int parse_doubles(const char *s, double *out, int n) {
     return k;
 }
 
-static bool load_trace(Trajectory *tr, const char *path, char *err, size_t errlen) {
+static bool load_trace(Trajectory *devices, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) { snprintf(err, errlen, "XRSIM_TRACE %s: %s", path, strerror(errno)); return false; }
-    size_t cap = 256;
-    tr->samples = malloc(cap * sizeof(Sample));
+    size_t caps[N_DEVICES] = {0};
     char line[512];
     int lineno = 0;
     while (fgets(line, sizeof line, f)) {
@@ -315,21 +321,25 @@ static bool load_trace(Trajectory *tr, const char *path, char *err, size_t errle
         if (dl >= sizeof device) dl = sizeof device - 1;
         memcpy(device, c1 + 1, dl);
         device[dl] = 0;
-        if (strcmp(device, "head") != 0) continue;
+        int d = 0;
+        while (d < N_DEVICES && strcmp(device, DEVICE_NAMES[d])) d++;
+        if (d == N_DEVICES) continue; /* other tracked objects are not simulated */
+        Trajectory *tr = &devices[d];
         double v[7];
         if (parse_doubles(c2 + 1, v, 7) != 7) { snprintf(err, errlen, "XRSIM_TRACE %s:%d: expected 7 pose numbers", path, lineno); fclose(f); return false; }
-        if (tr->count == cap) { cap *= 2; tr->samples = realloc(tr->samples, cap * sizeof(Sample)); }
+        if (tr->count == caps[d]) { caps[d] = caps[d] ? 2 * caps[d] : 256; tr->samples = realloc(tr->samples, caps[d] * sizeof(Sample)); }
         Sample *sm = &tr->samples[tr->count++];
         sm->t = strtod(s, NULL);
         sm->pose = (Pose){qnorm((Quat){v[3], v[4], v[5], v[6]}), {v[0], v[1], v[2]}};
         if (tr->count > 1 && sm->t <= tr->samples[tr->count - 2].t) { snprintf(err, errlen, "XRSIM_TRACE %s:%d: times must increase", path, lineno); fclose(f); return false; }
     }
     fclose(f);
-    if (!tr->count) { snprintf(err, errlen, "XRSIM_TRACE %s: no 'head' rows", path); return false; }
+    if (!devices[DEV_HEAD].count && !devices[DEV_LEFT].count && !devices[DEV_RIGHT].count) { snprintf(err, errlen, "XRSIM_TRACE %s: no head, left or right rows", path); return false; }
     return true;
 }
 
-static Pose head_at(const Trajectory *tr, double t) {
+/* A device's pose at t (s after instance creation); the fixed pose without trace rows. */
+static Pose pose_at(const Trajectory *tr, double t) {
     if (!tr->count) return tr->fixed;
     if (t <= tr->samples[0].t) return tr->samples[0].pose;
     if (t >= tr->samples[tr->count - 1].t) return tr->samples[tr->count - 1].pose;
@@ -343,8 +353,8 @@ static Pose head_at(const Trajectory *tr, double t) {
 }
 
 /* ---- objects ---- */
-typedef enum { ACT_STOP, ACT_EXIT, ACT_LOSS, ACT_INSTANCE_LOSS } Action;
-typedef struct { Action action; long frame; bool done; } Scripted;
+typedef enum { ACT_STOP, ACT_EXIT, ACT_LOSS, ACT_INSTANCE_LOSS } ScriptAction;
+typedef struct { ScriptAction action; long frame; bool done; } Scripted;
 
 struct XrInstance_T;
 struct XrSession_T;
@@ -362,10 +372,34 @@ typedef struct XrSwapchain_T {
     struct XrSwapchain_T *next_in_list;
 } Swapchain;
 
+#define SPACE_ACTION ((XrReferenceSpaceType)0x7ffffffe) /* an action space, not a reference space */
+#define MAX_ACTIONS 64
+#define MAX_ACTION_SETS 8
+static const char *const HAND_PATHS[2] = {"/user/hand/left", "/user/hand/right"};
+static const char SIMPLE_CONTROLLER[] = "/interaction_profiles/khr/simple_controller";
+
+typedef struct XrActionSet_T {
+    uint32_t magic;
+    char name[XR_MAX_ACTION_SET_NAME_SIZE];
+    bool attached;
+} ActionSet;
+
+typedef struct XrAction_T {
+    uint32_t magic;
+    ActionSet *set;
+    char name[XR_MAX_ACTION_NAME_SIZE];
+    XrActionType type;
+    XrPath subaction[2];
+    uint32_t subaction_count;
+    bool bound[2]; /* per hand: suggested for a simple_controller input */
+} Action;
+
 typedef struct XrSpace_T {
     uint32_t magic;
     struct XrSession_T *session;
     XrReferenceSpaceType type;
+    int hand;          /* action spaces: 0 left, 1 right */
+    Action *action;    /* action spaces: their pose action */
     Pose offset;
     struct XrSpace_T *next_in_list;
 } Space;
@@ -389,6 +423,7 @@ typedef struct XrSession_T {
     XrTime frame_time;        /* display time of the begun frame */
     int64_t vsync;            /* index of the last vsync a frame was given */
     long frames_ended, sessions_frames;
+    bool actions_attached, actions_active; /* active: the last xrSyncActions was while FOCUSED */
     Swapchain *swapchains;
     Space *spaces;
 } Session;
@@ -407,7 +442,7 @@ typedef struct XrInstance_T {
     double rate_hz, ipd;
     uint32_t width, height;
     XrFovf fov[2];
-    Trajectory trajectory;
+    Trajectory devices[N_DEVICES];
     Scripted script[MAX_SCRIPT];
     int script_count;
     char dump_dir[512];
@@ -418,6 +453,9 @@ typedef struct XrInstance_T {
     int64_t last_wait_real;   /* monotonic ns when the last xrWaitFrame returned */
     XrTime last_wait_time;    /* its frame start on the runtime timeline */
     long frames_ended, frames_waited, layers_submitted;
+    ActionSet *sets[MAX_ACTION_SETS];
+    Action *actions[MAX_ACTIONS];
+    int set_count, action_count;
 } Instance;
 
 static Instance *g_instance;
@@ -503,6 +541,7 @@ static XrTime now_time(Instance *inst) {
 
 static void set_state(Session *s, XrSessionState st) {
     s->state = st;
+    if (st != XR_SESSION_STATE_FOCUSED) s->actions_active = false; /* input needs focus */
     XrEventDataSessionStateChanged ev = {.type = XR_TYPE_EVENT_DATA_SESSION_STATE_CHANGED};
     ev.session = (XrSession)s;
     ev.state = st;
@@ -567,9 +606,11 @@ static bool configure(Instance *inst, char *err, size_t errlen) {
     inst->fov[1] = (XrFovf){(float)(-fov[1] * r), (float)(-fov[0] * r), (float)(fov[2] * r), (float)(fov[3] * r)};
     double hp[7];
     if (parse_doubles(env("XRSIM_HEAD", "0,1.6,0,0,0,0,1"), hp, 7) != 7) { snprintf(err, errlen, "XRSIM_HEAD: expected px,py,pz,qx,qy,qz,qw"); return false; }
-    inst->trajectory.fixed = (Pose){qnorm((Quat){hp[3], hp[4], hp[5], hp[6]}), {hp[0], hp[1], hp[2]}};
+    inst->devices[DEV_HEAD].fixed = (Pose){qnorm((Quat){hp[3], hp[4], hp[5], hp[6]}), {hp[0], hp[1], hp[2]}};
+    inst->devices[DEV_LEFT].fixed = (Pose){{0, 0, 0, 1}, {-0.2, 1.15, -0.3}};  /* hands in front of the hips */
+    inst->devices[DEV_RIGHT].fixed = (Pose){{0, 0, 0, 1}, {0.2, 1.15, -0.3}};
     const char *trace = getenv("XRSIM_TRACE");
-    if (trace && *trace && !load_trace(&inst->trajectory, trace, err, errlen)) return false;
+    if (trace && *trace && !load_trace(inst->devices, trace, err, errlen)) return false;
     inst->no_stage = !strcmp(env("XRSIM_NO_STAGE", "0"), "1");
     inst->no_hmd = !strcmp(env("XRSIM_NO_HMD", "0"), "1");
     inst->no_egl = !strcmp(env("XRSIM_NO_EGL", "0"), "1");
@@ -651,7 +692,7 @@ static XrResult XRAPI_CALL xrCreateInstance(const XrInstanceCreateInfo *info, Xr
     }
     char err[512] = "";
     if (!configure(inst, err, sizeof err)) {
-        free(inst->trajectory.samples);
+        for (int d = 0; d < N_DEVICES; d++) free(inst->devices[d].samples);
         free(inst);
         return fail(XR_ERROR_RUNTIME_FAILURE, fn, "%s", err);
     }
@@ -664,7 +705,7 @@ static XrResult XRAPI_CALL xrCreateInstance(const XrInstanceCreateInfo *info, Xr
         snprintf(path, sizeof path, "%s/views.csv", inst->dump_dir);
         inst->views_csv = fopen(path, "w");
         if (!inst->views_csv) {
-            free(inst->trajectory.samples);
+            for (int d = 0; d < N_DEVICES; d++) free(inst->devices[d].samples);
             free(inst);
             return fail(XR_ERROR_RUNTIME_FAILURE, fn, "XRSIM_DUMP_DIR: cannot write %s: %s", path, strerror(errno));
         }
@@ -687,7 +728,9 @@ static XrResult XRAPI_CALL xrDestroyInstance(XrInstance h) {
          inst->frames_waited, inst->frames_ended, inst->layers_submitted, inst->dumped_frames, g_errors);
     if (inst->views_csv) fclose(inst->views_csv);
     for (int i = 0; i < inst->path_count; i++) free(inst->paths[i]);
-    free(inst->trajectory.samples);
+    for (int d = 0; d < N_DEVICES; d++) free(inst->devices[d].samples);
+    for (int i = 0; i < inst->action_count; i++) free(inst->actions[i]);
+    for (int i = 0; i < inst->set_count; i++) free(inst->sets[i]);
     inst->magic = 0;
     free(inst);
     g_instance = NULL;
@@ -1110,9 +1153,15 @@ static XrResult XRAPI_CALL xrGetReferenceSpaceBoundsRect(XrSession h, XrReferenc
 /* Where a space's origin is, in STAGE coordinates, at time t (ns). */
 static Pose space_in_stage(Instance *inst, const Space *sp, XrTime t) {
     Pose base = {{0, 0, 0, 1}, {0, 0, 0}};
-    if (sp->type == XR_REFERENCE_SPACE_TYPE_VIEW) base = head_at(&inst->trajectory, (double)(t - inst->t0) / NS_PER_S);
-    else if (sp->type == XR_REFERENCE_SPACE_TYPE_LOCAL) base.p.y = inst->trajectory.fixed.p.y;
+    if (sp->type == XR_REFERENCE_SPACE_TYPE_VIEW) base = pose_at(&inst->devices[DEV_HEAD], (double)(t - inst->t0) / NS_PER_S);
+    else if (sp->type == XR_REFERENCE_SPACE_TYPE_LOCAL) base.p.y = inst->devices[DEV_HEAD].fixed.p.y;
+    else if (sp->type == SPACE_ACTION) base = pose_at(&inst->devices[sp->hand + 1], (double)(t - inst->t0) / NS_PER_S);
     return pmul(base, sp->offset);
+}
+
+/* An action space is tracked only while its action is active: bound, and synced while FOCUSED. */
+static bool space_tracked(const Space *sp) {
+    return sp->type != SPACE_ACTION || (sp->session->actions_active && sp->action->bound[sp->hand]);
 }
 
 static XrResult XRAPI_CALL xrLocateSpace(XrSpace hs, XrSpace hb, XrTime t, XrSpaceLocation *loc) {
@@ -1123,6 +1172,11 @@ static XrResult XRAPI_CALL xrLocateSpace(XrSpace hs, XrSpace hb, XrTime t, XrSpa
     CHECK_TYPE(fn, loc, XR_TYPE_SPACE_LOCATION);
     if (t <= 0) return fail(XR_ERROR_TIME_INVALID, fn, "time %lld", (long long)t);
     Instance *inst = sp->session->instance;
+    if (!space_tracked(sp) || !space_tracked(base)) {
+        loc->pose = to_xr((Pose){{0, 0, 0, 1}, {0, 0, 0}});
+        loc->locationFlags = 0;
+        return sp->session->loss_pending ? XR_SESSION_LOSS_PENDING : XR_SUCCESS;
+    }
     Pose rel = pmul(pinv(space_in_stage(inst, base, t)), space_in_stage(inst, sp, t));
     loc->pose = to_xr(rel);
     loc->locationFlags = XR_SPACE_LOCATION_ORIENTATION_VALID_BIT | XR_SPACE_LOCATION_POSITION_VALID_BIT |
@@ -1156,7 +1210,7 @@ static XrResult XRAPI_CALL xrLocateViews(XrSession h, const XrViewLocateInfo *in
     for (uint32_t i = 0; i < cap && i < 2; i++)
         if (views[i].type != XR_TYPE_VIEW) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "views[%u].type is not XR_TYPE_VIEW", i);
     Instance *inst = s->instance;
-    Pose head = head_at(&inst->trajectory, (double)(info->displayTime - inst->t0) / NS_PER_S);
+    Pose head = pose_at(&inst->devices[DEV_HEAD], (double)(info->displayTime - inst->t0) / NS_PER_S);
     Pose to_space = pinv(space_in_stage(inst, sp, info->displayTime));
     if (!count) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "viewCountOutput is NULL");
     *count = 2;
@@ -1489,6 +1543,225 @@ static XrResult XRAPI_CALL xrEndFrame(XrSession h, const XrFrameEndInfo *info) {
     return s->loss_pending ? XR_SESSION_LOSS_PENDING : XR_SUCCESS;
 }
 
+/* ==== actions: pose input for both hands ==== */
+static const char *path_text(Instance *inst, XrPath p) {
+    return (p >= 1 && p <= (XrPath)inst->path_count) ? inst->paths[p - 1] : NULL;
+}
+
+static ActionSet *find_set(Instance *inst, XrActionSet h) {
+    for (int i = 0; i < inst->set_count; i++)
+        if (inst->sets[i] == (ActionSet *)h && inst->sets[i]->magic == MAGIC_ACTION_SET) return inst->sets[i];
+    return NULL;
+}
+
+static Action *find_action(Instance *inst, XrAction h) {
+    for (int i = 0; i < inst->action_count; i++)
+        if (inst->actions[i] == (Action *)h && inst->actions[i]->magic == MAGIC_ACTION) return inst->actions[i];
+    return NULL;
+}
+
+static bool valid_name(const char *name) {
+    if (!name[0]) return false;
+    for (const char *c = name; *c; c++)
+        if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.')) return false;
+    return true;
+}
+
+static XrResult XRAPI_CALL xrCreateActionSet(XrInstance h, const XrActionSetCreateInfo *info, XrActionSet *out) {
+    Instance *inst = (Instance *)h;
+    const char *fn = "xrCreateActionSet";
+    CHECK_INSTANCE(fn, inst);
+    CHECK_TYPE(fn, info, XR_TYPE_ACTION_SET_CREATE_INFO);
+    if (!out) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "actionSet output is NULL");
+    if (!valid_name(info->actionSetName)) return fail(XR_ERROR_PATH_FORMAT_INVALID, fn, "action set name '%s' is not a well-formed path element", info->actionSetName);
+    if (!info->localizedActionSetName[0]) return fail(XR_ERROR_LOCALIZED_NAME_INVALID, fn, "empty localized name");
+    for (int i = 0; i < inst->set_count; i++)
+        if (!strcmp(inst->sets[i]->name, info->actionSetName)) return fail(XR_ERROR_NAME_DUPLICATED, fn, "action set %s exists", info->actionSetName);
+    if (inst->set_count == MAX_ACTION_SETS) return fail(XR_ERROR_LIMIT_REACHED, fn, "more than %d action sets", MAX_ACTION_SETS);
+    ActionSet *set = calloc(1, sizeof *set);
+    set->magic = MAGIC_ACTION_SET;
+    snprintf(set->name, sizeof set->name, "%s", info->actionSetName);
+    inst->sets[inst->set_count++] = set;
+    *out = (XrActionSet)set;
+    return XR_SUCCESS;
+}
+
+static XrResult XRAPI_CALL xrDestroyActionSet(XrActionSet h) {
+    Instance *inst = g_instance;
+    ActionSet *set = inst ? find_set(inst, h) : NULL;
+    if (!set) return fail(XR_ERROR_HANDLE_INVALID, "xrDestroyActionSet", "invalid XrActionSet %p", (void *)h);
+    for (int i = 0; i < inst->action_count;) { /* its actions go with it */
+        if (inst->actions[i]->set == set) { free(inst->actions[i]); inst->actions[i] = inst->actions[--inst->action_count]; }
+        else i++;
+    }
+    for (int i = 0; i < inst->set_count; i++)
+        if (inst->sets[i] == set) { inst->sets[i] = inst->sets[--inst->set_count]; break; }
+    set->magic = 0;
+    free(set);
+    return XR_SUCCESS;
+}
+
+static XrResult XRAPI_CALL xrCreateAction(XrActionSet hs, const XrActionCreateInfo *info, XrAction *out) {
+    Instance *inst = g_instance;
+    const char *fn = "xrCreateAction";
+    ActionSet *set = inst ? find_set(inst, hs) : NULL;
+    if (!set) return fail(XR_ERROR_HANDLE_INVALID, fn, "invalid XrActionSet %p", (void *)hs);
+    CHECK_TYPE(fn, info, XR_TYPE_ACTION_CREATE_INFO);
+    if (!out) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "action output is NULL");
+    if (set->attached) return fail(XR_ERROR_ACTIONSETS_ALREADY_ATTACHED, fn, "action set %s is attached", set->name);
+    if (!valid_name(info->actionName)) return fail(XR_ERROR_PATH_FORMAT_INVALID, fn, "action name '%s' is not a well-formed path element", info->actionName);
+    if (info->countSubactionPaths > 2) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "at most the two hands as subaction paths");
+    Action tmp = {.magic = MAGIC_ACTION, .set = set, .type = info->actionType, .subaction_count = info->countSubactionPaths};
+    snprintf(tmp.name, sizeof tmp.name, "%s", info->actionName);
+    for (uint32_t i = 0; i < info->countSubactionPaths; i++) {
+        const char *p = path_text(inst, info->subactionPaths[i]);
+        if (!p || (strcmp(p, HAND_PATHS[0]) && strcmp(p, HAND_PATHS[1])))
+            return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "subaction path %s is not /user/hand/left or right", p ? p : "(invalid)");
+        tmp.subaction[i] = info->subactionPaths[i];
+    }
+    if (inst->action_count == MAX_ACTIONS) return fail(XR_ERROR_LIMIT_REACHED, fn, "more than %d actions", MAX_ACTIONS);
+    Action *a = malloc(sizeof *a);
+    *a = tmp;
+    inst->actions[inst->action_count++] = a;
+    *out = (XrAction)a;
+    return XR_SUCCESS;
+}
+
+static XrResult XRAPI_CALL xrDestroyAction(XrAction h) {
+    Instance *inst = g_instance;
+    Action *a = inst ? find_action(inst, h) : NULL;
+    if (!a) return fail(XR_ERROR_HANDLE_INVALID, "xrDestroyAction", "invalid XrAction %p", (void *)h);
+    for (int i = 0; i < inst->action_count; i++)
+        if (inst->actions[i] == a) { inst->actions[i] = inst->actions[--inst->action_count]; break; }
+    a->magic = 0;
+    free(a);
+    return XR_SUCCESS;
+}
+
+static XrResult XRAPI_CALL xrSuggestInteractionProfileBindings(XrInstance h, const XrInteractionProfileSuggestedBinding *info) {
+    Instance *inst = (Instance *)h;
+    const char *fn = "xrSuggestInteractionProfileBindings";
+    CHECK_INSTANCE(fn, inst);
+    CHECK_TYPE(fn, info, XR_TYPE_INTERACTION_PROFILE_SUGGESTED_BINDING);
+    const char *profile = path_text(inst, info->interactionProfile);
+    if (!profile) return fail(XR_ERROR_PATH_INVALID, fn, "invalid interaction profile path");
+    if (strcmp(profile, SIMPLE_CONTROLLER)) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "interaction profile %s (xrsim has %s)", profile, SIMPLE_CONTROLLER);
+    if (!info->countSuggestedBindings || !info->suggestedBindings) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "no bindings");
+    static const char *const inputs[] = {"/input/select/click", "/input/menu/click", "/input/grip/pose", "/input/aim/pose", "/output/haptic"};
+    bool bound[MAX_ACTIONS][2] = {{false}};
+    for (uint32_t i = 0; i < info->countSuggestedBindings; i++) {
+        const XrActionSuggestedBinding *b = &info->suggestedBindings[i];
+        Action *a = find_action(inst, b->action);
+        if (!a) return fail(XR_ERROR_HANDLE_INVALID, fn, "suggestedBindings[%u].action is invalid", i);
+        if (a->set->attached) return fail(XR_ERROR_ACTIONSETS_ALREADY_ATTACHED, fn, "action %s is in an attached set", a->name);
+        const char *p = path_text(inst, b->binding);
+        int hand = -1;
+        for (int k = 0; k < 2 && p; k++) {
+            size_t n = strlen(HAND_PATHS[k]);
+            if (strncmp(p, HAND_PATHS[k], n)) continue;
+            for (size_t j = 0; j < sizeof inputs / sizeof inputs[0]; j++)
+                if (!strcmp(p + n, inputs[j])) hand = k;
+        }
+        if (hand < 0) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "binding %s is not an input of %s", p ? p : "(invalid)", SIMPLE_CONTROLLER);
+        bool is_pose = strstr(p, "/pose") != NULL;
+        if (is_pose != (a->type == XR_ACTION_TYPE_POSE_INPUT)) return fail(XR_ERROR_ACTION_TYPE_MISMATCH, fn, "action %s bound to %s", a->name, p);
+        for (int k = 0; k < inst->action_count; k++)
+            if (inst->actions[k] == a) bound[k][hand] = is_pose;
+    }
+    for (int k = 0; k < inst->action_count; k++) /* a later suggestion for a profile replaces the earlier one */
+        for (int hand = 0; hand < 2; hand++) inst->actions[k]->bound[hand] = bound[k][hand];
+    return XR_SUCCESS;
+}
+
+static XrResult XRAPI_CALL xrAttachSessionActionSets(XrSession h, const XrSessionActionSetsAttachInfo *info) {
+    Session *s = (Session *)h;
+    const char *fn = "xrAttachSessionActionSets";
+    CHECK_SESSION(fn, s);
+    CHECK_TYPE(fn, info, XR_TYPE_SESSION_ACTION_SETS_ATTACH_INFO);
+    if (s->actions_attached) return fail(XR_ERROR_ACTIONSETS_ALREADY_ATTACHED, fn, "action sets were already attached to this session");
+    for (uint32_t i = 0; i < info->countActionSets; i++) {
+        ActionSet *set = find_set(s->instance, info->actionSets[i]);
+        if (!set) return fail(XR_ERROR_HANDLE_INVALID, fn, "actionSets[%u] is invalid", i);
+        set->attached = true;
+    }
+    s->actions_attached = true;
+    return XR_SUCCESS;
+}
+
+static XrResult XRAPI_CALL xrCreateActionSpace(XrSession h, const XrActionSpaceCreateInfo *info, XrSpace *out) {
+    Session *s = (Session *)h;
+    const char *fn = "xrCreateActionSpace";
+    CHECK_SESSION(fn, s);
+    CHECK_TYPE(fn, info, XR_TYPE_ACTION_SPACE_CREATE_INFO);
+    if (!out) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "space output is NULL");
+    Action *a = find_action(s->instance, info->action);
+    if (!a) return fail(XR_ERROR_HANDLE_INVALID, fn, "invalid action");
+    if (a->type != XR_ACTION_TYPE_POSE_INPUT) return fail(XR_ERROR_ACTION_TYPE_MISMATCH, fn, "action %s is not a pose action", a->name);
+    int hand = -1;
+    for (uint32_t i = 0; i < a->subaction_count; i++)
+        if (a->subaction[i] == info->subactionPath) hand = !strcmp(path_text(s->instance, info->subactionPath), HAND_PATHS[1]);
+    if (hand < 0) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "subactionPath is not one of action %s's subaction paths", a->name);
+    if (!pose_valid(info->poseInActionSpace)) return fail(XR_ERROR_POSE_INVALID, fn, "poseInActionSpace has a non-unit orientation");
+    Space *sp = calloc(1, sizeof *sp);
+    sp->magic = MAGIC_SPACE;
+    sp->session = s;
+    sp->type = SPACE_ACTION;
+    sp->hand = hand;
+    sp->action = a;
+    sp->offset = from_xr(info->poseInActionSpace);
+    sp->next_in_list = s->spaces;
+    s->spaces = sp;
+    *out = (XrSpace)sp;
+    return XR_SUCCESS;
+}
+
+static XrResult XRAPI_CALL xrSyncActions(XrSession h, const XrActionsSyncInfo *info) {
+    Session *s = (Session *)h;
+    const char *fn = "xrSyncActions";
+    CHECK_SESSION(fn, s);
+    CHECK_TYPE(fn, info, XR_TYPE_ACTIONS_SYNC_INFO);
+    for (uint32_t i = 0; i < info->countActiveActionSets; i++) {
+        ActionSet *set = find_set(s->instance, info->activeActionSets[i].actionSet);
+        if (!set) return fail(XR_ERROR_HANDLE_INVALID, fn, "activeActionSets[%u] is invalid", i);
+        if (!set->attached) return fail(XR_ERROR_ACTIONSET_NOT_ATTACHED, fn, "action set %s is not attached", set->name);
+    }
+    if (s->loss_pending) return XR_SESSION_LOSS_PENDING;
+    s->actions_active = s->state == XR_SESSION_STATE_FOCUSED && info->countActiveActionSets > 0;
+    return s->state == XR_SESSION_STATE_FOCUSED ? XR_SUCCESS : XR_SESSION_NOT_FOCUSED;
+}
+
+static XrResult XRAPI_CALL xrGetActionStatePose(XrSession h, const XrActionStateGetInfo *info, XrActionStatePose *state) {
+    Session *s = (Session *)h;
+    const char *fn = "xrGetActionStatePose";
+    CHECK_SESSION(fn, s);
+    CHECK_TYPE(fn, info, XR_TYPE_ACTION_STATE_GET_INFO);
+    CHECK_TYPE(fn, state, XR_TYPE_ACTION_STATE_POSE);
+    Action *a = find_action(s->instance, info->action);
+    if (!a) return fail(XR_ERROR_HANDLE_INVALID, fn, "invalid action");
+    if (!a->set->attached) return fail(XR_ERROR_ACTIONSET_NOT_ATTACHED, fn, "action set %s is not attached", a->set->name);
+    if (a->type != XR_ACTION_TYPE_POSE_INPUT) return fail(XR_ERROR_ACTION_TYPE_MISMATCH, fn, "action %s is not a pose action", a->name);
+    bool bound = info->subactionPath == XR_NULL_PATH ? (a->bound[0] || a->bound[1]) : false;
+    for (uint32_t i = 0; i < a->subaction_count; i++)
+        if (a->subaction[i] == info->subactionPath) bound = a->bound[!strcmp(path_text(s->instance, info->subactionPath), HAND_PATHS[1])];
+    state->isActive = s->actions_active && bound;
+    return XR_SUCCESS;
+}
+
+static XrResult XRAPI_CALL xrGetCurrentInteractionProfile(XrSession h, XrPath user, XrInteractionProfileState *state) {
+    Session *s = (Session *)h;
+    const char *fn = "xrGetCurrentInteractionProfile";
+    CHECK_SESSION(fn, s);
+    CHECK_TYPE(fn, state, XR_TYPE_INTERACTION_PROFILE_STATE);
+    if (!s->actions_attached) return fail(XR_ERROR_ACTIONSET_NOT_ATTACHED, fn, "no action sets attached");
+    const char *p = path_text(s->instance, user);
+    int hand = p ? (!strcmp(p, HAND_PATHS[0]) ? 0 : !strcmp(p, HAND_PATHS[1]) ? 1 : -1) : -1;
+    if (hand < 0) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "top level path %s", p ? p : "(invalid)");
+    state->interactionProfile = XR_NULL_PATH;
+    for (int i = 0; i < s->instance->action_count; i++)
+        if (s->instance->actions[i]->bound[hand]) return xrStringToPath((XrInstance)s->instance, SIMPLE_CONTROLLER, &state->interactionProfile);
+    return XR_SUCCESS;
+}
+
 /* ==== dispatch ==== */
 static XrResult XRAPI_CALL xrGetInstanceProcAddr(XrInstance h, const char *name, PFN_xrVoidFunction *fn);
 typedef struct { const char *name; PFN_xrVoidFunction fn; int ext; } Entry;
@@ -1510,6 +1783,10 @@ static const Entry ENTRIES[] = {
     E(xrEndSession, EXT_NONE), E(xrRequestExitSession, EXT_NONE), E(xrWaitFrame, EXT_NONE),
     E(xrBeginFrame, EXT_NONE), E(xrEndFrame, EXT_NONE), E(xrLocateViews, EXT_NONE),
     E(xrStringToPath, EXT_NONE), E(xrPathToString, EXT_NONE),
+    E(xrCreateActionSet, EXT_NONE), E(xrDestroyActionSet, EXT_NONE), E(xrCreateAction, EXT_NONE),
+    E(xrDestroyAction, EXT_NONE), E(xrSuggestInteractionProfileBindings, EXT_NONE),
+    E(xrAttachSessionActionSets, EXT_NONE), E(xrCreateActionSpace, EXT_NONE), E(xrSyncActions, EXT_NONE),
+    E(xrGetActionStatePose, EXT_NONE), E(xrGetCurrentInteractionProfile, EXT_NONE),
     E(xrGetOpenGLGraphicsRequirementsKHR, EXT_OPENGL),
     E(xrConvertTimespecTimeToTimeKHR, EXT_TIMESPEC), E(xrConvertTimeToTimespecTimeKHR, EXT_TIMESPEC),
 };
@@ -1533,7 +1810,7 @@ static XrResult XRAPI_CALL xrGetInstanceProcAddr(XrInstance h, const char *name,
         *fn = ENTRIES[i].fn;
         return XR_SUCCESS;
     }
-    return XR_ERROR_FUNCTION_UNSUPPORTED; /* actions and input are not simulated */
+    return XR_ERROR_FUNCTION_UNSUPPORTED; /* boolean/float input, haptics, other extensions */
 }
 
 EXPORT XrResult xrNegotiateLoaderRuntimeInterface(const XrNegotiateLoaderInfo *loader, XrNegotiateRuntimeRequest *req) {

@@ -182,6 +182,59 @@ class _Swapchain:
     depth: Any  # shared depth renderbuffer
 
 
+class _Controllers:
+    """Both hands' grip poses through one pose action, suggested for the
+    ``khr/simple_controller`` profile that every conformant runtime supports (runtimes
+    remap it to the controllers they have)."""
+
+    HANDS = ("/user/hand/left", "/user/hand/right")
+    PROFILE = "/interaction_profiles/khr/simple_controller"
+
+    def __init__(self, xr: Any, instance: Any, session: Any) -> None:
+        self.xr = xr
+        self.action_set = self.action = None
+        self.spaces: list[Any] = []
+
+        def path(text: str) -> Any:
+            return call("xrStringToPath", xr.string_to_path, instance, text)
+
+        hands = [path(h) for h in self.HANDS]
+        self.action_set = call("xrCreateActionSet", xr.create_action_set, instance,
+                               xr.ActionSetCreateInfo(action_set_name="vrshare",
+                                                      localized_action_set_name="vrshare"))
+        self.action = call("xrCreateAction", xr.create_action, self.action_set,
+                           xr.ActionCreateInfo(action_name="grip_pose",
+                                               action_type=xr.ActionType.POSE_INPUT,
+                                               subaction_paths=hands,
+                                               localized_action_name="Grip pose"))
+        call("xrSuggestInteractionProfileBindings", xr.suggest_interaction_profile_bindings,
+             instance, xr.InteractionProfileSuggestedBinding(
+                 interaction_profile=path(self.PROFILE),
+                 suggested_bindings=[xr.ActionSuggestedBinding(self.action,
+                                                               path(f"{h}/input/grip/pose"))
+                                     for h in self.HANDS]))
+        call("xrAttachSessionActionSets", xr.attach_session_action_sets, session,
+             xr.SessionActionSetsAttachInfo(action_sets=[self.action_set]))
+        self.spaces = [call("xrCreateActionSpace", xr.create_action_space, session,
+                            xr.ActionSpaceCreateInfo(action=self.action, subaction_path=h))
+                       for h in hands]
+        self.sync_info = xr.ActionsSyncInfo(
+            active_action_sets=[xr.ActiveActionSet(self.action_set, xr.NULL_PATH)])
+
+    def sync(self, session: Any) -> None:
+        """Update input (XR_SESSION_NOT_FOCUSED: no input this frame, not an error)."""
+        call("xrSyncActions", self.xr.sync_actions, session, self.sync_info)
+
+    def destroy(self) -> None:
+        xr = self.xr
+        for space in self.spaces:
+            call("xrDestroySpace", xr.destroy_space, space)
+        self.spaces = []
+        if self.action_set is not None:  # destroys its action too
+            call("xrDestroyActionSet", xr.destroy_action_set, self.action_set)
+            self.action_set = self.action = None
+
+
 @dataclass
 class XrFrame:
     """One frame between ``xrBeginFrame`` and ``xrEndFrame``."""
@@ -238,6 +291,7 @@ class XrSession:
         self.ctx = ctx
         self.binding = binding
         self.instance = self.session = self.space = self.view_space = None
+        self.controllers: _Controllers | None = None
         self.swapchains: list[_Swapchain] = []
         self.state = xr.SessionState.UNKNOWN
         self.running = False
@@ -300,6 +354,10 @@ class XrSession:
                           xr.ReferenceSpaceCreateInfo(kind))
         self.view_space = call("xrCreateReferenceSpace", xr.create_reference_space, self.session,
                                xr.ReferenceSpaceCreateInfo(xr.ReferenceSpaceType.VIEW))
+        try:
+            self.controllers = _Controllers(xr, self.instance, self.session)
+        except OpenXRError as exc:  # the headset still works without hand poses
+            log.warning("OpenXR: no controller input: %s", exc)
         if self.ctx is not None:
             self._make_swapchains()
         log.info("OpenXR: %s %s, %s space, eye images %s", self.runtime_name,
@@ -368,6 +426,12 @@ class XrSession:
             sc.depth.release()
             self._destroy("xrDestroySwapchain", xr.destroy_swapchain, sc.handle)
         self.swapchains = []
+        if self.controllers is not None:
+            try:
+                self.controllers.destroy()
+            except OpenXRError as exc:
+                log.warning("OpenXR: %s", exc)
+            self.controllers = None
         for name in ("view_space", "space"):
             if getattr(self, name) is not None:
                 self._destroy("xrDestroySpace", xr.destroy_space, getattr(self, name))
@@ -505,15 +569,27 @@ class XrSession:
         needed = xr.ViewStateFlags.ORIENTATION_VALID_BIT | xr.ViewStateFlags.POSITION_VALID_BIT
         return list(views) if (view_state.view_state_flags & needed) == needed else []
 
-    def locate_head(self, display_time: int) -> tuple[np.ndarray, bool]:
-        """The head (VIEW space) pose in the app's space at ``display_time``, and validity."""
+    def _locate(self, space: Any, display_time: int) -> tuple[np.ndarray, bool]:
         xr = self.xr
-        loc = call("xrLocateSpace", xr.locate_space, self.view_space, self.space, display_time)
-        if loc is None:
-            return np.array([0, 0, 0, 0, 0, 0, 1.0]), False
+        loc = call("xrLocateSpace", xr.locate_space, space, self.space, display_time)
         needed = (xr.SpaceLocationFlags.ORIENTATION_VALID_BIT
                   | xr.SpaceLocationFlags.POSITION_VALID_BIT)
-        return _pose_array(loc.pose), (loc.location_flags & needed) == needed
+        if loc is None or (loc.location_flags & needed) != needed:
+            return np.array([0, 0, 0, 0, 0, 0, 1.0]), False
+        return _pose_array(loc.pose), True
+
+    def locate_devices(self, display_time: int, out: np.ndarray) -> None:
+        """Head, left and right hand at ``display_time`` into ``out`` (3, 9): pose in the
+        app's space (7), time (left as is), valid (1.0, or 0.0 untracked / no input)."""
+        out[:, 8] = 0.0
+        out[0, :7], valid = self._locate(self.view_space, display_time)
+        out[0, 8] = float(valid)
+        if self.controllers is None:
+            return
+        self.controllers.sync(self.session)
+        for hand, space in enumerate(self.controllers.spaces, start=1):
+            out[hand, :7], valid = self._locate(space, display_time)
+            out[hand, 8] = float(valid)
 
     def acquire(self, frame: XrFrame) -> list[tuple[Any, tuple[int, int, int, int]]]:
         xr = self.xr
@@ -675,11 +751,13 @@ class OpenXRTarget(Target):
 
     def poll(self, frame: Frame, bank: WeightBank) -> None:
         xf = self._frame
-        head, valid = self.session.locate_head(xf.display_time)
         poses = self._host_poses
-        poses[0, :7], poses[0, 7], poses[0, 8] = head, xf.t_display, float(valid)
-        poses[1:, 8] = 0.0  # controllers: no input actions are bound
-        views = xf.locate()
+        try:
+            self.session.locate_devices(xf.display_time, poses)
+        except LossPending:  # the frame is still ended; the next one leaves
+            self.session.ended = "session_loss"
+        poses[:, 7] = xf.t_display
+        views = xf.locate() if self.session.ended is None else []
         if views:
             for eye, v in enumerate(views[:2]):
                 f = v.fov
