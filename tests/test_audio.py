@@ -345,7 +345,12 @@ def test_two_stages_share_one_hrtf_buffer():
 
 
 class FakeStream:
+    """Stands in for a sounddevice stream: the test drives the callback itself."""
+
     stopped = False
+
+    def start(self):
+        pass
 
     def stop(self):
         self.stopped = True
@@ -357,6 +362,7 @@ class FakeStream:
 def test_device_callback_fed_from_another_thread(monkeypatch):
     """The live path without a device: the callback runs on a thread while frames run."""
     monkeypatch.setattr(stage, "open_device", lambda *a, **k: FakeStream())
+    monkeypatch.setattr(stage, "start_stream", lambda stream: stream.start())
     st = AudioStage(Settings(output="device", sources=[
         SourceSettings("left", position=(-2.0, 0.0, 0.0), signal="noise")]))
     bank = vrshare.WeightBank()

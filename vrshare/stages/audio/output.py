@@ -68,7 +68,10 @@ class BlockFeeder:
 
 
 def open_device(feeder: BlockFeeder, rate: int, block: int, device: str | int | None) -> Any:
-    """Start a sounddevice output stream driven by ``feeder``; AudioError if impossible."""
+    """A sounddevice output stream driven by ``feeder``, not yet started; AudioError if none.
+
+    The caller starts it (``stream.start()``) once the feeder can render.
+    """
     try:
         import sounddevice
     except ImportError as exc:
@@ -82,12 +85,21 @@ def open_device(feeder: BlockFeeder, rate: int, block: int, device: str | int | 
         stream = sounddevice.OutputStream(samplerate=rate, blocksize=block, device=device,
                                           channels=2, dtype="float32", callback=feeder,
                                           latency="low")
-        stream.start()
     except (sounddevice.PortAudioError, ValueError) as exc:
         which = "the default output device" if device is None else f"output device {device!r}"
         raise AudioError(f"no audio output ({which}): {exc}") from exc
     log.info("audio: live output on %r at %d Hz, %d-sample blocks", info["name"], rate, block)
     return stream
+
+
+def start(stream: Any) -> None:
+    """Start an opened stream; AudioError if the device refuses."""
+    import sounddevice
+
+    try:
+        stream.start()
+    except sounddevice.PortAudioError as exc:
+        raise AudioError(f"cannot start audio output: {exc}") from exc
 
 
 class WavWriter:

@@ -19,6 +19,7 @@ from .convolve import BinauralRenderer, Distance, fft_size, spectra
 from .errors import AudioError
 from .hrtf import HEAD_RADIUS_M
 from .output import BlockFeeder, WavWriter, open_device
+from .output import start as start_stream
 from .sources import SourceSettings
 
 log = logging.getLogger(__name__)
@@ -119,19 +120,31 @@ class AudioStage(Stage):
     def _open_output(self, bank: WeightBank, where: str) -> None:
         s = self.settings
         if s.output in ("auto", "device"):
-            self.feeder = BlockFeeder(self._render_live, s.block)
-            self._prepare_live(bank)
             try:
-                self.stream = open_device(self.feeder, s.sample_rate, s.block, s.device)
+                self._start_live(bank)
                 return
             except AudioError as exc:
                 if s.output == "device":
                     raise
-                self.feeder = None
                 log.warning("%s: %s; rendering headless%s", where, exc,
                             f" to {s.wav}" if s.wav else " (audio_block buffer only)")
         if s.wav is not None:
             self.wav = WavWriter(Path(s.wav), s.sample_rate)
+
+    def _start_live(self, bank: WeightBank) -> None:
+        """Open the device, prepare rendering on its thread, start it; AudioError if none."""
+        s = self.settings
+        feeder = BlockFeeder(self._render_live, s.block)
+        stream = open_device(feeder, s.sample_rate, s.block, s.device)
+        self.feeder = feeder
+        self._prepare_live(bank)
+        try:
+            start_stream(stream)
+        except AudioError:
+            self.feeder = None
+            stream.close()
+            raise
+        self.stream = stream
 
     def _prepare_live(self, bank: WeightBank) -> None:
         """Buffers for rendering on the audio thread from snapshots of the bank."""
