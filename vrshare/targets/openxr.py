@@ -549,6 +549,10 @@ class XrSession:
             except LossPending:
                 self.ended = "session_loss"
                 return
+            except SessionLost as exc:
+                log.warning("OpenXR: %s; leaving", exc)
+                self.ended = "session_loss"
+                return
             frame = XrFrame(self, self.frame_count, state.predicted_display_time,
                             state.predicted_display_period, bool(state.should_render), now)
             self.frame_count += 1
@@ -626,6 +630,8 @@ class XrSession:
         except LossPending:
             self.ended = "session_loss"
         self._restore_context("xrEndFrame")
+        if self.ctx is not None:
+            _ = self.ctx.error  # drop a GL error a runtime left behind (seen with SteamVR)
 
     def _projection(self, frame: XrFrame, poses: np.ndarray | None,
                     fovs: np.ndarray | None) -> Any:
