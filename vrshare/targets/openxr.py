@@ -195,6 +195,15 @@ class _Controllers:
         self.action_set = self.action = None
         self.spaces: list[Any] = []
 
+        try:
+            self._bind(instance, session)
+        except OpenXRError:
+            self.destroy()
+            raise
+
+    def _bind(self, instance: Any, session: Any) -> None:
+        xr = self.xr
+
         def path(text: str) -> Any:
             return call("xrStringToPath", xr.string_to_path, instance, text)
 
