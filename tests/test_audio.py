@@ -14,6 +14,7 @@ from scipy.signal import correlate, fftconvolve
 import vrshare
 from vrshare import backend
 from vrshare.app import open_run
+from vrshare.config import ConfigError, build
 from vrshare.pipeline import FrameLoop, Pipeline, StageConfig, VirtualClock
 from vrshare.pipeline.loop import StageSetupError
 from vrshare.stages.audio import (
@@ -481,6 +482,9 @@ def test_bad_source_fields():
     assert "follow_objects" in msg
     with pytest.raises(ValueError, match="wav"):
         AudioStage(Settings(output="wav"))
+    with pytest.raises(ConfigError, match=r"'sources'\[0\]: unknown key 'positon'"):
+        build(Settings, {"sources": [{"name": "a", "positon": [0, 0, -1]}]},
+              "run.toml [stage.settings]")
 
 
 def test_no_device_falls_back_headless_or_fails_clearly(monkeypatch, caplog, tmp_path):

@@ -136,9 +136,10 @@ class BinauralRenderer:
                                       np.float32), label="audio_sources")
         self.ramp = dev((np.arange(1, block + 1) / block).astype(np.float32), label="audio_ramp")
         self.steps = xp.arange(block, dtype=np.int64)
-        self.rot_map = xp.asarray(_rotation_map())
-        self.w_eps = xp.asarray(_W_EPS)
-        self.pose = xp.asarray(np.array([0, 0, 0, 0, 0, 0, 1], np.float32))  # last finite pose
+        self.rot_map = dev(_rotation_map(), label="audio_constants")
+        self.w_eps = dev(_W_EPS, label="audio_constants")
+        self.pose = dev(np.array([0, 0, 0, 0, 0, 0, 1], np.float32), label="audio_constants")
+        # ^ the last finite head pose
         self.history = xp.zeros((s, n_fft), np.float32)  # ring of n_fft / block input blocks
         self.filters = xp.zeros((2, s, 2, k), np.complex64)  # [old/new halves] x source x ear
         self.products = xp.empty((2, s, 2, k), np.complex64)

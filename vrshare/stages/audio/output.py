@@ -8,6 +8,11 @@ one device buffer and makes audio independent of the frame rate: a slow or
 stalled frame only makes the pose a little older, never the sound late. If a
 render fails the callback plays silence and counts the error; PortAudio's
 output-underflow flag is counted as an underrun.
+
+The callback shares the interpreter with the frame loop: with NumPy it can wait
+for the GIL while the loop runs Python code (up to ``sys.getswitchinterval()``,
+5 ms by default). If underruns are counted, raise the stage's ``device_latency``
+(PortAudio then buffers more) or the block size.
 """
 
 from __future__ import annotations
@@ -67,7 +72,8 @@ class BlockFeeder:
         self.used = 0
 
 
-def open_device(feeder: BlockFeeder, rate: int, block: int, device: str | int | None) -> Any:
+def open_device(feeder: BlockFeeder, rate: int, block: int, device: str | int | None,
+                latency: str | float = "low") -> Any:
     """A sounddevice output stream driven by ``feeder``, not yet started; AudioError if none.
 
     The caller starts it (``stream.start()``) once the feeder can render.
@@ -84,7 +90,7 @@ def open_device(feeder: BlockFeeder, rate: int, block: int, device: str | int | 
             raise AudioError(f"audio device {info['name']!r} has no stereo output")
         stream = sounddevice.OutputStream(samplerate=rate, blocksize=block, device=device,
                                           channels=2, dtype="float32", callback=feeder,
-                                          latency="low")
+                                          latency=latency)
     except (sounddevice.PortAudioError, ValueError) as exc:
         which = "the default output device" if device is None else f"output device {device!r}"
         raise AudioError(f"no audio output ({which}): {exc}") from exc

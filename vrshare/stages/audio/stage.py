@@ -39,6 +39,8 @@ class Settings:
     output: Literal["auto", "device", "wav", "none"] = "auto"
     wav: Path | None = None  # headless output file (relative to the working directory)
     device: int | str | None = None  # sounddevice output device (default: the system's)
+    # PortAudio output latency: "low", "high" or seconds; raise it if underruns are counted
+    device_latency: Literal["low", "high"] | float = "low"
     reference_distance_m: float = 1.0  # distance at which a source plays at its own gain (m)
     min_distance_m: float = 0.25  # closer sources get no louder (m)
     max_distance_m: float = 100.0  # farther sources get no quieter (m)
@@ -135,7 +137,7 @@ class AudioStage(Stage):
         """Open the device, prepare rendering on its thread, start it; AudioError if none."""
         s = self.settings
         feeder = BlockFeeder(self._render_live, s.block)
-        stream = open_device(feeder, s.sample_rate, s.block, s.device)
+        stream = open_device(feeder, s.sample_rate, s.block, s.device, s.device_latency)
         self.feeder = feeder
         self._prepare_live(bank)
         try:
