@@ -174,9 +174,10 @@ def test_loss_ends_the_run_cleanly(manifest, tmp_path, event):
 PROBE = "import json, vrshare.targets.openxr as m; print(json.dumps(m.probe()))"
 
 
-def test_probe_reports_the_runtime(manifest, tmp_path):
-    done = kit.run_code(PROBE, kit.xr_env(manifest, tmp_path, resolution="320x240"))
-    info = json.loads(done.stdout.strip().splitlines()[-1])
+def test_info_reports_the_runtime(manifest, tmp_path):
+    done = kit.run_cli(["info", "--json"], kit.xr_env(manifest, tmp_path, resolution="320x240"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = json.loads(done.stdout)["openxr"]
     assert info["available"] is True, info
     assert info["runtime"].startswith("xrsim") and info["runtime_version"] == "0.1.0"
     assert info["recommended_eye_size"] == [320, 240] and info["system"] == "xrsim stereo HMD"

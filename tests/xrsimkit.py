@@ -53,10 +53,10 @@ def xr_env(manifest: Path | str, out: Path, *, validation: bool = True,
     with the core validation layer writing to ``out/validation.txt`` and xrsim's log in
     ``out/xrsim.log``; ``xrsim`` adds XRSIM_* settings (``resolution="64x64"``)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("XRSIM_", "XR_", "VRSHARE_TARGET"))}
+           if not k.startswith(("XRSIM_", "XR_", "VRSHARE_TARGET", "PYOPENGL_"))}
     env.update(XR_RUNTIME_JSON=str(manifest), XR_API_LAYER_PATH=bundled_layer_dir(),
                XRSIM_TIMING="virtual", XRSIM_RESOLUTION="64x64", XRSIM_LOG=str(out / "xrsim.log"),
-               PYOPENGL_PLATFORM="egl", VRSHARE_BACKEND="numpy")
+               VRSHARE_BACKEND="numpy")
     env.pop("DISPLAY", None)
     if validation:
         env.update(XR_ENABLE_API_LAYERS=VALIDATION_LAYER, XR_CORE_VALIDATION_EXPORT_TYPE="text",

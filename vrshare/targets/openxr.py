@@ -93,7 +93,13 @@ class LossPending(OpenXRError):
 
 
 def _xr() -> Any:
-    """pyopenxr, imported on first use (it sets process-wide loader and PyOpenGL state)."""
+    """pyopenxr, imported on first use (it sets process-wide loader and PyOpenGL state).
+
+    Without an X display PyOpenGL must use EGL, and pyopenxr imports PyOpenGL at once,
+    so the platform is chosen first (an explicit PYOPENGL_PLATFORM wins).
+    """
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     try:
         import xr
     except (ImportError, OSError) as exc:
