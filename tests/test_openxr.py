@@ -330,3 +330,34 @@ def test_head_and_hands_follow_the_trace(manifest, tmp_path):
         assert np.allclose(left[:7], [-0.2, 1.0 + 0.3 * t, -0.3, 0, 0, 0, 1], atol=1e-5)
         assert np.allclose(right[:7], [0.25, 1.1, -0.3 - 0.2 * t, 0, 0, 0, 1], atol=1e-5)
     assert focused >= 35
+
+
+def read_head_trace(path):
+    rows = [line.split(",") for line in path.read_text().splitlines()
+            if line and not line.startswith(("#", "t,")) and line.split(",")[1] == "head"]
+    data = np.array([[float(r[0]), *map(float, r[2:9])] for r in rows])
+    return data[:, 0], data[:, 1:4], data[:, 4:8]
+
+
+@pytest.mark.slow
+def test_replays_a_recorded_head_trace(manifest, tmp_path):
+    """A real head trace (EyeNavGS, bundled): every submitted eye pose is the trace's head
+    pose at that frame's display time, offset by half the IPD."""
+    trace_path = kit.ROOT / "scenes" / "traces" / "eyenavgs_user101_room.csv"
+    trace = read_head_trace(trace_path)
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    env = kit.xr_env(manifest, tmp_path, trace=trace_path, dump_dir=dump, dump_every=20)
+    done = kit.run_cli(["run", str(kit.BOX_SCENE), "--target", "openxr", "--frames", "400"],
+                       env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert kit.sim_errors(tmp_path) == [] and kit.validation_problems(tmp_path) == []
+    views = kit.read_views(dump)
+    assert len(views) >= 2 * 19
+    for row in views:
+        eye = int(row["eye"])
+        head_pos, head_rot = head_at(trace, (int(row["display_time"]) - kit.VIRTUAL_T0_NS) * 1e-9)
+        pos = np.array([float(row[k]) for k in ("px", "py", "pz")])
+        rot = Rotation.from_quat([float(row[k]) for k in ("qx", "qy", "qz", "qw")])
+        assert np.allclose(pos, head_pos + head_rot.apply([(eye - 0.5) * IPD, 0, 0]), atol=2e-4)
+        assert (rot.inv() * head_rot).magnitude() < 1e-3
