@@ -540,3 +540,13 @@ def test_cupy_renders_what_numpy_renders(spherical):
             assert np.abs(a - b).max() < 1e-4
     finally:
         backend.select("numpy")
+
+
+def test_bundled_audio_demo_file_is_valid():
+    from vrshare import resources
+    from vrshare.app import make_stages
+    from vrshare.config import load_run_file
+
+    stages, _ = make_stages(load_run_file(resources.path("scenes", "audio_demo.toml")))
+    audio = next(s for s in stages if isinstance(s, AudioStage))
+    assert audio.settings.hrtf == "kemar" and len(audio.settings.sources) == 4
