@@ -28,6 +28,7 @@ answers.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import logging
 import math
@@ -92,6 +93,7 @@ class LossPending(OpenXRError):
     :class:`XrSession` turns it into the LOSS_PENDING state."""
 
 
+@functools.cache
 def _xr() -> Any:
     """pyopenxr, imported on first use (it sets process-wide loader and PyOpenGL state).
 
