@@ -140,7 +140,9 @@ class ObjectsStage(Stage):
 
     The first ``moving`` objects slide along world X by ``amplitude`` (m) sine-wise,
     one period per ``period`` seconds of ``frame.t_display``: their model matrices
-    and bounds are updated in place, as the scene-motion stage does.
+    and bounds are updated in place, as the scene-motion stage does. Like it, the stage
+    lists the parameter tables it registers among its ``writes``: the schedule wants a
+    writer for every buffer a stage reads.
     """
 
     name = "objects"
