@@ -1,12 +1,18 @@
 #version 430
 // One instanced draw per mesh. Instance rows come from the `instances` bank buffer as
 // per-instance attributes, bound at this draw's first row (offset first x 80 bytes).
+// Compiled twice: with TEXTURED defined (meshes with base-colour textures) and
+// without (no texture coordinates fetched or interpolated: fewer varyings to set up
+// per triangle, which is what a software rasterizer pays for).
 
 layout(location = 0) in vec3 in_position;  // mesh space (m)
 layout(location = 1) in vec3 in_normal;
-layout(location = 2) in vec2 in_uv;
 layout(location = 3) in vec4 in_color;     // linear RGBA (base-colour factor x vertex colour)
+#ifdef TEXTURED
+layout(location = 2) in vec2 in_uv;
 layout(location = 4) in float in_layer;    // base-colour texture layer, -1: none
+out vec3 v_uv_layer;
+#endif
 
 layout(location = 5) in mat4 in_model;           // per instance (locations 5-8): object ->
                                                   // world, GL column-major as stored
@@ -21,9 +27,7 @@ layout(std140, row_major, binding = 0) uniform Eyes {
 uniform int u_eye;
 
 out vec3 v_normal;
-out vec2 v_uv;
 out vec4 v_color;
-flat out float v_layer;
 
 void main() {
     gl_Position = view_proj[u_eye] * (in_model * vec4(in_position, 1.0));
@@ -32,7 +36,8 @@ void main() {
     mat3 m = mat3(in_model);
     mat3 cof = mat3(cross(m[1], m[2]), cross(m[2], m[0]), cross(m[0], m[1]));
     v_normal = cof * in_normal * sign(dot(m[0], cof[0]));
-    v_uv = in_uv;
     v_color = in_color * in_instance_color;
-    v_layer = in_layer;
+#ifdef TEXTURED
+    v_uv_layer = vec3(in_uv, in_layer);
+#endif
 }

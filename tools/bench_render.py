@@ -14,10 +14,12 @@ the colour image back. Measured in one process:
 * (c) pyrender's ``OffscreenRenderer`` (its defaults, one render per eye), which always
   reads colour and depth back, so it appears only in the readback rows.
 
+Each configuration is measured in alternating rounds (a, b, c, a, b, c, ...) and the
+median per renderer is reported, so that load from other processes hits all alike.
 Prints frames/s per configuration and the ratios a/b and a/c.
 
     python tools/bench_render.py [--sizes 512 1024] [--instances 50 500 5000]
-                                 [--seconds 1.5] [--json PATH]
+                                 [--seconds 1.5] [--rounds 3] [--json PATH]
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,9 +108,30 @@ def run_file(folder: Path, n: int) -> Path:
     return path
 
 
-def timed(frame, seconds: float, max_frames: int = 500) -> float:
-    """Frames/s of ``frame()`` after one warm-up call, for about ``seconds``."""
-    frame()
+def measure(cases: dict[str, Callable[[bool], None]], seconds: float,
+            rounds: int) -> dict[tuple[str, bool], float]:
+    """Median frames/s of each case with and without readback over ``rounds`` rounds
+    that alternate the cases, so that load on a shared machine hits all alike."""
+    runs: dict[tuple[str, bool], list[float]] = {}
+    for r in range(rounds):
+        for readback in (False, True):
+            for name, frame in cases.items():
+                if name == "c" and not readback:
+                    continue
+                runs.setdefault((name, readback), []).append(
+                    timed(lambda f=frame, rb=readback: f(rb), seconds / rounds,
+                          warmup=WARMUP if r == 0 else 0))
+    return {key: statistics.median(values) for key, values in runs.items()}
+
+
+WARMUP = 3  # frames before timing (llvmpipe compiles shader variants on first use)
+
+
+def timed(frame, seconds: float, max_frames: int = 500, warmup: int = WARMUP) -> float:
+    """Frames/s of ``frame()`` after ``warmup`` calls, for about ``seconds`` (at least
+    one frame)."""
+    for _ in range(warmup):
+        frame()
     count, t0 = 0, time.perf_counter()
     while count < max_frames:
         frame()
@@ -118,20 +144,27 @@ def timed(frame, seconds: float, max_frames: int = 500) -> float:
 # -- (a) vrshare ------------------------------------------------------------------------------
 
 
-def bench_vrshare(path: Path, size: int, readback: bool, seconds: float) -> float:
+@contextmanager
+def vrshare_frames(path: Path, size: int) -> Iterator[Callable[[bool], None]]:
+    """``frame(readback)`` of the vrshare pipeline + renderer + headless target."""
     from vrshare import display
 
-    with display.open_display(path, target="headless", width=size, height=size) as run:
-        target = run.closers[-2]
+    run = display.open_display(path, target="headless", width=size, height=size)
+    target = run.closers[-2]
 
-        def frame() -> None:
+    def frame(readback: bool) -> None:
+        with target.ctx:  # current on this thread (the cases take turns)
             run.loop.run(1)
             if readback:
                 target.capture()
             else:
                 target.ctx.finish()
 
-        return timed(frame, seconds)
+    try:
+        yield frame
+    finally:
+        target.ctx.__enter__()  # released objects must belong to the current context
+        run.close()
 
 
 # -- (b) minimal ModernGL ------------------------------------------------------------------------
@@ -198,6 +231,10 @@ class Minimal:
         self.flags = moderngl.DEPTH_TEST | moderngl.CULL_FACE
 
     def frame(self, readback: bool) -> None:
+        with self.ctx:  # current on this thread (the cases take turns)
+            self._frame(readback)
+
+    def _frame(self, readback: bool) -> None:
         ctx = self.ctx
         self.inst.write(self.instances)  # as if the objects had moved
         self.fbo.use()
@@ -218,12 +255,15 @@ class Minimal:
             obj.release()
 
 
-def bench_minimal(ctx: Any, size: int, n: int, readback: bool, seconds: float) -> float:
-    minimal = Minimal(ctx, size, n)
+@contextmanager
+def minimal_frames(ctx: Any, size: int, n: int) -> Iterator[Callable[[bool], None]]:
+    with ctx:  # GL objects are made in the current context
+        minimal = Minimal(ctx, size, n)
     try:
-        return timed(lambda: minimal.frame(readback), seconds)
+        yield minimal.frame
     finally:
-        minimal.release()
+        with ctx:
+            minimal.release()
 
 
 # -- (c) pyrender --------------------------------------------------------------------------------
@@ -238,7 +278,9 @@ def pyrender_unavailable() -> str | None:
     return None
 
 
-def bench_pyrender(size: int, n: int, seconds: float) -> float:
+@contextmanager
+def pyrender_frames(size: int, n: int) -> Iterator[Callable[[bool], None]]:
+    """One render per eye; pyrender always reads colour and depth back."""
     import pyrender
 
     positions, angles = placements(n)
@@ -261,12 +303,12 @@ def bench_pyrender(size: int, n: int, seconds: float) -> float:
     node = scene.add(camera, pose=eye_poses[0])
     renderer = pyrender.OffscreenRenderer(size, size)
     try:
-        def frame() -> None:
+        def frame(readback: bool) -> None:  # render() makes its context current
             for pose in eye_poses:
                 scene.set_pose(node, pose)
                 renderer.render(scene)
 
-        return timed(frame, seconds)
+        yield frame
     finally:
         renderer.delete()
 
@@ -279,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="px per eye")
     p.add_argument("--instances", type=int, nargs="+", default=[50, 500, 5000])
     p.add_argument("--seconds", type=float, default=1.5, help="per measurement (s)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternating rounds per configuration; the median is reported")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
@@ -294,11 +338,15 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.instances:
             path = run_file(Path(tmp), n)
             for size in args.sizes:
+                with ExitStack() as stack:
+                    cases = {"a": stack.enter_context(vrshare_frames(path, size)),
+                             "b": stack.enter_context(minimal_frames(ctx, size, n))}
+                    if not missing:
+                        cases["c"] = stack.enter_context(pyrender_frames(size, n))
+                    fps = measure(cases, args.seconds, args.rounds)
                 for readback in (False, True):
-                    a = bench_vrshare(path, size, readback, args.seconds)
-                    b = bench_minimal(ctx, size, n, readback, args.seconds)
-                    c = bench_pyrender(size, n, args.seconds) if readback and not missing \
-                        else None
+                    a, b = fps["a", readback], fps["b", readback]
+                    c = fps.get(("c", readback)) if readback else None  # it always reads back
                     rows.append({"instances": n, "size": size, "readback": readback,
                                  "vrshare_fps": a, "minimal_fps": b, "pyrender_fps": c,
                                  "a_over_b": a / b, "a_over_c": a / c if c else None})

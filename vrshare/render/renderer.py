@@ -36,8 +36,12 @@ if TYPE_CHECKING:
     from ..weights import WeightBank
 
 EYE_NAMES = ("left", "right")
-VERTEX_FORMAT = "3f 3f 2f 4f 1f"
-VERTEX_ATTRIBUTES = ("in_position", "in_normal", "in_uv", "in_color", "in_layer")
+# the vertex layout of vrshare.scene.Geometry, read in full by the textured program and
+# without texture coordinates and layer (skipped bytes) by the plain one
+VERTEX_FORMATS = {
+    True: ("3f 3f 2f 4f 1f", "in_position", "in_normal", "in_uv", "in_color", "in_layer"),
+    False: ("3f 3f 8x 4f 4x", "in_position", "in_normal", "in_color"),
+}
 MODEL_LOCATION = 5  # in_model: locations 5-8 (one vec4 column each), then the colour
 INSTANCE_BYTES = layout.INSTANCE_FLOATS * 4
 
@@ -53,13 +57,15 @@ class _GpuMesh:
     vbo: Any
     ibo: Any
     vao: Any
-    texture: Any  # texture array (1x1 white when the mesh has no texture)
+    program: Any
+    texture: Any  # texture array, None when the mesh has no texture
     triangles: int
     first: int = -1  # instance row the per-instance attributes point at now
 
     def release(self) -> None:
         for obj in (self.vao, self.vbo, self.ibo, self.texture):
-            obj.release()
+            if obj is not None:
+                obj.release()
 
 
 class Renderer:
@@ -74,14 +80,8 @@ class Renderer:
 
         self.ctx = ctx
         self.scene = scene
-        self.program = ctx.program(vertex_shader=shader_source("scene.vert"),
-                                   fragment_shader=shader_source("scene.frag"))
-        self.u_eye = self.program["u_eye"]
-        self.u_encode = self.program["u_encode_srgb"]
-        self.program["u_textures"].value = 0
-        self.program["u_light_dir"].value = tuple(map(float, scene.light.direction))
-        self.program["u_light_color"].value = tuple(map(float, scene.light.color))
-        self.program["u_ambient"].value = tuple(map(float, scene.light.ambient))
+        textured = {g.textures is not None for g in scene.draws}
+        self.programs = {t: self._program(t) for t in sorted(textured)}
         # clear colours: linear for sRGB framebuffers, encoded where the shader encodes
         self.clear_linear = (*map(float, scene.background), 1.0)
         self.clear_encoded = (*map(float, linear_to_srgb(scene.background)), 1.0)
@@ -97,20 +97,34 @@ class Renderer:
         self.ranges_host = np.zeros((len(self.meshes), 2), np.int32)
         self._bound = False
 
+    def _program(self, textured: bool) -> Any:
+        """The scene program, with or without base-colour textures; lights set once."""
+        define = "#define TEXTURED\n" if textured else ""
+        vertex, fragment = (shader_source(n).replace("\n", f"\n{define}", 1)
+                            for n in ("scene.vert", "scene.frag"))
+        program = self.ctx.program(vertex_shader=vertex, fragment_shader=fragment)
+        light = self.scene.light
+        program["u_light_dir"].value = tuple(map(float, light.direction))
+        program["u_light_color"].value = tuple(map(float, light.color))
+        program["u_ambient"].value = tuple(map(float, light.ambient))
+        if textured:
+            program["u_textures"].value = 0
+        return program
+
     def _upload(self, geometry: Geometry) -> _GpuMesh:
         ctx = self.ctx
+        layers = geometry.textures
+        program = self.programs[layers is not None]
         vbo = ctx.buffer(geometry.vertices.tobytes())
         ibo = ctx.buffer(geometry.indices.tobytes())
-        vao = ctx.vertex_array(self.program, [(vbo, VERTEX_FORMAT, *VERTEX_ATTRIBUTES)],
+        vao = ctx.vertex_array(program, [(vbo, *VERTEX_FORMATS[layers is not None])],
                                index_buffer=ibo, index_element_size=4)
-        layers = geometry.textures
-        if layers is None:
-            texture = ctx.texture_array((1, 1, 1), 4, np.ones(4, np.float16).tobytes(), dtype="f2")
-        else:
+        texture = None
+        if layers is not None:
             n, h, w, _ = layers.shape
             texture = ctx.texture_array((w, h, n), 4, layers.tobytes(), dtype="f2")
             texture.build_mipmaps()
-        return _GpuMesh(vbo, ibo, vao, texture, geometry.triangles)
+        return _GpuMesh(vbo, ibo, vao, program, texture, geometry.triangles)
 
     def bind(self, bank: WeightBank, stats: FrameStats | None = None) -> None:
         """Look up the buffers to draw from and (optionally) report GPU pass times."""
@@ -185,8 +199,9 @@ class Renderer:
             fbo.viewport = surface.viewport
             clear = self.clear_encoded if surface.encode_srgb else self.clear_linear
             fbo.clear(*clear, depth=1.0, viewport=surface.viewport)
-            self.u_eye.value = surface.eye
-            self.u_encode.value = surface.encode_srgb
+            for program in self.programs.values():
+                program["u_eye"].value = surface.eye
+                program["u_encode_srgb"].value = surface.encode_srgb
             if timer is not None:
                 with timer.measure(surface.eye):
                     self._draw(draws)
@@ -197,7 +212,8 @@ class Renderer:
         for mesh, first, count in draws:
             if mesh.first != first:
                 self._point_instances(mesh, first)
-            mesh.texture.use(0)
+            if mesh.texture is not None:
+                mesh.texture.use(0)
             mesh.vao.render(instances=count)
 
     def _point_instances(self, mesh: _GpuMesh, first: int) -> None:
@@ -220,7 +236,8 @@ class Renderer:
         for mesh in self.meshes:
             mesh.release()
         self.meshes = []
-        for obj in (self.instance_buffer, self.eyes_ubo, self.program):
+        for obj in (self.instance_buffer, self.eyes_ubo, *self.programs.values()):
             if obj is not None:
                 obj.release()
+        self.programs = {}
         self.instance_buffer = None
