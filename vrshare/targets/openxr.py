@@ -428,6 +428,11 @@ class XrSession:
                         [self.ctx.external_texture(img.image, (w, h), 4, 0, "f1")], depth)
                     for img in images]
             self.swapchains.append(_Swapchain(handle, (w, h), fbos, depth))
+        self._layer_views = (xr.CompositionLayerProjectionView * len(self.swapchains))(*(
+            xr.CompositionLayerProjectionView(sub_image=xr.SwapchainSubImage(
+                swapchain=sc.handle, image_rect=xr.Rect2Di(extent=xr.Extent2Di(*sc.size))))
+            for sc in self.swapchains))
+        self._layer = xr.CompositionLayerProjection(space=self.space, views=self._layer_views)
 
     def close(self) -> None:
         """Leave the session (bounded wait for EXITING) and destroy everything; idempotent."""
@@ -639,8 +644,8 @@ class XrSession:
                 call("xrReleaseSwapchainImage", xr.release_swapchain_image, sc.handle,
                      xr.SwapchainImageReleaseInfo())
             if frame.acquired and (frame.views or poses is not None):
-                projection = self._projection(frame, poses, fovs)
-                layers = [ctypes.byref(projection)]
+                self._fill_projection(frame, poses, fovs)
+                layers = [ctypes.byref(self._layer)]
             call("xrEndFrame", xr.end_frame, self.session, xr.FrameEndInfo(
                 display_time=frame.display_time,
                 environment_blend_mode=xr.EnvironmentBlendMode.OPAQUE, layers=layers))
@@ -650,23 +655,25 @@ class XrSession:
         if self.ctx is not None:
             _ = self.ctx.error  # drop a GL error a runtime left behind (seen with SteamVR)
 
-    def _projection(self, frame: XrFrame, poses: np.ndarray | None,
-                    fovs: np.ndarray | None) -> Any:
-        xr = self.xr
-        views = []
-        for eye, sc in enumerate(self.swapchains):
-            if poses is not None:
-                p = [float(v) for v in poses[eye]]
-                pose = xr.Posef(xr.Quaternionf(*p[3:7]), xr.Vector3f(*p[:3]))
+    def _fill_projection(self, frame: XrFrame, poses: np.ndarray | None,
+                         fovs: np.ndarray | None) -> None:
+        """Write this frame's eye poses and fields of view into the projection layer (its
+        structures are built once, in ``_make_swapchains``, and updated in place)."""
+        for eye, view in enumerate(self._layer_views):
+            if poses is None:
+                view.pose = frame.views[eye].pose
             else:
-                pose = frame.views[eye].pose
-            fov = (xr.Fovf(*(float(a) for a in fovs[eye])) if fovs is not None
-                   else frame.views[eye].fov)
-            views.append(xr.CompositionLayerProjectionView(
-                pose=pose, fov=fov, sub_image=xr.SwapchainSubImage(
-                    swapchain=sc.handle, image_rect=xr.Rect2Di(extent=xr.Extent2Di(*sc.size)),
-                    image_array_index=0)))
-        return xr.CompositionLayerProjection(space=self.space, views=views)
+                p = poses[eye]
+                o, t = view.pose.orientation, view.pose.position
+                t.x, t.y, t.z = float(p[0]), float(p[1]), float(p[2])
+                o.x, o.y, o.z, o.w = float(p[3]), float(p[4]), float(p[5]), float(p[6])
+            if fovs is None:
+                view.fov = frame.views[eye].fov
+            else:
+                f = view.fov
+                a = fovs[eye]
+                f.angle_left, f.angle_right = float(a[0]), float(a[1])
+                f.angle_up, f.angle_down = float(a[2]), float(a[3])
 
 
 # -- the target --------------------------------------------------------------------------
