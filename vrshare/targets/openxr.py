@@ -433,6 +433,9 @@ class XrSession:
                 swapchain=sc.handle, image_rect=xr.Rect2Di(extent=xr.Extent2Di(*sc.size))))
             for sc in self.swapchains))
         self._layer = xr.CompositionLayerProjection(space=self.space, views=self._layer_views)
+        self._acquire_info = xr.SwapchainImageAcquireInfo()
+        self._wait_info = xr.SwapchainImageWaitInfo(timeout=xr.INFINITE_DURATION)
+        self._release_info = xr.SwapchainImageReleaseInfo()
 
     def close(self) -> None:
         """Leave the session (bounded wait for EXITING) and destroy everything; idempotent."""
@@ -624,9 +627,9 @@ class XrSession:
         out = []
         for sc in self.swapchains:
             index = call("xrAcquireSwapchainImage", xr.acquire_swapchain_image, sc.handle,
-                         xr.SwapchainImageAcquireInfo())
+                         self._acquire_info)
             call("xrWaitSwapchainImage", xr.wait_swapchain_image, sc.handle,
-                 xr.SwapchainImageWaitInfo(timeout=xr.INFINITE_DURATION))
+                 self._wait_info)
             self._restore_context("xrAcquireSwapchainImage")
             frame.acquired.append(index)
             out.append((sc.framebuffers[index], (0, 0, *sc.size)))
@@ -642,7 +645,7 @@ class XrSession:
         try:
             for sc in self.swapchains[:len(frame.acquired)]:
                 call("xrReleaseSwapchainImage", xr.release_swapchain_image, sc.handle,
-                     xr.SwapchainImageReleaseInfo())
+                     self._release_info)
             if frame.acquired and (frame.views or poses is not None):
                 self._fill_projection(frame, poses, fovs)
                 layers = [ctypes.byref(self._layer)]
