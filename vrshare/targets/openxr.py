@@ -412,6 +412,8 @@ class XrSession:
         if fmt is None:
             raise OpenXRError("the OpenXR runtime offers no RGBA8 colour swapchain format "
                               f"(offered: {', '.join(hex(f) for f in formats)})")
+        # An sRGB swapchain takes sRGB-encoded bytes (the shader encodes, as for a window);
+        # a UNORM one is read as linear by the compositor, so it gets linear values.
         self.srgb = fmt == GL_SRGB8_ALPHA8
         for w, h in self.eye_sizes:
             handle = call("xrCreateSwapchain", xr.create_swapchain, self.session,
@@ -803,7 +805,7 @@ class OpenXRTarget(Target):
         if xf is None or not xf.should_render or not xf.locate():
             return []
         self.ctx.scissor = None  # a scissor left enabled blanks eyes on some drivers
-        return [EyeSurface(eye, fbo, viewport, encode_srgb=True)
+        return [EyeSurface(eye, fbo, viewport, encode_srgb=self.session.srgb)
                 for eye, (fbo, viewport) in enumerate(xf.acquire())]
 
     def _drawn_with(self) -> tuple[np.ndarray | None, np.ndarray | None]:
