@@ -361,3 +361,18 @@ def test_replays_a_recorded_head_trace(manifest, tmp_path):
         rot = Rotation.from_quat([float(row[k]) for k in ("qx", "qy", "qz", "qw")])
         assert np.allclose(pos, head_pos + head_rot.apply([(eye - 0.5) * IPD, 0, 0]), atol=2e-4)
         assert (rot.inv() * head_rot).magnitude() < 1e-3
+
+
+@pytest.mark.slow
+def test_unorm_swapchain_gets_linear_colour(manifest, tmp_path):
+    """A runtime offering only GL_RGBA8 reads it as linear: the sky (sRGB 0.2 blue) must
+    arrive as linear 0.033 (byte 8), not as the sRGB-encoded byte 51."""
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    env = kit.xr_env(manifest, tmp_path, unorm_only=1, dump_dir=dump, dump_every=10)
+    done = kit.run_cli(["run", str(kit.BOX_SCENE), "--target", "openxr", "--frames", "12"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert kit.sim_errors(tmp_path) == [] and kit.validation_problems(tmp_path) == []
+    image = kit.read_ppm(dump / kit.read_views(dump)[0]["file"])
+    assert tuple(image[0, 0]) == (0, 0, 8)
+    assert box_centroid(image)[1] > 20  # pure red is the same in both encodings

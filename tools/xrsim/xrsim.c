@@ -41,6 +41,7 @@
  *                     instance_loss (XrEventDataInstanceLossPending)
  *   XRSIM_NO_STAGE    "1": no STAGE reference space
  *   XRSIM_NO_EGL      "1": no XR_MNDX_egl_enable (like SteamVR: GLX/Xlib binding only)
+ *   XRSIM_UNORM_ONLY  "1": offer only GL_RGBA8 swapchains (read as linear colour)
  *   XRSIM_NO_HMD      "1": xrGetSystem answers XR_ERROR_FORM_FACTOR_UNAVAILABLE
  *   XRSIM_FAIL        "create_instance": xrCreateInstance fails (a broken runtime)
  *   XRSIM_DUMP_DIR    folder: each submitted projection view is written there as
@@ -438,7 +439,7 @@ typedef struct XrInstance_T {
     int path_count;
     Session *session;
     /* configuration */
-    bool virtual_time, no_stage, no_hmd, no_egl;
+    bool virtual_time, no_stage, no_hmd, no_egl, unorm_only;
     double rate_hz, ipd;
     uint32_t width, height;
     XrFovf fov[2];
@@ -614,6 +615,7 @@ static bool configure(Instance *inst, char *err, size_t errlen) {
     inst->no_stage = !strcmp(env("XRSIM_NO_STAGE", "0"), "1");
     inst->no_hmd = !strcmp(env("XRSIM_NO_HMD", "0"), "1");
     inst->no_egl = !strcmp(env("XRSIM_NO_EGL", "0"), "1");
+    inst->unorm_only = !strcmp(env("XRSIM_UNORM_ONLY", "0"), "1");
     const char *script = env("XRSIM_EVENTS", "");
     while (*script) {
         char name[32];
@@ -1230,8 +1232,9 @@ static XrResult XRAPI_CALL xrLocateViews(XrSession h, const XrViewLocateInfo *in
 static XrResult XRAPI_CALL xrEnumerateSwapchainFormats(XrSession h, uint32_t cap, uint32_t *count, int64_t *formats) {
     Session *s = (Session *)h;
     CHECK_SESSION("xrEnumerateSwapchainFormats", s);
-    uint32_t n = s->headless ? 0 : 2;
-    TWO_CALL("xrEnumerateSwapchainFormats", cap, count, n, memcpy(formats, FORMATS, n * sizeof formats[0]));
+    const int64_t *offered = s->instance->unorm_only ? FORMATS + 1 : FORMATS;
+    uint32_t n = s->headless ? 0 : s->instance->unorm_only ? 1 : 2;
+    TWO_CALL("xrEnumerateSwapchainFormats", cap, count, n, memcpy(formats, offered, n * sizeof formats[0]));
 }
 
 static XrResult XRAPI_CALL xrCreateSwapchain(XrSession h, const XrSwapchainCreateInfo *info, XrSwapchain *out) {
@@ -1241,7 +1244,7 @@ static XrResult XRAPI_CALL xrCreateSwapchain(XrSession h, const XrSwapchainCreat
     CHECK_TYPE(fn, info, XR_TYPE_SWAPCHAIN_CREATE_INFO);
     if (!out) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "swapchain output is NULL");
     if (s->headless) return fail(XR_ERROR_FEATURE_UNSUPPORTED, fn, "a headless session has no swapchains");
-    if (info->format != GL_SRGB8_ALPHA8 && info->format != GL_RGBA8) return fail(XR_ERROR_SWAPCHAIN_FORMAT_UNSUPPORTED, fn, "format 0x%llx", (long long)info->format);
+    if ((info->format != GL_SRGB8_ALPHA8 || s->instance->unorm_only) && info->format != GL_RGBA8) return fail(XR_ERROR_SWAPCHAIN_FORMAT_UNSUPPORTED, fn, "format 0x%llx", (long long)info->format);
     if (info->createFlags) return fail(XR_ERROR_FEATURE_UNSUPPORTED, fn, "createFlags 0x%llx (protected/static) unsupported", (long long)info->createFlags);
     if (!(info->usageFlags & XR_SWAPCHAIN_USAGE_COLOR_ATTACHMENT_BIT)) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "a color format needs XR_SWAPCHAIN_USAGE_COLOR_ATTACHMENT_BIT");
     if (info->sampleCount != 1) return fail(XR_ERROR_FEATURE_UNSUPPORTED, fn, "sampleCount %u (max 1)", info->sampleCount);
