@@ -223,6 +223,15 @@ def test_broken_runtime_probe_and_auto_fallback(manifest, tmp_path, case):
     assert lines[-1] == "CHOSEN headless"
 
 
+def test_probe_gives_up_on_a_stuck_runtime(manifest, tmp_path):
+    code = ("import json, vrshare.targets.openxr as m\n"
+            "print(json.dumps(m.probe(timeout_s=2)))")
+    done = kit.run_code(code, kit.xr_env(manifest, tmp_path, fail="hang"), timeout=60)
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info == {"available": False,
+                    "error": "the OpenXR runtime did not answer within 2 s"}
+
+
 @pytest.mark.parametrize("case", ["missing manifest", "no headset"])
 def test_broken_runtime_gives_a_clear_error(manifest, tmp_path, case):
     code = ("from vrshare.targets.openxr import OpenXRTarget, OpenXRError\n"

@@ -43,7 +43,8 @@
  *   XRSIM_NO_EGL      "1": no XR_MNDX_egl_enable (like SteamVR: GLX/Xlib binding only)
  *   XRSIM_UNORM_ONLY  "1": offer only GL_RGBA8 swapchains (read as linear colour)
  *   XRSIM_NO_HMD      "1": xrGetSystem answers XR_ERROR_FORM_FACTOR_UNAVAILABLE
- *   XRSIM_FAIL        "create_instance": xrCreateInstance fails (a broken runtime)
+ *   XRSIM_FAIL        "create_instance": xrCreateInstance fails (a broken runtime);
+ *                     "hang": xrCreateInstance never returns (a stuck runtime)
  *   XRSIM_DUMP_DIR    folder: each submitted projection view is written there as
  *                     frame_NNNNNN_eyeE.ppm (NNNNNN: the instance's xrEndFrame count
  *                     from 0; top row first) and described in views.csv
@@ -62,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The EGL types the XR_MNDX_egl_enable binding names, declared here so that the
  * build needs no EGL development headers. */
@@ -673,6 +675,7 @@ static XrResult XRAPI_CALL xrCreateInstance(const XrInstanceCreateInfo *info, Xr
     if (!out) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "instance output is NULL");
     const char *logpath = getenv("XRSIM_LOG");
     if (logpath && *logpath && !g_log) g_log = fopen(logpath, "a");
+    while (!strcmp(env("XRSIM_FAIL", ""), "hang")) pause(); /* until a signal ends the process */
     if (!strcmp(env("XRSIM_FAIL", ""), "create_instance"))
         return fail(XR_ERROR_RUNTIME_FAILURE, fn, "XRSIM_FAIL=create_instance (simulated broken runtime)");
     if (g_instance) return fail(XR_ERROR_LIMIT_REACHED, fn, "one instance at a time");
