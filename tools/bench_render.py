@@ -14,6 +14,12 @@ the colour image back. Measured in one process:
 * (c) pyrender's ``OffscreenRenderer`` (its defaults, one render per eye), which always
   reads colour and depth back, so it appears only in the readback rows.
 
+pyrender is optional and not a vrshare extra: 0.1.45 pins PyOpenGL 3.1.0 (vrshare needs
+>= 3.1.7, so pip falls back to the old 0.1.18) and its dependencies' old pins break on
+Python 3.11. It runs with ``pip install --no-deps pyrender==0.1.45 'pyglet>=1.5,<2'
+'networkx>=3' freetype-py six scipy`` beside PyOpenGL 3.1.10 (a separate venv with
+vrshare installed keeps the project's environment untouched).
+
 Each configuration is measured in alternating rounds (a, b, c, a, b, c, ...) and the
 median per renderer is reported, so that load from other processes hits all alike.
 Prints frames/s per configuration and the ratios a/b and a/c.
@@ -256,14 +262,19 @@ class Minimal:
 
 
 @contextmanager
-def minimal_frames(ctx: Any, size: int, n: int) -> Iterator[Callable[[bool], None]]:
-    with ctx:  # GL objects are made in the current context
-        minimal = Minimal(ctx, size, n)
+def minimal_frames(size: int, n: int) -> Iterator[Callable[[bool], None]]:
+    """``frame(readback)`` of the minimal renderer in a context of its own (pyrender's
+    EGL clean-up terminates the display, which ends every context made before it)."""
+    from vrshare.targets.headless import standalone_context
+
+    ctx = standalone_context()
+    minimal = Minimal(ctx, size, n)
     try:
         yield minimal.frame
     finally:
         with ctx:
             minimal.release()
+        ctx.release()
 
 
 # -- (c) pyrender --------------------------------------------------------------------------------
@@ -332,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"pyrender: not measured ({missing})")
     ctx = standalone_context()
-    print(f"GL: {ctx.info['GL_RENDERER']}, {ctx.info['GL_VERSION']}")
+    gl = f"{ctx.info['GL_RENDERER']}, {ctx.info['GL_VERSION']}"
+    ctx.release()
+    print(f"GL: {gl}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.instances:
@@ -340,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             for size in args.sizes:
                 with ExitStack() as stack:
                     cases = {"a": stack.enter_context(vrshare_frames(path, size)),
-                             "b": stack.enter_context(minimal_frames(ctx, size, n))}
+                             "b": stack.enter_context(minimal_frames(size, n))}
                     if not missing:
                         cases["c"] = stack.enter_context(pyrender_frames(size, n))
                     fps = measure(cases, args.seconds, args.rounds)
@@ -351,9 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "vrshare_fps": a, "minimal_fps": b, "pyrender_fps": c,
                                  "a_over_b": a / b, "a_over_c": a / c if c else None})
                     print_row(rows[-1], header=len(rows) == 1)
-    ctx.release()
     if args.json:
-        args.json.write_text(json.dumps({"gl": "see stdout", "rows": rows,
+        args.json.write_text(json.dumps({"gl": gl, "rows": rows,
                                          "pyrender": missing or "measured"}, indent=1))
         print(f"wrote {args.json}")
     return 0
