@@ -30,6 +30,7 @@ class FixedEyesSettings:
     pitch_deg: float = 0.0  # about +X (positive looks up)
     ipd: float = 0.0  # m
     half_fov_deg: float = 45.0  # symmetric half angle, horizontal and vertical
+    fov_deg: tuple[float, float, float, float] | None = None  # left, right, up, down instead
     near: float = 0.05
     far: float = 100.0
 
@@ -57,7 +58,8 @@ class FixedEyes(Stage):
         s = self.settings
         eyes.eye_views(head_pose(s.position, s.yaw_deg, s.pitch_deg), s.ipd, self.view)
         a = math.radians(s.half_fov_deg)
-        self.proj[...] = np.asarray(eyes.projection((-a, a, a, -a), s.near, s.far))
+        fov = (-a, a, a, -a) if s.fov_deg is None else tuple(map(math.radians, s.fov_deg))
+        self.proj[...] = np.asarray(eyes.projection(fov, s.near, s.far))
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,21 @@ def test_near_object_occludes_the_far_one(harness):
         assert green.sum() == len(expected_span(1.5, 4.5, 45.0, 64)) ** 2 - red.sum()
 
 
+def test_asymmetric_field_of_view_moves_the_centre(harness):
+    # OpenXR-style angles: left -20, right 40, up 30, down -10 degrees
+    size, fov = 128, (-20.0, 40.0, 30.0, -10.0)
+    h = harness(cubes({"position": [0.0, 0.0, -5.0]}, size=[0.2, 0.2, 0.2]), size=size,
+                fov_deg=fov)
+    left, _ = h.frame()
+    tl, tr, tu, td = (math.tan(math.radians(a)) for a in fov)
+    x = (0.0 - tl) / (tr - tl) * size  # straight ahead, in pixels from the left edge
+    y = (tu - 0.0) / (tu - td) * size  # ... and from the top edge
+    m = mask(left, (255, 255, 255), 2)
+    rows, cols = np.nonzero(m)
+    assert cols.mean() + 0.5 == pytest.approx(x, abs=0.5)
+    assert rows.mean() + 0.5 == pytest.approx(y, abs=0.5)
+
+
 def test_eyes_see_a_near_object_shifted_by_the_disparity(harness):
     size, ipd, depth = 128, 0.064, 0.4  # the front face of a 0.2 m cube 0.5 m away
     h = harness(cubes({"position": [0.0, 0.0, -0.5]}, size=[0.2, 0.2, 0.2]), size=size,
