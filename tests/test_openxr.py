@@ -385,3 +385,17 @@ def test_unorm_swapchain_gets_linear_colour(manifest, tmp_path):
     image = kit.read_ppm(dump / kit.read_views(dump)[0]["file"])
     assert tuple(image[0, 0]) == (0, 0, 8)
     assert box_centroid(image)[1] > 20  # pure red is the same in both encodings
+
+
+@pytest.mark.slow
+def test_close_does_not_wait_forever_for_exiting(manifest, tmp_path):
+    """A runtime that never reaches EXITING after xrRequestExitSession: close() gives up
+    after its time limit and still destroys the session and instance."""
+    env = kit.xr_env(manifest, tmp_path, never_exit=1)
+    done = kit.run_cli(["run", str(kit.BOX_SCENE), "--target", "openxr", "--frames", "10"],
+                       env, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "did not reach EXITING" in done.stderr
+    log = kit.sim_log(tmp_path)
+    assert "session state EXITING" not in log and "session destroyed" in log
+    assert kit.sim_errors(tmp_path) == []

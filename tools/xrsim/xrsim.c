@@ -42,6 +42,7 @@
  *   XRSIM_NO_STAGE    "1": no STAGE reference space
  *   XRSIM_NO_EGL      "1": no XR_MNDX_egl_enable (like SteamVR: GLX/Xlib binding only)
  *   XRSIM_UNORM_ONLY  "1": offer only GL_RGBA8 swapchains (read as linear colour)
+ *   XRSIM_NEVER_EXIT  "1": after an exit request the session stays IDLE, never EXITING
  *   XRSIM_NO_HMD      "1": xrGetSystem answers XR_ERROR_FORM_FACTOR_UNAVAILABLE
  *   XRSIM_FAIL        "create_instance": xrCreateInstance fails (a broken runtime);
  *                     "hang": xrCreateInstance never returns (a stuck runtime)
@@ -441,7 +442,7 @@ typedef struct XrInstance_T {
     int path_count;
     Session *session;
     /* configuration */
-    bool virtual_time, no_stage, no_hmd, no_egl, unorm_only;
+    bool virtual_time, no_stage, no_hmd, no_egl, unorm_only, never_exit;
     double rate_hz, ipd;
     uint32_t width, height;
     XrFovf fov[2];
@@ -618,6 +619,7 @@ static bool configure(Instance *inst, char *err, size_t errlen) {
     inst->no_hmd = !strcmp(env("XRSIM_NO_HMD", "0"), "1");
     inst->no_egl = !strcmp(env("XRSIM_NO_EGL", "0"), "1");
     inst->unorm_only = !strcmp(env("XRSIM_UNORM_ONLY", "0"), "1");
+    inst->never_exit = !strcmp(env("XRSIM_NEVER_EXIT", "0"), "1");
     const char *script = env("XRSIM_EVENTS", "");
     while (*script) {
         char name[32];
@@ -1095,7 +1097,7 @@ static XrResult XRAPI_CALL xrEndSession(XrSession h) {
     if (s->state != XR_SESSION_STATE_STOPPING) return fail(XR_ERROR_SESSION_NOT_STOPPING, fn, "state is %s, not STOPPING", state_name(s->state));
     s->running = false;
     set_state(s, XR_SESSION_STATE_IDLE);
-    if (s->exit_requested) set_state(s, XR_SESSION_STATE_EXITING);
+    if (s->exit_requested && !s->instance->never_exit) set_state(s, XR_SESSION_STATE_EXITING);
     else if (s->restart_after_stop) { s->restart_after_stop = false; set_state(s, XR_SESSION_STATE_READY); }
     note("session ended");
     return XR_SUCCESS;

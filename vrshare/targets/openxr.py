@@ -482,13 +482,11 @@ class XrSession:
         if self.ended or not self.running:
             return
         call("xrRequestExitSession", self.xr.request_exit_session, self.session)
-        deadline = time.monotonic() + EXIT_TIMEOUT_S
-        for frame in self.frames():
+        for frame in self.frames(until=time.monotonic() + EXIT_TIMEOUT_S):
             frame.end()
-            if time.monotonic() > deadline:
-                log.warning("OpenXR: the runtime did not reach EXITING within %.0f s",
-                            EXIT_TIMEOUT_S)
-                return
+        if self.ended is None:
+            log.warning("OpenXR: the runtime did not reach EXITING within %.0f s",
+                        EXIT_TIMEOUT_S)
 
     def __enter__(self) -> XrSession:
         return self
@@ -552,14 +550,16 @@ class XrSession:
                  self.instance, self._timespec)
         return t.value
 
-    def frames(self) -> Iterator[XrFrame]:
-        """Frames while the session runs; returns when it ends (EXITING, loss).
+    def frames(self, until: float | None = None) -> Iterator[XrFrame]:
+        """Frames while the session runs; returns when it ends (EXITING, loss), or once
+        ``time.monotonic()`` passes ``until`` (s) when given.
 
         Each yielded frame has been waited and begun; it is ended by :meth:`XrFrame.end`,
         or with no layers when the consumer resumes the generator without ending it.
+        While the session is not running (IDLE, waiting for READY) it polls events.
         """
         xr = self.xr
-        while True:
+        while until is None or time.monotonic() < until:
             self.poll_events()
             if self.ended is not None:
                 return
