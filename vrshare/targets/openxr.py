@@ -745,6 +745,7 @@ class OpenXRTarget(Target):
         self._frame: XrFrame | None = None
         self._host_poses = np.zeros((3, 9))
         self._host_fov = np.zeros((2, 4))
+        self._ipd_logged = False
         try:
             kind, binding_cls = choose_binding(set(runtime_extensions()))
             self.ctx, self._window = _context(kind)
@@ -793,6 +794,12 @@ class OpenXRTarget(Target):
             self.session.ended = "session_loss"
         poses[:, 7] = xf.t_display
         views = xf.locate() if self.session.ended is None else []
+        if views and not self._ipd_logged:
+            self._ipd_logged = True
+            p = [views[eye].pose.position for eye in (0, 1)]
+            ipd = math.dist((p[0].x, p[0].y, p[0].z), (p[1].x, p[1].y, p[1].z))
+            log.info("OpenXR: the runtime places the eyes %.1f mm apart (the tracking "
+                     "stage's ipd setting is the separation drawn)", ipd * 1e3)
         if views:
             for eye, v in enumerate(views[:2]):
                 f = v.fov
