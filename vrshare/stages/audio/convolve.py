@@ -122,7 +122,12 @@ class BinauralRenderer:
         s = self.count = len(sources)
         dev = backend.to_device
         table = SignalTable.pack(sources, pad=block)
-        self.samples = dev(table.samples if s else np.zeros(1, np.float32), label="audio_signals")
+        samples = table.samples if s else np.zeros(block, np.float32)
+        self.samples = dev(samples, label="audio_signals")
+        # every block-long window of the packed signals, as a strided view (no copy)
+        self.windows = xp.lib.stride_tricks.as_strided(
+            self.samples, shape=(len(samples) - block + 1, block),
+            strides=(self.samples.strides[0],) * 2)
         self.offsets = dev(table.offsets, label="audio_signals")
         self.lengths = dev(table.lengths, label="audio_signals")
         self.looping = dev(table.loop, label="audio_signals")
@@ -135,7 +140,6 @@ class BinauralRenderer:
         self.gains_ref = dev(np.array([src.gain * distance.reference_m for src in sources],
                                       np.float32), label="audio_sources")
         self.ramp = dev((np.arange(1, block + 1) / block).astype(np.float32), label="audio_ramp")
-        self.steps = xp.arange(block, dtype=np.int64)
         self.rot_map = dev(_rotation_map(), label="audio_constants")
         self.w_eps = dev(_W_EPS, label="audio_constants")
         self.pose = dev(np.array([0, 0, 0, 0, 0, 0, 1], np.float32), label="audio_constants")
@@ -239,9 +243,9 @@ class BinauralRenderer:
 
         Each signal is stored followed by ``B`` samples of its continuation (its
         start again when looping, zeros otherwise), so every source's block is one
-        contiguous window and one gather reads them all.
+        contiguous window and one row gather reads them all.
         """
         xp = self.xp
         start = xp.where(self.looping, self.position % self.lengths,
                          xp.minimum(self.position, self.lengths))
-        return self.samples[(self.offsets + start)[:, None] + self.steps]
+        return self.windows[self.offsets + start]
