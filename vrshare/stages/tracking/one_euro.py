@@ -10,6 +10,10 @@ with ``dt`` the time since its previous sample (s)::
     fc   = min_cutoff + beta * |dx_hat|
     x_hat = alpha(fc) * x + (1 - alpha(fc)) * x_hat_prev
 
+The speed is taken against the previous *filtered* value, as in the algorithm's
+published pseudo-code (the authors' first reference code differed by using the
+previous raw value; the two agree once the filter has settled).
+
 Position is filtered as a 3-vector (one cutoff per device, from the speed's norm).
 Orientation is filtered on the rotation manifold: the "difference" is the rotation
 vector from the previous estimate to the new sample, the speed an angular velocity
