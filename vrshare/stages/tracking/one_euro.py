@@ -12,7 +12,7 @@ with ``dt`` the time since its previous sample (s)::
 
 The speed is taken against the previous *filtered* value, as in the algorithm's
 published pseudo-code (the authors' first reference code differed by using the
-previous raw value; the two agree once the filter has settled).
+previous raw value; the two differ only in the speed that sets the cutoff).
 
 Position is filtered as a 3-vector (one cutoff per device, from the speed's norm).
 Orientation is filtered on the rotation manifold: the "difference" is the rotation
