@@ -64,6 +64,9 @@ class Counter(Stage):
     def process(self, frame, bank):
         self.counter += self.settings.step
 
+    def counters(self):
+        return {"steps": int(self.counter[0] / self.settings.step)}
+
 
 @dataclass
 class SleepSettings:

@@ -52,6 +52,7 @@ def test_bench_writes_json_trace_and_plot(tmp_path, capsys):
     assert set(summary) == {"frame", "counter", "nap"}
     assert summary["nap"]["median_ms"] >= 0.5  # it sleeps 0.5 ms per frame
     assert "transfers_per_frame" in data["bank"]
+    assert data["counters"] == {"counter": {"steps": 40}}
     trace = json.loads(out.with_suffix(".trace.json").read_text())
     assert {e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M"} == \
         {"frame", "counter", "nap"}

@@ -342,3 +342,26 @@ def test_openxr_source_in_a_frame_loop():
     bank, _ = run_loop(30, [stage, FakeTarget()])
     t_display = 29 / 90 + 2 / 90
     np.testing.assert_allclose(bank[HEAD_POSE][:3], moving(t_display)[:3], atol=1e-5)
+
+
+def test_rejections_reach_the_run_stats():
+    """Bad samples from a target are counted in the frame loop's stats, by reason."""
+
+    class FlakyTarget(Stage):
+        name = "flaky_target"
+        writes = (TARGET_POSES,)
+
+        def setup(self, bank, config):
+            self.out = bank.state(TARGET_POSES, (3, 9), "float64")
+
+        def process(self, frame, bank):
+            self.out[:, :7] = moving(frame.t_now)
+            self.out[:, 7] = frame.t_now
+            self.out[:, 8] = 1.0
+            if frame.index % 10 == 9:
+                self.out[0, 0] = math.nan
+
+    stage = TrackingStage(TrackingSettings(source="openxr", predictor="constant_velocity"))
+    bank, loop = run_loop(40, [stage, FlakyTarget()])
+    assert loop.stats.counters["tracking"]["rejected nonfinite"] == 4
+    assert np.isfinite(bank[HEAD_POSE]).all()

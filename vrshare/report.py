@@ -42,6 +42,10 @@ def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
         for r in rows:
             print(f"{r[0]:<{width}}  " + "  ".join(f"{c:>11}" for c in r[1:]))
         print(footer)
+        for stage, counts in stats.counters.items():
+            print(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        for fault in stats.faults:
+            print(f"stage {fault.stage!r} disabled at frame {fault.frame}: {fault.error}")
         return
     table = Table(title=title, caption=footer)
     table.add_column("track")
@@ -50,6 +54,8 @@ def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
     for r in rows:
         table.add_row(*r)
     Console().print(table)
+    for stage, counts in stats.counters.items():
+        Console().print(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for fault in stats.faults:
         Console().print(f"[red]stage {fault.stage!r} disabled at frame {fault.frame}: "
                         f"{fault.error}[/red]")

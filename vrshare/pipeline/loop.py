@@ -173,7 +173,19 @@ class FrameLoop:
         except KeyboardInterrupt:
             stats.interrupted = True
             log.warning("interrupted after %d frames", stats.count)
+        self._collect_counters()
         return stats
+
+    def _collect_counters(self) -> None:
+        """Ask every stage (disabled ones too) for its event counts."""
+        for st in self.pipeline.stages:
+            try:
+                counts = st.counters()
+            except Exception as exc:
+                log.error("stage %r failed in counters(): %s", st.name, exc)
+                continue
+            if counts:
+                self.stats.counters[st.name] = {k: int(v) for k, v in counts.items()}
 
     def _fault(self, slot: _Slot, frame: Frame, exc: Exception) -> None:
         fault = StageFault.from_exception(slot.name, frame.index, exc)

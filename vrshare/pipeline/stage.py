@@ -83,6 +83,13 @@ class Stage:
         """Do one frame's work in place (see the class docstring for the contract)."""
         raise NotImplementedError
 
+    def counters(self) -> dict[str, int]:
+        """Event counts to report with the run's stats (rejected inputs, underruns...).
+
+        Called by the loop at the end of a run, on its thread; may copy to the host.
+        """
+        return {}
+
     def close(self) -> None:
         """Release what ``setup`` acquired (files, threads, devices)."""
 

@@ -58,6 +58,7 @@ class FrameStats:
     budget_s: float  # frame budget (s), for deadline misses
     track_budget_s: dict[str, float] = field(default_factory=dict)  # per-track budgets (s)
     faults: list[StageFault] = field(default_factory=list)
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> event counts
     interrupted: bool = False
     capacity: int = 1024
 
@@ -158,6 +159,7 @@ class FrameStats:
             "interrupted": self.interrupted,
             "summary": [s.__dict__ for s in self.summary()],
             "faults": [f.__dict__ for f in self.faults],
+            "counters": self.counters,
             "per_frame": {
                 "index": self.index[:n].tolist(),
                 "t_display_s": self.t_display[:n].tolist(),

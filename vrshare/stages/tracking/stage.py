@@ -263,6 +263,10 @@ class TrackingStage(Stage):
         return {k: dict(zip(DEVICES, map(int, row), strict=True))
                 for k, row in zip(KINDS, counts, strict=True)}
 
+    def counters(self) -> dict[str, int]:
+        """Rejected samples by reason, for the run's stats."""
+        return {f"rejected {k}": v for k, v in self.rejections.items()}
+
     def _log_rejections(self) -> None:
         counts = self._counts()
         new = counts - self._logged
