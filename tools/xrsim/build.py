@@ -5,8 +5,8 @@
 
 Needs gcc and Debian's OpenXR headers (``apt-get install gcc libopenxr-dev``). Builds
 are cached by the hash of the source and flags: without OUT_DIR, in
-``$XDG_CACHE_HOME/vrshare/xrsim/<hash>/`` (``~/.cache`` by default), so a second call
-costs nothing.
+``$XDG_CACHE_HOME/vrshare/xrsim/<hash>/`` (``~/.cache`` by default; the temporary
+folder when that is not writable), so a second call costs nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("xrsim.c")
@@ -37,8 +38,14 @@ def source_hash() -> str:
 
 
 def default_dir() -> Path:
+    """The user's cache folder, or the temporary folder where that is not writable."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "vrshare" / "xrsim" / source_hash()
+    folder = cache / "vrshare" / "xrsim" / source_hash()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir()) / f"vrshare-xrsim-{os.getuid()}" / source_hash()
+    return folder
 
 
 def build(out_dir: Path | None = None) -> Path:
