@@ -64,8 +64,12 @@ class BankReport:
         return dict(self.__dict__)
 
 
-class _SnapshotRing:
-    """Seqlock-guarded ring of host copies, one writer (the frame loop), many readers."""
+class SnapshotRing:
+    """Seqlock-guarded ring of host copies: one writer thread, any number of readers.
+
+    The bank keeps one per subscribed buffer; a part that hands arrays from one
+    thread to another (the audio callback to the frame loop) can use one directly.
+    """
 
     SLOTS = 3
 
@@ -108,7 +112,7 @@ class Buffer:
     array: Any
     version: int = -1
     digest: str = ""  # content hash, params only
-    ring: _SnapshotRing | None = None
+    ring: SnapshotRing | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -237,7 +241,7 @@ class WeightBank:
         buf = self.buffer(name)
         with self._lock:
             if buf.ring is None:
-                ring = _SnapshotRing(buf.shape, buf.dtype)
+                ring = SnapshotRing(buf.shape, buf.dtype)
                 ring.publish(buf.array, buf.version, name)
                 buf.ring = ring
 

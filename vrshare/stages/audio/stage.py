@@ -13,7 +13,7 @@ import numpy as np
 from ... import backend
 from ...layout import AUDIO_BLOCK, HEAD_POSE, HRTF_SPECTRA, OBJECT_MODEL
 from ...pipeline import Frame, Stage, StageConfig
-from ...weights import WeightBank, _SnapshotRing
+from ...weights import WeightBank, SnapshotRing
 from . import hrtf, sources
 from .convolve import BinauralRenderer, Distance, fft_size, spectra
 from .errors import AudioError
@@ -162,7 +162,7 @@ class AudioStage(Stage):
             self._models_host = np.zeros(shape, np.float32)
             self._models_dev = xp.zeros(shape, np.float32)
         self._live_out = xp.zeros((2, self.settings.block), np.float32)
-        self._ring = _SnapshotRing((2, self.settings.block), np.dtype(np.float32))
+        self._ring = SnapshotRing((2, self.settings.block), np.dtype(np.float32))
 
     # -- rendering -------------------------------------------------------------------------
 
