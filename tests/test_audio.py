@@ -276,6 +276,7 @@ def test_headless_wav_is_deterministic_and_counts_due_blocks(tmp_path):
         assert rate == RATE
         # frame 44 starts at 44/90 s: blocks 0..floor(44/90 * 187.5) are due
         assert data.shape == ((int(44 / 90 * RATE / BLOCK) + 1) * BLOCK, 2)
+        assert st.counters() == {"blocks": int(44 / 90 * RATE / BLOCK) + 1}
         outs.append(data)
     assert np.array_equal(outs[0], outs[1]) and rms(outs[0]) > 0.01
 

@@ -13,7 +13,7 @@ import numpy as np
 from ... import backend
 from ...layout import AUDIO_BLOCK, HEAD_POSE, HRTF_SPECTRA, OBJECT_MODEL
 from ...pipeline import Frame, Stage, StageConfig
-from ...weights import WeightBank, SnapshotRing
+from ...weights import SnapshotRing, WeightBank
 from . import hrtf, sources
 from .convolve import BinauralRenderer, Distance, fft_size, spectra
 from .errors import AudioError
@@ -200,6 +200,13 @@ class AudioStage(Stage):
                 self.wav.write(backend.to_host(self.block_buf, out=self.host_block,
                                                label=AUDIO_BLOCK))
             self.blocks += 1
+
+    def counters(self) -> dict[str, int]:
+        """Blocks rendered, and for live output underruns and failed callbacks."""
+        if self.feeder is None:
+            return {"blocks": self.blocks}
+        return {"blocks": self.feeder.blocks, "underruns": self.feeder.underruns,
+                "render errors": self.feeder.errors}
 
     def close(self) -> None:
         if self.stream is not None:
