@@ -136,3 +136,24 @@ def test_gltf_base_colour_texture_is_upright(harness, tmp_path):
     for (row, col), rgb in {(16, 16): (255, 0, 0), (16, 48): (0, 255, 0),
                             (48, 16): (0, 0, 255), (48, 48): (255, 255, 255)}.items():
         assert mask(left[row:row + 1, col:col + 1], rgb, tol=64).all(), (row, col, left[row, col])
+
+
+def test_srgb_framebuffers_get_the_same_image(harness, gl_ctx):
+    """A surface whose framebuffer encodes (encode_srgb=False, an sRGB format, as
+    OpenXR swapchains often are) ends up with the bytes the shader would write."""
+    from vrshare.targets.base import EyeSurface
+
+    h = harness(cubes({"position": [0.0, 0.0, -3.0]}, color=[0.5, 0.25, 0.75]),
+                size=32, half_fov_deg=30.0)
+    shader_encoded, _ = h.frame()
+    color = gl_ctx.texture((32, 32), 4, internal_format=0x8C43)  # GL_SRGB8_ALPHA8
+    depth = gl_ctx.depth_renderbuffer((32, 32))
+    fbo = gl_ctx.framebuffer([color], depth)
+    try:
+        h.renderer.render(None, [EyeSurface(0, fbo, (0, 0, 32, 32), encode_srgb=False)])
+        gl_encoded = np.frombuffer(fbo.read(components=4), np.uint8).reshape(32, 32, 4)[::-1]
+    finally:
+        for obj in (fbo, color, depth):
+            obj.release()
+    assert np.abs(gl_encoded.astype(int) - shader_encoded.astype(int)).max() <= 1
+    assert mask(gl_encoded, (128, 64, 191), 2)[16, 16]  # the cube, not the background

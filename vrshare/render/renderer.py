@@ -42,6 +42,7 @@ VERTEX_FORMATS = {
     True: ("3f 3f 2f 4f 1f", "in_position", "in_normal", "in_uv", "in_color", "in_layer"),
     False: ("3f 3f 8x 4f 4x", "in_position", "in_normal", "in_color"),
 }
+GL_FRAMEBUFFER_SRGB = 0x8DB9  # GL encodes linear -> sRGB when storing into sRGB buffers
 MODEL_LOCATION = 5  # in_model: locations 5-8 (one vec4 column each), then the colour
 INSTANCE_BYTES = layout.INSTANCE_FLOATS * 4
 
@@ -197,7 +198,12 @@ class Renderer:
             fbo = surface.framebuffer
             fbo.use()
             fbo.viewport = surface.viewport
-            clear = self.clear_encoded if surface.encode_srgb else self.clear_linear
+            if surface.encode_srgb:
+                ctx.disable_direct(GL_FRAMEBUFFER_SRGB)
+                clear = self.clear_encoded
+            else:
+                ctx.enable_direct(GL_FRAMEBUFFER_SRGB)
+                clear = self.clear_linear
             fbo.clear(*clear, depth=1.0, viewport=surface.viewport)
             for program in self.programs.values():
                 program["u_eye"].value = surface.eye
