@@ -204,7 +204,8 @@ def run_demo(target: str = "auto", seconds: float | None = None,
 
     path = resources.path("scenes", "demo.toml")
     run_file = load_run_file(path)
-    name, _ = choose_target(target, run_file.display.get("target", "auto"))
+    name, why = choose_target(target, run_file.display.get("target", "auto"))
+    log.info("demo on the %s target (%s)", name, why)
     if name != "headless":
         # the head follows the window's mouse and keyboard, or the headset
         for spec in run_file.stages:
