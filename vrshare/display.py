@@ -22,8 +22,8 @@ from typing import Any
 from . import app, resources
 from .config import ConfigError, RunFile, build, load_run_file
 from .pipeline import Clock, Frame, make_clock
-from .scene import Scene, load_run_scene
-from .targets import TARGET_NAMES, DisplaySettings, Target, TargetClosed, TargetError, load
+from .scene import load_run_scene
+from .targets import TARGET_NAMES, DisplaySettings, Target, TargetClosed, load
 from .targets.headless import VIDEO_NAME
 from .weights import WeightBank
 
@@ -235,5 +235,5 @@ def run_demo(target: str = "auto", seconds: float | None = None,
     return 1 if stats.faults else 0
 
 
-__all__ = ["TargetError", "Scene", "choose_target", "contact_sheet", "open_display", "run_demo",
-           "window_unavailable"]
+__all__ = ["TargetFrames", "choose_target", "contact_sheet", "display_settings", "open_display",
+           "openxr_unavailable", "run_demo", "window_unavailable"]
