@@ -418,7 +418,7 @@ def load_model(path: Path, name: str) -> Mesh:
         raise SceneError(f"{path}: not a readable glTF 2.0 file: {type(exc).__name__}: {exc}") \
             from exc
 
-    images: list[Any] = []
+    images: dict[bytes, Any] = {}  # texture content -> image; its order gives the layer
     parts = []
     for node in nodes:
         transform, geom_name = loaded.graph[node]
@@ -433,12 +433,12 @@ def load_model(path: Path, name: str) -> Mesh:
     faces = np.concatenate([p[1] + o for p, o in zip(parts, offsets, strict=True)])
     if not np.all(np.isfinite(vertices)):
         raise SceneError(f"{path}: vertex data holds NaN or infinite values")
-    textures = _texture_layers(images) if images else None
+    textures = _texture_layers(list(images.values())) if images else None
     geom = Geometry(vertices.astype(np.float32), faces.astype(np.uint32).reshape(-1), textures)
     return _mesh(name, [geom], (0.0,))
 
 
-def _model_part(geom: Any, transform: np.ndarray, images: list[Any],
+def _model_part(geom: Any, transform: np.ndarray, images: dict[bytes, Any],
                 path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One glTF primitive in model space: (V, VERTEX_FLOATS) vertices and (T, 3) faces."""
     positions = geom.vertices @ transform[:3, :3].T + transform[:3, 3]
@@ -465,8 +465,9 @@ def _model_part(geom: Any, transform: np.ndarray, images: list[Any],
             uv = np.asarray(visual.uv, np.float64)
             if len(uv) != v:
                 raise SceneError(f"{path}: texture coordinates do not match the vertices")
-            layer = np.full(v, float(len(images)))
-            images.append(image)
+            key = image.mode.encode() + bytes(str(image.size), "ascii") + image.tobytes()
+            images.setdefault(key, image)  # materials sharing an image share its layer
+            layer = np.full(v, float(list(images).index(key)))
     return (_geometry(positions, normals, faces, uv=uv, color=color, layer=layer).vertices,
             faces)
 
