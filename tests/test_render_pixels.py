@@ -42,6 +42,23 @@ def test_unit_cube_lands_on_the_expected_pixels(harness):
     np.testing.assert_array_equal(left, right)  # ipd 0: both eyes alike
 
 
+def test_same_geometry_under_two_names_is_one_draw_with_per_object_colours(harness):
+    def table(*names):
+        return {"background": BACKGROUND, "light": FLAT,
+                "primitive": [{"name": n, "shape": "box", "size": [0.5, 0.5, 0.5], "color": c}
+                              for n, c in (("red", [1, 0, 0]), ("green", [0, 1, 0]))],
+                "object": [{"mesh": n, "position": [x, 0.0, -3.0]}
+                           for n, x in (("red", -0.6), ("green", 0.6)) if n in names]}
+
+    h = harness(table("red", "green"), size=64)
+    assert len(h.renderer.meshes) == 1  # one GPU mesh, one draw of two instances
+    both, _ = h.frame()
+    red, _ = harness(table("red"), size=64).frame()
+    green, _ = harness(table("green"), size=64).frame()
+    assert mask(red, (255, 0, 0), 2).sum() > 0 and mask(green, (0, 255, 0), 2).sum() > 0
+    np.testing.assert_array_equal(both[..., :3], red[..., :3] | green[..., :3])
+
+
 def test_near_object_occludes_the_far_one(harness):
     near = {"position": [0.0, 0.0, -3.0], "color": [1.0, 0.0, 0.0]}
     far = {"position": [0.0, 0.0, -6.0], "color": [0.0, 1.0, 0.0], "scale": 3.0}

@@ -160,6 +160,27 @@ def test_objects_sounds_and_lod_tables(tmp_path):
     assert distance[0, 1] == 4.0 and np.isinf(distance[1, 1])
 
 
+def test_meshes_with_the_same_geometry_share_one_mesh_entry(tmp_path):
+    gltf_triangle(tmp_path / "a.gltf")
+    gltf_triangle(tmp_path / "b.gltf")  # the same geometry in a second file
+    scene = load({
+        "model": [{"name": "t1", "file": "a.gltf"}, {"name": "t2", "file": "b.gltf"},
+                  {"name": "t3", "file": "a.gltf"}],
+        "primitive": [{"name": "red", "shape": "box", "color": [1, 0, 0]},
+                      {"name": "blue", "shape": "box", "color": [0, 0, 1]},
+                      {"name": "tall", "shape": "box", "size": [1, 2, 1]},
+                      {"name": "ball", "shape": "sphere"}, {"name": "orb", "shape": "sphere"}],
+        "object": [{"mesh": m} for m in ("t1", "t2", "t3", "red", "blue", "tall", "ball", "orb")],
+    }, tmp_path)
+    mesh = [o.mesh for o in scene.objects]
+    assert mesh == [0, 0, 0, 1, 1, 2, 3, 3]  # a different size is different geometry
+    assert len(scene.meshes) == 4 and len(scene.draws) == 1 + 1 + 1 + 3
+    # the primitive colour went to the objects: red and blue still differ
+    np.testing.assert_allclose(scene.objects[3].color, [1, 0, 0, 1])
+    np.testing.assert_allclose(scene.objects[4].color, [0, 0, 1, 1])
+    assert (scene.meshes[1].lods[0].vertices[:, 8:12] == 1).all()
+
+
 def run_stages(scene, times):
     bank = WeightBank()
     pipeline = Pipeline([PassthroughStage(), SceneMotionStage()])

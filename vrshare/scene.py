@@ -36,13 +36,17 @@ audio sources::
 
 Colours written in a scene file are sRGB (as a colour picker shows them) and are
 converted to linear once here; glTF base-colour factors are linear, as the glTF
-spec defines them. Objects with the same mesh share one GPU mesh per level of
-detail and are drawn instanced. Moving objects are placed after the static ones
+spec defines them. A primitive's colour is multiplied into the colour of each object
+that uses it (a per-instance value), not into its vertices, so meshes are compared by
+geometry alone: meshes whose levels of detail hold the same bytes (vertices, indices,
+textures), whatever their names, share one mesh table entry, are uploaded once and
+drawn instanced. Moving objects are placed after the static ones
 in the object table so that the motion stage rewrites one contiguous slice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,7 +182,8 @@ class Geometry:
 
 @dataclass(frozen=True)
 class Mesh:
-    """A named mesh and its levels of detail (LOD 0 is the finest)."""
+    """A mesh and its levels of detail (LOD 0 is the finest); ``name`` is the first
+    scene name that loaded this geometry (others with the same geometry share it)."""
 
     name: str
     lods: tuple[Geometry, ...]
@@ -336,37 +341,36 @@ def _geometry(positions: np.ndarray, normals: np.ndarray, faces: np.ndarray,
     return Geometry(data, np.ascontiguousarray(faces, np.uint32).reshape(-1), textures)
 
 
-def _flat(mesh: Any, color: np.ndarray) -> Geometry:
+def _flat(mesh: Any) -> Geometry:
     """Flat-shaded geometry: every face gets its own vertices and the face normal."""
     positions = mesh.vertices[mesh.faces].reshape(-1, 3)
     normals = np.repeat(mesh.face_normals, 3, axis=0)
     faces = np.arange(len(positions)).reshape(-1, 3)
-    return _geometry(positions, normals, faces, color=np.broadcast_to(color, (len(positions), 4)))
+    return _geometry(positions, normals, faces)
 
 
 def _primitive(spec: PrimitiveSpec, lod_distances: tuple[float, ...], where: str) -> Mesh:
+    """The primitive's mesh, white: its colour goes to the objects (see load_scene)."""
     import trimesh
 
     size = np.asarray(spec.size, np.float64)
     if np.any(size < 0) or (spec.shape != "plane" and np.any(size == 0)):
         raise SceneError(f"{where} 'size': extents must be positive (m), got {spec.size}")
-    color = _linear_rgba(spec.color)
     if spec.shape == "box":
-        lods = [_flat(trimesh.creation.box(extents=size), color)]
+        lods = [_flat(trimesh.creation.box(extents=size))]
     elif spec.shape == "plane":  # XZ square facing +Y
         w, d = size[0] / 2, size[2] / 2
         p = np.array([[-w, 0, d], [w, 0, d], [w, 0, -d], [-w, 0, -d]])
         uv = np.array([[0.0, 0], [1, 0], [1, 1], [0, 1]])
         lods = [_geometry(p, np.tile([0.0, 1, 0], (4, 1)), np.array([[0, 1, 2], [0, 2, 3]]),
-                          uv=uv, color=np.broadcast_to(color, (4, 4)))]
+                          uv=uv)]
     else:
         lods = []
         for sub in SPHERE_SUBDIVISIONS:
             s = trimesh.creation.icosphere(subdivisions=sub, radius=1.0)
             normals = s.vertices / size * 2  # ellipsoid normal ~ p / r^2 on the unit sphere
             normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-            lods.append(_geometry(s.vertices * size / 2, normals, s.faces,
-                                  color=np.broadcast_to(color, (len(s.vertices), 4))))
+            lods.append(_geometry(s.vertices * size / 2, normals, s.faces))
     distances = tuple(lod_distances[: len(lods)])
     if len(distances) < len(lods):
         raise SceneError(f"{where}: [scene] lod_distances gives {len(lod_distances)} distances, "
@@ -379,6 +383,19 @@ def _mesh(name: str, lods: list[Geometry], distances: tuple[float, ...]) -> Mesh
     center = (p.min(axis=0) + p.max(axis=0)) / 2
     radius = float(np.linalg.norm(p - center, axis=1).max())
     return Mesh(name, tuple(lods), distances, center, radius)
+
+
+def _geometry_key(mesh: Mesh) -> bytes:
+    """A digest of everything a mesh table entry uploads or switches on: the bytes of
+    each LOD's vertices, indices and textures, and the LOD switch distances."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(np.asarray(mesh.lod_distance, np.float64).tobytes())
+    for g in mesh.lods:
+        for part in (g.vertices, g.indices, g.textures):
+            digest.update(b"-" if part is None else bytes(str(part.shape), "ascii"))
+            if part is not None:
+                digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.digest()
 
 
 def _texture_layers(images: list[Any]) -> np.ndarray:
@@ -491,7 +508,9 @@ def _motion(spec: MotionSpec, copy: int, where: str) -> Motion | None:
     )
 
 
-def _placements(spec: ObjectSpec, mesh: int, where: str) -> list[SceneObject]:
+def _placements(spec: ObjectSpec, mesh: int, tint: np.ndarray,
+                where: str) -> list[SceneObject]:
+    """The object's copies; ``tint`` (linear RGBA) is its mesh's primitive colour."""
     if any(n < 1 for n in spec.grid):
         raise SceneError(f"{where} 'grid': counts must be >= 1, got {spec.grid}")
     if spec.importance < 0:
@@ -501,7 +520,7 @@ def _placements(spec: ObjectSpec, mesh: int, where: str) -> list[SceneObject]:
         raise SceneError(f"{where} 'scale': must not be zero, got {spec.scale}")
     linear = np.eye(4)
     linear[:3, :3] = euler_xyz(spec.rotation) * scale
-    colors = [_linear_rgba(c) for c in spec.palette] or [_linear_rgba(spec.color)]
+    colors = [_linear_rgba(c) * tint for c in spec.palette] or [_linear_rgba(spec.color) * tint]
     out = []
     nx, ny, nz = spec.grid
     for k, cell in enumerate(np.ndindex(nx, ny, nz)):
@@ -567,7 +586,9 @@ def load_scene(table: dict[str, Any], base_dir: Path, path: Path) -> Scene:
         raise SceneError(f"{where} 'lod_distances': must start at 0 and increase, "
                          f"got {spec.lod_distances}")
     meshes: list[Mesh] = []
-    index: dict[str, int] = {}
+    index: dict[str, int] = {}  # mesh name -> mesh table entry
+    tints: dict[str, np.ndarray] = {}  # mesh name -> linear RGBA for its objects
+    by_geometry: dict[bytes, int] = {}  # _geometry_key -> mesh table entry
     entries = [(m.name, f"{where} [[scene.model]] #{i + 1}", m) for i, m in enumerate(spec.model)]
     entries += [(p.name, f"{where} [[scene.primitive]] #{i + 1}", p)
                 for i, p in enumerate(spec.primitive)]
@@ -576,10 +597,15 @@ def load_scene(table: dict[str, Any], base_dir: Path, path: Path) -> Scene:
             raise SceneError(f"{at}: mesh name {name!r} is used twice")
         if isinstance(entry, ModelSpec):
             mesh = load_model((base_dir / entry.file).resolve(), name)
+            tints[name] = np.ones(4)
         else:
             mesh = _primitive(entry, spec.lod_distances, at)
-        index[name] = len(meshes)
-        meshes.append(mesh)
+            tints[name] = _linear_rgba(entry.color)
+        key = _geometry_key(mesh)
+        if key not in by_geometry:
+            by_geometry[key] = len(meshes)
+            meshes.append(mesh)
+        index[name] = by_geometry[key]
 
     objects: list[SceneObject] = []
     for i, obj in enumerate(spec.object):
@@ -587,7 +613,7 @@ def load_scene(table: dict[str, Any], base_dir: Path, path: Path) -> Scene:
         if obj.mesh not in index:
             raise SceneError(f"{at} 'mesh': no mesh named {obj.mesh!r} "
                              f"(meshes: {', '.join(index) or 'none'})")
-        objects += _placements(obj, index[obj.mesh], at)
+        objects += _placements(obj, index[obj.mesh], tints[obj.mesh], at)
     objects.sort(key=lambda o: o.motion is not None)  # stable: static first, then moving
     names: dict[str, int] = {}
     for i, obj in enumerate(objects):
