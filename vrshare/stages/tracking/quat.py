@@ -12,15 +12,57 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from vrshare.backend import array_module
 
 SMALL_ANGLE = 1e-6  # rad; below it exp/log use their Taylor series (no 0/0)
 
 
+def _bilinear(terms: dict[int, list[tuple[int, int, float]]], width: int) -> np.ndarray:
+    """``[16, width]`` matrix taking the outer product ``a_i b_j`` (flattened) to outputs."""
+    m = np.zeros((16, width))
+    for out, entries in terms.items():
+        for i, j, sign in entries:
+            m[4 * i + j, out] += sign
+    return m
+
+
+# Hamilton product and rotation matrix as one matrix product each on an outer product:
+# a few large array operations instead of dozens of per-component ones (tiny arrays
+# are dominated by the per-call cost of the array library)
+X, Y, Z, W = range(4)
+HAMILTON = _bilinear({
+    0: [(W, X, 1), (X, W, 1), (Y, Z, 1), (Z, Y, -1)],
+    1: [(W, Y, 1), (X, Z, -1), (Y, W, 1), (Z, X, 1)],
+    2: [(W, Z, 1), (X, Y, 1), (Y, X, -1), (Z, W, 1)],
+    3: [(W, W, 1), (X, X, -1), (Y, Y, -1), (Z, Z, -1)],
+}, 4)
+ROTATION = _bilinear({  # R - I, row-major 3x3, from the unit quaternion's outer product
+    0: [(Y, Y, -2), (Z, Z, -2)], 1: [(X, Y, 2), (Z, W, -2)], 2: [(X, Z, 2), (Y, W, 2)],
+    3: [(X, Y, 2), (Z, W, 2)], 4: [(X, X, -2), (Z, Z, -2)], 5: [(Y, Z, 2), (X, W, -2)],
+    6: [(X, Z, 2), (Y, W, -2)], 7: [(Y, Z, 2), (X, W, 2)], 8: [(X, X, -2), (Y, Y, -2)],
+}, 9)
+_on_device: dict[tuple[str, int, str], Any] = {}
+
+
+def _constant(xp: Any, table: np.ndarray, dtype: Any) -> Any:
+    """``table`` as ``dtype`` on the array module ``xp``, copied there once."""
+    key = (xp.__name__, id(table), str(dtype))
+    if key not in _on_device:
+        _on_device[key] = xp.asarray(table, dtype=dtype)
+    return _on_device[key]
+
+
+def norm(v: Any) -> Any:
+    """Euclidean length over the last axis, kept as a length-1 axis."""
+    xp = array_module(v)
+    return xp.sqrt((v * v).sum(axis=-1, keepdims=True))
+
+
 def normalize(q: Any) -> Any:
     """``q`` scaled to unit length (zero quaternions are the caller's to reject)."""
-    xp = array_module(q)
-    return q / xp.linalg.norm(q, axis=-1, keepdims=True)
+    return q / norm(q)
 
 
 def conjugate(q: Any) -> Any:
@@ -33,14 +75,8 @@ def conjugate(q: Any) -> Any:
 def multiply(a: Any, b: Any) -> Any:
     """Hamilton product ``a * b``: rotate by ``b`` first, then by ``a``."""
     xp = array_module(a, b)
-    ax, ay, az, aw = (a[..., i] for i in range(4))
-    bx, by, bz, bw = (b[..., i] for i in range(4))
-    return xp.stack([
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-        aw * bw - ax * bx - ay * by - az * bz,
-    ], axis=-1)
+    outer = a[..., :, None] * b[..., None, :]
+    return outer.reshape(*outer.shape[:-2], 16) @ _constant(xp, HAMILTON, outer.dtype)
 
 
 def rotate(q: Any, v: Any) -> Any:
@@ -55,7 +91,7 @@ def rotate(q: Any, v: Any) -> Any:
 def from_rotvec(r: Any) -> Any:
     """Unit quaternion of the rotation vector ``r`` (axis * angle, rad): the exp map."""
     xp = array_module(r)
-    angle = xp.linalg.norm(r, axis=-1, keepdims=True)
+    angle = norm(r)
     half = 0.5 * angle
     small = angle < SMALL_ANGLE
     safe = xp.where(small, 1.0, angle)
@@ -73,7 +109,7 @@ def to_rotvec(q: Any) -> Any:
     sign = xp.where(q[..., 3:4] < 0, -1.0, 1.0)
     v = q[..., :3] * sign
     w = q[..., 3:4] * sign
-    s = xp.linalg.norm(v, axis=-1, keepdims=True)
+    s = norm(v)
     angle = 2.0 * xp.arctan2(s, w)
     small = s < SMALL_ANGLE
     safe = xp.where(small, 1.0, s)
@@ -98,12 +134,10 @@ def slerp(a: Any, b: Any, t: Any) -> Any:
 def to_matrix(q: Any) -> Any:
     """3x3 rotation matrices ``[..., 3, 3]`` of unit quaternions."""
     xp = array_module(q)
-    x, y, z, w = (q[..., i] for i in range(4))
-    return xp.stack([
-        xp.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=-1),
-        xp.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=-1),
-        xp.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=-1),
-    ], axis=-2)
+    outer = q[..., :, None] * q[..., None, :]
+    m = outer.reshape(*outer.shape[:-2], 16) @ _constant(xp, ROTATION, outer.dtype)
+    m[..., ::4] += 1.0
+    return m.reshape(*m.shape[:-1], 3, 3)
 
 
 def pose_matrix(pose: Any) -> Any:
