@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,68 @@ def test_demo_chair_model_has_its_parts_and_texture():
     assert g.textures is not None and g.textures.shape[0] == 1  # seat and back share it
     top = g.vertices[:, 1].max()
     assert top == pytest.approx(0.925, abs=1e-5)  # the back's node sits on the seat's
+
+
+def textured_ball(path: Path) -> Path:
+    """A UV sphere (3840 triangles) with a seam, texture coordinates and a texture."""
+    from PIL import Image
+    from trimesh.visual.material import PBRMaterial
+
+    ball = trimesh.creation.uv_sphere(count=[32, 32])
+    p = ball.vertices
+    uv = np.c_[np.arctan2(p[:, 0], p[:, 2]) / (2 * np.pi) + 0.5, p[:, 1] * 0.5 + 0.5]
+    ball.visual = trimesh.visual.TextureVisuals(
+        uv=uv, material=PBRMaterial(baseColorTexture=Image.new("RGB", (4, 4), (200, 10, 10))))
+    path.write_bytes(ball.export(file_type="glb"))
+    return path
+
+
+def test_gltf_models_get_decimated_levels_of_detail(tmp_path):
+    pytest.importorskip("fast_simplification")
+    mesh = load_model(textured_ball(tmp_path / "ball.glb"), "ball", (0.0, 3.0, 9.0))
+    fine, half, fifth = mesh.lods
+    assert mesh.lod_distance == (0.0, 3.0, 9.0)
+    assert fine.triangles == 3840
+    assert half.triangles == pytest.approx(1920, rel=0.05)
+    assert fifth.triangles == pytest.approx(768, rel=0.05)
+    for coarse in (half, fifth):
+        assert len(coarse.vertices) < 0.6 * len(fine.vertices)  # corners share vertices
+        p, n = coarse.vertices[:, :3], coarse.vertices[:, 3:6]
+        r = np.linalg.norm(p, axis=1)
+        assert np.abs(r - 1).max() < 0.02  # still the unit sphere
+        assert np.einsum("ij,ij->i", n, p / r[:, None]).min() > 0.98  # normals point out
+        faces = p[coarse.indices.reshape(-1, 3)]
+        outward = np.einsum("ij,ij->i", np.cross(faces[:, 1] - faces[:, 0],
+                                                 faces[:, 2] - faces[:, 0]), faces.mean(axis=1))
+        assert (outward > 0).all()  # counter-clockwise seen from outside, as LOD 0
+        assert coarse.textures is fine.textures and (coarse.vertices[:, 12] == 0).all()
+        # texture coordinates come from the original vertices, seam sides kept apart
+        uv_rows = {tuple(r) for r in fine.vertices[:, 6:8].round(6)}
+        assert {tuple(r) for r in coarse.vertices[:, 6:8].round(6)} <= uv_rows
+        assert coarse.indices.max() < len(coarse.vertices)
+
+
+def test_gltf_level_of_detail_count_follows_lod_distances_and_size(tmp_path):
+    pytest.importorskip("fast_simplification")
+    ball = textured_ball(tmp_path / "ball.glb")
+    assert len(load_model(ball, "b", (0.0,)).lods) == 1
+    assert len(load_model(ball, "b", (0.0, 5.0)).lods) == 2
+    assert len(load_model(DEMO_CHAIR, "chair").lods) == 1  # 72 triangles: kept whole
+    scene = load({"lod_distances": [0.0, 2.0, 6.0], "model": [{"name": "b", "file": "ball.glb"}],
+                  "object": [{"mesh": "b"}]}, tmp_path)
+    draw, distance = scene.lod_tables()
+    np.testing.assert_array_equal(draw, [[0, 1, 2]])
+    np.testing.assert_array_equal(distance, [[0.0, 2.0, 6.0]])
+
+
+def test_without_fast_simplification_a_model_keeps_one_level_and_says_so(
+        tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "fast_simplification", None)  # import fails
+    ball = textured_ball(tmp_path / "ball.glb")
+    with caplog.at_level(logging.WARNING, logger="vrshare.scene"):
+        mesh = load_model(ball, "b")
+    assert [g.triangles for g in mesh.lods] == [3840] and mesh.lod_distance == (0.0,)
+    assert str(ball) in caplog.text and "fast-simplification" in caplog.text
 
 
 @pytest.mark.parametrize("name, content, message", [

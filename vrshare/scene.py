@@ -7,6 +7,8 @@ audio sources::
     [scene]
     background = [0.05, 0.05, 0.07]          # sRGB clear colour
 
+    lod_distances = [0.0, 4.0, 10.0]         # m: where LODs 1, 2 of spheres and models start
+
     [[scene.model]]                          # a glTF 2.0 file (.gltf or .glb)
     name = "chair"
     file = "assets/chair.glb"                # relative to the run file
@@ -47,6 +49,7 @@ in the object table so that the motion stage rewrites one contiguous slice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +59,8 @@ import numpy as np
 
 from .config import ConfigError, build
 
+log = logging.getLogger(__name__)
+
 Vec3 = tuple[float, float, float]
 Color = tuple[float, float, float] | tuple[float, float, float, float]
 
@@ -63,6 +68,11 @@ VERTEX_FLOATS = 13  # position (3, m), normal (3), uv (2), linear RGBA (4), text
 MAX_TEXTURE_SIZE = 1024  # px; larger base-colour textures are scaled down on load
 MODEL_SUFFIXES = (".gltf", ".glb")
 SPHERE_SUBDIVISIONS = (3, 2, 1)  # icosphere levels of detail: 1280, 320, 80 triangles
+LOD_DISTANCES = (0.0, 4.0, 10.0)  # m, default distances from which LODs 0, 1, 2 are used
+MODEL_LOD_FRACTIONS = (0.5, 0.2)  # glTF LODs 1, 2 keep about this share of LOD 0's triangles
+# models with fewer triangles keep one level: decimating them saves little, and
+# collapsing a few large faces destroys the shape (a box has 12)
+MODEL_LOD_MIN_TRIANGLES = 256
 
 
 class SceneError(ConfigError):
@@ -156,7 +166,7 @@ class SceneSpec:
     """The ``[scene]`` table."""
 
     background: Vec3 = (0.05, 0.05, 0.07)  # sRGB clear colour
-    lod_distances: tuple[float, ...] = (0.0, 4.0, 10.0)  # m, where each sphere LOD starts
+    lod_distances: tuple[float, ...] = LOD_DISTANCES  # m, where each sphere / model LOD starts
     model: list[ModelSpec] = field(default_factory=list)
     primitive: list[PrimitiveSpec] = field(default_factory=list)
     object: list[ObjectSpec] = field(default_factory=list)
@@ -413,8 +423,11 @@ def _texture_layers(images: list[Any]) -> np.ndarray:
     return layers
 
 
-def load_model(path: Path, name: str) -> Mesh:
-    """Bake every node of a glTF 2.0 file into one mesh (one draw, textures layered).
+def load_model(path: Path, name: str,
+               lod_distances: tuple[float, ...] = LOD_DISTANCES) -> Mesh:
+    """Bake every node of a glTF 2.0 file into one mesh (one draw, textures layered),
+    with coarser levels of detail (see :func:`_decimated`) from ``lod_distances`` (m)
+    on, as many as it names.
 
     Raises SceneError naming ``path`` for a missing, unsupported or broken file.
     """
@@ -452,7 +465,78 @@ def load_model(path: Path, name: str) -> Mesh:
         raise SceneError(f"{path}: vertex data holds NaN or infinite values")
     textures = _texture_layers(list(images.values())) if images else None
     geom = Geometry(vertices.astype(np.float32), faces.astype(np.uint32).reshape(-1), textures)
-    return _mesh(name, [geom], (0.0,))
+    lods = [geom]
+    wanted = min(len(lod_distances), 1 + len(MODEL_LOD_FRACTIONS))
+    if wanted > 1 and geom.triangles >= MODEL_LOD_MIN_TRIANGLES:
+        lods = _model_lods(geom, wanted, path)
+    return _mesh(name, lods, tuple(lod_distances[: len(lods)]))
+
+
+def _model_lods(geom: Geometry, wanted: int, path: Path) -> list[Geometry]:
+    """``geom`` and up to ``wanted - 1`` decimated copies (each at least 20 % smaller
+    than the one before); just ``geom``, logged, without fast-simplification."""
+    try:
+        import fast_simplification
+    except ImportError:
+        log.warning("%s: one level of detail (%d triangles): decimating glTF models needs "
+                    "fast-simplification: pip install 'vrshare[scene]'", path, geom.triangles)
+        return [geom]
+    lods = [geom]
+    for fraction in MODEL_LOD_FRACTIONS[: wanted - 1]:
+        coarse = _decimated(fast_simplification, geom, fraction)
+        if coarse.triangles > 0.8 * lods[-1].triangles or coarse.triangles == 0:
+            break
+        lods.append(coarse)
+    return lods
+
+
+def _decimated(fast_simplification: Any, geom: Geometry, fraction: float) -> Geometry:
+    """Quadric edge-collapse decimation to about ``fraction`` of the triangles.
+
+    Vertices are welded by position first, so seams (a corner with two texture
+    coordinates or normals) do not become holes. Edge collapses only merge vertices
+    into survivors and move the survivors, so every remaining triangle is an original
+    one whose corners now stand on survivors (the collapse replay maps each original
+    vertex to its survivor's new position). A corner takes the attributes (normal,
+    texture coordinates, colour, layer) of the survivor's vertex nearest to its own,
+    which keeps seams apart and lets corners on one survivor share a vertex.
+    """
+    v = geom.vertices
+    faces = geom.indices.reshape(-1, 3)
+    points, weld = np.unique(v[:, :3].astype(np.float64), axis=0, return_inverse=True)
+    weld = weld.reshape(-1)
+    welded = weld[faces]
+    _, _, collapses = fast_simplification.simplify(
+        points, welded, target_reduction=1.0 - fraction, return_collapses=True)
+    moved, _, to_new = fast_simplification.replay_simplification(points, welded, collapses)
+    corners = to_new[welded]
+    keep = ((corners[:, 0] != corners[:, 1]) & (corners[:, 1] != corners[:, 2])
+            & (corners[:, 2] != corners[:, 0]))
+    original = faces[keep].reshape(-1)  # vertex of each remaining corner
+
+    survivor = np.full(len(moved), -1, np.int64)  # new vertex -> its welded survivor
+    alive = np.ones(len(points), bool)
+    alive[np.asarray(collapses, np.int64).reshape(-1, 2)[:, 1]] = False
+    survivor[to_new[alive]] = np.flatnonzero(alive)
+    # the vertices at each welded position, padded: (positions, most per position)
+    by_weld = np.argsort(weld, kind="stable")
+    count = np.bincount(weld, minlength=len(points))
+    start = np.cumsum(count) - count
+    table = np.full((len(points), count.max()), -1, np.int64)
+    rank = np.arange(len(weld)) - start[weld[by_weld]]
+    table[weld[by_weld], rank] = by_weld
+    candidates = table[survivor[to_new[weld[original]]]]  # (corners, most per position)
+    attributes = v[:, 3:].astype(np.float64)
+    distance = np.where(candidates >= 0, 0.0, np.inf)
+    for k in range(candidates.shape[1]):
+        valid = candidates[:, k] >= 0
+        diff = attributes[candidates[valid, k]] - attributes[original[valid]]
+        distance[valid, k] = np.einsum("ij,ij->i", diff, diff)
+    chosen = candidates[np.arange(len(original)), np.argmin(distance, axis=1)]
+    used, new_indices = np.unique(chosen, return_inverse=True)
+    vertices = v[used].copy()
+    vertices[:, :3] = moved[to_new[weld[used]]]
+    return Geometry(vertices, new_indices.reshape(-1).astype(np.uint32), geom.textures)
 
 
 def _model_part(geom: Any, transform: np.ndarray, images: dict[bytes, Any],
@@ -596,7 +680,7 @@ def load_scene(table: dict[str, Any], base_dir: Path, path: Path) -> Scene:
         if name in index:
             raise SceneError(f"{at}: mesh name {name!r} is used twice")
         if isinstance(entry, ModelSpec):
-            mesh = load_model((base_dir / entry.file).resolve(), name)
+            mesh = load_model((base_dir / entry.file).resolve(), name, spec.lod_distances)
             tints[name] = np.ones(4)
         else:
             mesh = _primitive(entry, spec.lod_distances, at)
