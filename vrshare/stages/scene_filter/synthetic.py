@@ -18,6 +18,7 @@ from ... import layout
 from ...backend import to_device
 from ...pipeline import Frame, Stage, StageConfig
 from ...weights import WeightBank
+from ..tracking.eyes import projection
 
 
 @dataclass
@@ -96,21 +97,9 @@ def random_scene(rng: np.random.Generator, n: int, *, extent: float = 50.0,
 
 
 def perspective(fov: tuple[float, float, float, float], near: float, far: float) -> np.ndarray:
-    """GL projection (4, 4) float64 for OpenXR fov angles (left, right, up, down; rad).
-
-    ``left`` and ``down`` are negative for a view centred on the forward axis; ``near``
-    and ``far`` are distances (m), mapped to NDC z = -1 and +1.
-    """
-    left, right, up, down = (math.tan(a) for a in fov)
-    p = np.zeros((4, 4))
-    p[0, 0] = 2 / (right - left)
-    p[0, 2] = (right + left) / (right - left)
-    p[1, 1] = 2 / (up - down)
-    p[1, 2] = (up + down) / (up - down)
-    p[2, 2] = -(far + near) / (far - near)
-    p[2, 3] = -2 * far * near / (far - near)
-    p[3, 2] = -1.0
-    return p
+    """GL projection (4, 4) float64 for OpenXR fov angles (left, right, up, down; rad),
+    as the tracking stage builds it; ``near`` and ``far`` are distances (m)."""
+    return np.array(projection(fov, near, far))
 
 
 def yaw_pitch(yaw: float, pitch: float = 0.0) -> np.ndarray:
