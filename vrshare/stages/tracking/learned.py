@@ -119,12 +119,18 @@ class LearnedPredictor(Predictor):
         self.info = xp.asarray(info).copy() if info is not None else self.info0.copy()  # R
         self.rhs0 = (self.info0 @ weights[:, :, None])[..., 0]  # R0 w0
         self.rhs = (self.info @ weights[:, :, None])[..., 0]  # r, so that R^-1 r = w
+        # horizon features h * v and (h^2 / tau) * v, in mm and mrad
+        self._power = xp.asarray([1.0, 2.0])
+        self._scale = xp.asarray([UNITS, UNITS / TAU])
         self._phi = xp.zeros((devices, MODELS, 3, f))
+        # predictions awaiting their true pose, model axis first so the learning step's
+        # rows are one reshape away
         self.p_t = xp.zeros((devices, queue))  # predicted-for times (s)
         self.p_used = xp.zeros((devices, queue), dtype=bool)
-        self.p_phi = xp.zeros((devices, queue, MODELS, 3, f))
+        self.p_phi = xp.zeros((MODELS, devices, queue, 3, f))
         self.p_pos = xp.zeros((devices, queue, 3))  # newest sample when predicting
-        self.p_quat = xp.zeros((devices, queue, 4))
+        self.p_conj = xp.zeros((devices, queue, 4))  # and its orientation's inverse
+        self._y = xp.zeros((MODELS, devices, queue, 3))
         self._slot = 0
         self.updates = xp.zeros((), dtype=xp.int64)  # matured predictions learned from
 
@@ -133,14 +139,15 @@ class LearnedPredictor(Predictor):
     def features(self, h: Any) -> Any:
         """Regression inputs ``[D, 2, 3, 2k]`` for horizons ``h`` ``[D]`` (s), in mm / mrad."""
         xp = self.xp
-        vel, omega, _ = self.history.velocities(self.k)
-        v = xp.stack([vel, omega], axis=1)  # D, 2, k, 3
-        v = xp.swapaxes(v, -1, -2) * UNITS  # D, 2, 3, k
-        hh = h[:, None, None, None]
-        return xp.concatenate([hh * v, (hh * hh / TAU) * v], axis=-1)
+        coef = (h[:, None] ** self._power) * self._scale  # D, 2: h, h^2 / tau
+        d, m, a, f = self._phi.shape
+        out = self._phi.reshape(d, m, a, 2, f // 2)
+        xp.multiply(self.history.rates[:, :, :, None, :self.k],
+                    coef[:, None, None, :, None], out=out)
+        return self._phi
 
     def displacement(self, h: Any) -> tuple[Any, Any]:
-        self._phi[...] = self.features(h)
+        self.features(h)
         d = (self._phi @ self.weights[None, :, :, None])[..., 0] / UNITS  # D, 2, 3
         return d[:, 0], d[:, 1]
 
@@ -152,51 +159,52 @@ class LearnedPredictor(Predictor):
             self._slot = (i + 1) % self.p_t.shape[1]
             self.p_used[:, i] = (h > 0) & (hist.count >= 2)
             self.p_t[:, i] = hist.t[:, 0] + h
-            self.p_phi[:, i] = self._phi
+            self.p_phi[:, :, i] = self.xp.swapaxes(self._phi, 0, 1)
             self.p_pos[:, i] = hist.pos[:, 0]
-            self.p_quat[:, i] = hist.quat[:, 0]
+            self.p_conj[:, i] = quat.conjugate(hist.quat[:, 0])
         return h
 
     # -- learning ----------------------------------------------------------------------
 
     def observe(self, mask: Any, t: Any, pos: Any, q: Any) -> None:
-        if self.learn:
-            self._learn(mask, t, pos, q)
         super().observe(mask, t, pos, q)
+        if self.learn:
+            self._learn(mask, t)
 
     def reset(self, mask: Any) -> None:
         super().reset(mask)
         self.p_used &= ~mask[:, None]
 
-    def _learn(self, mask: Any, t: Any, pos: Any, q: Any) -> None:
-        """Score the predictions whose time has come and take one RLS step on them."""
+    def _learn(self, mask: Any, t: Any) -> None:
+        """Score the predictions whose time has come and take one RLS step on them.
+
+        Runs after the new samples were pushed: for a masked device, history entry 1
+        is the sample before, and :attr:`History.step` the motion since.
+        """
         xp = self.xp
         hist = self.history
-        t_prev = hist.t[:, 0:1]
-        have = mask[:, None] & (hist.count[:, None] >= 1) & (t[:, None] > t_prev)
+        t_prev = hist.t[:, 1:2]
+        have = (mask & (hist.count >= 2) & (hist.dt > 0))[:, None]
         due = self.p_used & have & (self.p_t <= t[:, None])
-        ripe = due & (self.p_t >= t_prev)  # bracketed by the newest sample and this one
+        ripe = due & (self.p_t >= t_prev)  # bracketed by the previous sample and this one
         self.p_used &= ~due
-        span = xp.where(have, t[:, None] - t_prev, 1.0)
+        span = xp.where(have, hist.dt[:, None], 1.0)
         u = ((self.p_t - t_prev) / span)[..., None]  # D, Q, 1
-        true_pos = hist.pos[:, None, 0] + u * (pos[:, None] - hist.pos[:, None, 0])
-        q_prev = xp.broadcast_to(hist.quat[:, None, 0], self.p_quat.shape)
-        q_new = xp.broadcast_to(q[:, None], self.p_quat.shape)
-        true_quat = quat.slerp(q_prev, q_new, u)
-        # targets: the true displacement from the newest sample of the time (mm, mrad)
-        y_pos = (true_pos - self.p_pos) * UNITS
-        y_rot = quat.relative_rotvec(true_quat, self.p_quat) * UNITS
-        y = xp.stack([y_pos, y_rot], axis=2)  # D, Q, 2, 3
+        # targets: the true displacement from the newest sample of the time (mm, mrad),
+        # the true pose interpolated between the samples around it (slerp in rotation)
+        step = hist.step[:, None]  # D, 1, 2, 3
+        y = self._y
+        y[0] = (hist.pos[:, None, 1] - self.p_pos + u * step[..., 0, :]) * UNITS
+        turn = quat.multiply(quat.from_rotvec(u * step[..., 1, :]),
+                             quat.multiply(hist.quat[:, None, 1], self.p_conj))
+        y[1] = quat.to_rotvec(turn) * UNITS
         # learn from plausible motion only: one wild sample must not wreck the shared weights
-        ripe &= (xp.abs(y) < OUTLIER).all(axis=(2, 3))
-        w = ripe[:, :, None, None]
-        y = xp.where(w, y, 0.0)
-        phi = xp.where(w[..., None], self.p_phi, 0.0)  # D, Q, 2, 3, F
+        ripe &= (xp.abs(y) < OUTLIER).all(axis=(0, 3))
+        phi = xp.where(ripe[None, :, :, None, None], self.p_phi, 0.0)
         f = phi.shape[-1]
-        phi = xp.moveaxis(phi, 2, 0).reshape(MODELS, -1, f)  # 2, M, F
-        y = xp.moveaxis(y, 2, 0).reshape(MODELS, -1)  # 2, M
+        yy = xp.where(ripe[None, :, :, None], y, 0.0)
         n = xp.count_nonzero(ripe)
-        self._rls(phi, y, n)
+        self._rls(phi.reshape(MODELS, -1, f), yy.reshape(MODELS, -1), n)
         self.updates += n
 
     def _rls(self, phi: Any, y: Any, n: Any) -> None:

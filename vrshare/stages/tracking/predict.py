@@ -24,7 +24,13 @@ from . import quat
 
 
 class History:
-    """The last ``size`` samples of each device, newest first, in arrays of ``xp``."""
+    """The last ``size`` samples of each device, newest first, in arrays of ``xp``.
+
+    Besides the samples it keeps the velocities between consecutive ones,
+    :attr:`rates` ``[D, 2, 3, size - 1]`` (linear m/s and world-frame angular rad/s,
+    per axis, newest interval first), worked out once when a sample arrives rather
+    than for every prediction. Intervals without both samples hold zeros.
+    """
 
     def __init__(self, xp: Any, devices: int, size: int) -> None:
         self.xp = xp
@@ -34,10 +40,27 @@ class History:
         self.quat = xp.zeros((devices, size, 4))
         self.quat[..., 3] = 1.0
         self.count = xp.zeros(devices, dtype=xp.int64)  # valid samples held, <= size
+        self.rates = xp.zeros((devices, 2, 3, size - 1))
+        self.step = xp.zeros((devices, 2, 3))  # last push: position (m), rotation vector (rad)
+        self.dt = xp.zeros(devices)  # last push: time since the previous newest sample (s)
+        self._later = xp.arange(1, size)  # interval j needs more than j + 1 samples
 
     def push(self, mask: Any, t: Any, pos: Any, q: Any) -> None:
-        """Add a sample for each masked device (``t`` s, ``pos`` m, unit ``q``)."""
+        """Add a sample for each masked device (``t`` s, ``pos`` m, unit ``q``).
+
+        With ``size`` > 1 it also sets :attr:`step` and :attr:`dt`, the motion from the
+        previous newest sample (meaningful for masked devices that had one).
+        """
         xp = self.xp
+        if self.size > 1:
+            self.dt[...] = t - self.t[:, 0]
+            self.step[:, 0] = pos - self.pos[:, 0]
+            self.step[:, 1] = quat.relative_rotvec(q, self.quat[:, 0])
+            had = self.count >= 1
+            rate = self.step / xp.where(self.dt > 0, self.dt, 1.0)[:, None, None]
+            rate = xp.where(had[:, None, None], rate, 0.0)
+            shifted = xp.concatenate([rate[..., None], self.rates[..., :-1]], axis=-1)
+            self.rates[...] = xp.where(mask[:, None, None, None], shifted, self.rates)
         m = mask[:, None]
         for arr, new in ((self.t, t), (self.pos, pos), (self.quat, q)):
             shifted = xp.concatenate([new[:, None], arr[:, :-1]], axis=1)
@@ -46,23 +69,21 @@ class History:
 
     def reset(self, mask: Any) -> None:
         """Forget the masked devices' samples (after a loss, velocities are meaningless)."""
-        self.count[...] = self.xp.where(mask, 0, self.count)
+        xp = self.xp
+        self.count[...] = xp.where(mask, 0, self.count)
+        self.rates[...] = xp.where(mask[:, None, None, None], 0.0, self.rates)
 
     def velocities(self, k: int) -> tuple[Any, Any, Any]:
         """Linear (m/s) and world-frame angular (rad/s) velocities between the ``k+1`` newest.
 
         Returns ``(vel [D, k, 3], omega [D, k, 3], ok [D, k])``: entry ``j`` is the
-        velocity over the interval between samples ``j+1`` and ``j``; ``ok`` says
-        whether both samples exist.
+        velocity over the interval between samples ``j+1`` and ``j`` (zero unless
+        ``ok``, i.e. both samples exist).
         """
         xp = self.xp
-        dt = self.t[:, :k] - self.t[:, 1:k + 1]
-        ok = xp.arange(k)[None, :] + 1 < self.count[:, None]
-        safe = xp.where(ok & (dt > 0), dt, 1.0)[..., None]
-        vel = (self.pos[:, :k] - self.pos[:, 1:k + 1]) / safe
-        omega = quat.relative_rotvec(self.quat[:, :k], self.quat[:, 1:k + 1]) / safe
-        zero = ~ok[..., None]
-        return xp.where(zero, 0.0, vel), xp.where(zero, 0.0, omega), ok
+        ok = self._later[None, :k] < self.count[:, None]
+        r = xp.swapaxes(self.rates[..., :k], -1, -2)  # D, 2, k, 3
+        return r[:, 0], r[:, 1], ok
 
 
 class Predictor:
@@ -108,8 +129,8 @@ class ConstantVelocity(Predictor):
     history_size = 2
 
     def displacement(self, h: Any) -> tuple[Any, Any]:
-        vel, omega, _ = self.history.velocities(1)
-        return vel[:, 0] * h[:, None], omega[:, 0] * h[:, None]
+        d = self.history.rates[..., 0] * h[:, None, None]  # D, 2, 3
+        return d[:, 0], d[:, 1]
 
 
 class ConstantAcceleration(Predictor):
