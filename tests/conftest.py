@@ -14,6 +14,18 @@ def _cuda_available() -> bool:
         return False
 
 
+@pytest.fixture
+def cupy_backend():
+    """CuPy as the active backend for one test, NumPy again afterwards."""
+    from vrshare import backend
+
+    b = backend.select("cupy")
+    try:
+        yield b
+    finally:
+        backend.select("numpy")
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``gpu`` skip cleanly without CuPy and a CUDA device."""
     gpu_items = [item for item in items if "gpu" in item.keywords]

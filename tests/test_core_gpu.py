@@ -6,13 +6,6 @@ import pytest
 from vrshare import WeightBank, backend
 
 
-@pytest.fixture
-def cupy_backend():
-    b = backend.select("cupy")
-    yield b
-    backend.select("numpy")
-
-
 @pytest.mark.gpu
 def test_bank_allocates_on_the_device_and_snapshots_to_host(cupy_backend):
     cupy = cupy_backend.xp

@@ -439,15 +439,6 @@ def test_missing_or_misshapen_inputs_fail_in_setup():
         SceneFilterStage().setup(bank, StageConfig(None))
 
 
-@pytest.fixture
-def cupy_backend():
-    from vrshare import backend
-
-    b = backend.select("cupy")
-    yield b
-    backend.select("numpy")
-
-
 @pytest.mark.gpu
 def test_cupy_matches_numpy(cupy_backend):
     rng = np.random.default_rng(5)

@@ -10,18 +10,6 @@ from vrshare.stages.tracking import TrackingSettings, TrackingStage
 pytestmark = pytest.mark.gpu
 
 
-@pytest.fixture
-def cupy_backend():
-    try:
-        backend.select("cupy")
-    except backend.BackendError as exc:
-        pytest.skip(f"no CuPy backend: {exc}")
-    try:
-        yield
-    finally:
-        backend.select("numpy")
-
-
 def run(predictor):
     stage = TrackingStage(TrackingSettings(predictor=predictor, filter=True, noise_mm=0.5,
                                            noise_deg=0.1))
