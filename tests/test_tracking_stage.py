@@ -323,21 +323,30 @@ def test_open_run_reports_bad_settings_with_the_file(tmp_path):
         open_run(run_file)
 
 
+class FakeTarget(Stage):
+    """A stand-in target: writes target_poses moving at constant velocity each frame,
+    with a NaN head position every ``nan_every``-th frame when given."""
+
+    name = "fake_target"
+    writes = (TARGET_POSES,)
+
+    def __init__(self, nan_every: int = 0):
+        super().__init__()
+        self.nan_every = nan_every
+
+    def setup(self, bank, config):
+        self.out = bank.state(TARGET_POSES, (3, 9), "float64")
+
+    def process(self, frame, bank):
+        self.out[:, :7] = moving(frame.t_now)
+        self.out[:, 7] = frame.t_now
+        self.out[:, 8] = 1.0
+        if self.nan_every and frame.index % self.nan_every == self.nan_every - 1:
+            self.out[0, 0] = math.nan
+
+
 def test_openxr_source_in_a_frame_loop():
     """A stand-in target writes target_poses each frame; the stage follows it."""
-
-    class FakeTarget(Stage):
-        name = "fake_target"
-        writes = (TARGET_POSES,)
-
-        def setup(self, bank, config):
-            self.out = bank.state(TARGET_POSES, (3, 9), "float64")
-
-        def process(self, frame, bank):
-            self.out[:, :7] = moving(frame.t_now)
-            self.out[:, 7] = frame.t_now
-            self.out[:, 8] = 1.0
-
     stage = TrackingStage(TrackingSettings(source="openxr", predictor="constant_velocity"))
     bank, _ = run_loop(30, [stage, FakeTarget()])
     t_display = 29 / 90 + 2 / 90
@@ -346,22 +355,7 @@ def test_openxr_source_in_a_frame_loop():
 
 def test_rejections_reach_the_run_stats():
     """Bad samples from a target are counted in the frame loop's stats, by reason."""
-
-    class FlakyTarget(Stage):
-        name = "flaky_target"
-        writes = (TARGET_POSES,)
-
-        def setup(self, bank, config):
-            self.out = bank.state(TARGET_POSES, (3, 9), "float64")
-
-        def process(self, frame, bank):
-            self.out[:, :7] = moving(frame.t_now)
-            self.out[:, 7] = frame.t_now
-            self.out[:, 8] = 1.0
-            if frame.index % 10 == 9:
-                self.out[0, 0] = math.nan
-
     stage = TrackingStage(TrackingSettings(source="openxr", predictor="constant_velocity"))
-    bank, loop = run_loop(40, [stage, FlakyTarget()])
+    bank, loop = run_loop(40, [stage, FakeTarget(nan_every=10)])
     assert loop.stats.counters["tracking"]["rejected nonfinite"] == 4
     assert np.isfinite(bank[HEAD_POSE]).all()
