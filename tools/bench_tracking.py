@@ -10,24 +10,35 @@ after frame on a virtual 90 Hz clock (display time one frame ahead), timing only
 * ``trace/learned``: the bundled EyeNavGS head trace (72 Hz samples, so some frames
   get no new sample), with the learned predictor, as ``scenes/traces/replay.toml``.
 
-Prints median, 95th percentile and mean ms/frame and writes them with ``--json``.
+Prints median, 95th percentile and mean ms/frame of wall time, and the median of the
+thread's CPU time (less disturbed by other processes on a shared machine), and writes
+them with ``--json``. With ``--baseline REV`` the tracking package as of git revision
+``REV`` runs in the same process, frame by frame alternating with the current one on
+its own bank, and the table adds its medians, the ratio baseline / current and the
+largest difference between the two stages' ``device_poses`` (m or quaternion units).
 
     python tools/bench_tracking.py [--frames 2000] [--warmup 100] [--only demo ...]
-        [--json PATH]
+        [--baseline REV] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
+import vrshare.stages.tracking as current
 from vrshare import Frame, StageConfig, WeightBank
-from vrshare.stages.tracking import TrackingSettings, TrackingStage
+from vrshare.layout import DEVICE_POSES
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT / "scenes" / "traces"
@@ -45,30 +56,82 @@ CONFIGS: dict[str, dict] = {
 
 
 @dataclass
-class Row:
-    config: str
-    frames: int
+class Timing:
     ms_median: float
     ms_p95: float
     ms_mean: float
+    cpu_ms_median: float
 
 
-def run_config(name: str, frames: int, warmup: int) -> Row:
-    settings = TrackingSettings(**CONFIGS[name])
-    stage = TrackingStage(settings)
-    bank = WeightBank()
-    stage.setup(bank, StageConfig(settings, frame_hz=FRAME_HZ, base_dir=TRACES))
-    times = []
+@dataclass
+class Row:
+    config: str
+    frames: int
+    current: Timing
+    baseline: Timing | None = None
+    ratio: float | None = None  # baseline / current, wall-time medians
+    max_pose_diff: float | None = None  # largest |baseline - current| in device_poses
+
+
+def load_baseline(rev: str) -> ModuleType:
+    """The tracking package as of git revision ``rev``, imported as its own package."""
+    where = "vrshare/stages/tracking"
+    names = subprocess.run(["git", "ls-tree", "--name-only", rev, f"{where}/"], cwd=ROOT,
+                           check=True, capture_output=True, text=True).stdout.split()
+    folder = Path(tempfile.mkdtemp(prefix="bench_tracking_")) / "tracking_baseline"
+    folder.mkdir()
+    for name in names:
+        if name.endswith(".py"):
+            text = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True,
+                                  capture_output=True, text=True).stdout
+            (folder / Path(name).name).write_text(text)
+    sys.path.insert(0, str(folder.parent))
+    return importlib.import_module("tracking_baseline")
+
+
+class Runner:
+    """One tracking stage of one package on its own bank, timing each ``process()``."""
+
+    def __init__(self, package: ModuleType, config: dict) -> None:
+        settings = package.TrackingSettings(**config)
+        self.stage = package.TrackingStage(settings)
+        self.bank = WeightBank()
+        self.stage.setup(self.bank, StageConfig(settings, frame_hz=FRAME_HZ, base_dir=TRACES))
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def frame(self, frame: Frame) -> None:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        self.stage.process(frame, self.bank)
+        self.wall.append(time.perf_counter() - wall)
+        self.cpu.append(time.thread_time() - cpu)
+
+    def timing(self, warmup: int) -> Timing:
+        self.stage.close()
+        ms = np.array(self.wall[warmup:]) * 1e3
+        return Timing(float(np.median(ms)), float(np.percentile(ms, 95)), float(ms.mean()),
+                      float(np.median(self.cpu[warmup:])) * 1e3)
+
+
+def run_config(name: str, frames: int, warmup: int, baseline: ModuleType | None) -> Row:
+    runners = [Runner(current, CONFIGS[name])]
+    if baseline is not None:
+        runners.append(Runner(baseline, CONFIGS[name]))
+    diff = 0.0
     for k in range(frames + warmup):
         t = k / FRAME_HZ
         frame = Frame(k, t, t + 1 / FRAME_HZ, 1 / FRAME_HZ)
-        start = time.perf_counter()
-        stage.process(frame, bank)
-        times.append(time.perf_counter() - start)
-    stage.close()
-    ms = np.array(times[warmup:]) * 1e3
-    return Row(name, frames, float(np.median(ms)), float(np.percentile(ms, 95)),
-               float(ms.mean()))
+        for r in runners[k % 2:] + runners[:k % 2]:  # alternate who goes first
+            r.frame(frame)
+        if baseline is not None:
+            a, b = (np.asarray(r.bank[DEVICE_POSES]) for r in runners)
+            diff = max(diff, float(np.abs(a - b).max()))
+    row = Row(name, frames, runners[0].timing(warmup))
+    if baseline is not None:
+        row.baseline = runners[1].timing(warmup)
+        row.ratio = row.baseline.ms_median / row.current.ms_median
+        row.max_pose_diff = diff
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,14 +139,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also time the tracking package of this git revision")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    rows = [run_config(name, args.frames, args.warmup) for name in args.only]
-    print(f"{'configuration':34} {'median ms':>10} {'p95 ms':>8} {'mean ms':>8}")
+    baseline = load_baseline(args.baseline) if args.baseline else None
+    rows = [run_config(name, args.frames, args.warmup, baseline) for name in args.only]
+    head = f"{'configuration':32} {'median':>7} {'p95':>7} {'mean':>7} {'cpu':>7}"
+    if baseline is not None:
+        head += f" | {'base med':>8} {'base cpu':>8} {'ratio':>6} {'pose diff':>9}"
+    print(f"tracking process(), ms per frame ({args.frames} frames at {FRAME_HZ:g} Hz)")
+    print(head)
     for r in rows:
-        print(f"{r.config:34} {r.ms_median:10.4f} {r.ms_p95:8.4f} {r.ms_mean:8.4f}")
+        c = r.current
+        line = (f"{r.config:32} {c.ms_median:7.3f} {c.ms_p95:7.3f} {c.ms_mean:7.3f} "
+                f"{c.cpu_ms_median:7.3f}")
+        if r.baseline is not None:
+            line += (f" | {r.baseline.ms_median:8.3f} {r.baseline.cpu_ms_median:8.3f} "
+                     f"{r.ratio:6.2f} {r.max_pose_diff:9.1e}")
+        print(line)
     if args.json:
-        args.json.write_text(json.dumps({"frame_hz": FRAME_HZ,
+        args.json.write_text(json.dumps({"frame_hz": FRAME_HZ, "baseline": args.baseline,
                                          "rows": [asdict(r) for r in rows]}, indent=2))
     return 0
 
