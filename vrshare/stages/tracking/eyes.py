@@ -62,12 +62,18 @@ def projection_batch(fov: Any, near: float, far: float, out: Any) -> Any:
 
 
 def eye_views(head_pose: Any, ipd: float, out: Any) -> Any:
-    """World-to-eye matrices ``[2, 4, 4]`` (left, right) of a head pose ``[7]``, into ``out``."""
+    """World-to-eye matrices ``[2, 4, 4]`` (left, right) of a head pose ``[7]``, into ``out``.
+
+    The inverse of the eye's pose ``head @ translate(+-ipd/2, 0, 0)``, written out:
+    rotation ``R^T`` and translation ``-R^T p -+ (ipd/2, 0, 0)``, worked in float64.
+    """
     xp = array_module(head_pose, out)
-    head = quat.pose_matrix(head_pose.astype(xp.float64))
-    offset = xp.zeros((2, 4, 4), dtype=xp.float64)
-    offset[:, 0, 0] = offset[:, 1, 1] = offset[:, 2, 2] = offset[:, 3, 3] = 1.0
-    offset[0, 0, 3] = -0.5 * ipd
-    offset[1, 0, 3] = 0.5 * ipd
-    out[...] = quat.rigid_inverse(head[None] @ offset)
+    pose = head_pose.astype(xp.float64)
+    rt = quat.to_matrix(pose[3:7]).T
+    out[:, :3, :3] = rt
+    out[:, :3, 3] = -(rt @ pose[:3])
+    out[0, 0, 3] += 0.5 * ipd  # the left eye sits at -ipd/2 on the head's x axis
+    out[1, 0, 3] -= 0.5 * ipd
+    out[:, 3, :3] = 0.0
+    out[:, 3, 3] = 1.0
     return out

@@ -41,6 +41,7 @@ class InputGate:
         self.t_good = xp.full(devices, -xp.inf)  # time of the last accepted row
         self.was_valid = xp.zeros(devices, dtype=bool)
         self.pose = xp.zeros((devices, 7))
+        self._events = xp.zeros((len(KINDS), devices), dtype=bool)  # this row's counts
 
     def check(self, raw: Any) -> Any:
         """Accept mask ``[D]`` for ``raw`` ``[D, 9]``; accepted poses are in :attr:`pose`."""
@@ -48,22 +49,25 @@ class InputGate:
         pose, t = raw[:, :7], raw[:, 7]
         flag = raw[:, 8] > 0.5
         new = flag & (t != self.t_seen)
-        finite = xp.isfinite(pose).all(axis=1) & xp.isfinite(t)
+        finite = xp.isfinite(raw[:, :8]).all(axis=1)
         clean = xp.where(finite[:, None], pose, 0.0)
-        far = finite & (xp.linalg.norm(clean[:, :3], axis=1) > self.max_distance)
-        norm = xp.linalg.norm(clean[:, 3:], axis=1)
+        sq = clean * clean
+        far = sq[:, :3].sum(axis=1) > self.max_distance ** 2  # (0 where not finite)
+        norm = xp.sqrt(sq[:, 3:].sum(axis=1))
         bad_q = finite & ~far & (xp.abs(norm - 1.0) > self.tol)
         back = finite & ~far & ~bad_q & (t < self.t_good)
         accept = new & finite & ~far & ~bad_q & ~back
-        self.counts[0] += new & ~finite
-        self.counts[1] += new & far
-        self.counts[2] += new & bad_q
-        self.counts[3] += new & back
-        self.counts[4] += self.was_valid & ~flag
+        ev = self._events
+        ev[0] = ~finite
+        ev[1] = far
+        ev[2] = bad_q
+        ev[3] = back
+        ev &= new
+        ev[4] = self.was_valid & ~flag
+        self.counts += ev
         self.was_valid[...] = flag
         self.t_seen[...] = xp.where(new, t, self.t_seen)
         self.t_good[...] = xp.where(accept, t, self.t_good)
-        safe = xp.where(accept[:, None], pose, 0.0)
-        safe[:, 3:] /= xp.where(accept, norm, 1.0)[:, None]
-        self.pose[...] = xp.where(accept[:, None], safe, self.pose)
+        clean[:, 3:] /= xp.where(accept, norm, 1.0)[:, None]
+        self.pose[...] = xp.where(accept[:, None], clean, self.pose)
         return accept

@@ -35,9 +35,11 @@ class History:
     def __init__(self, xp: Any, devices: int, size: int) -> None:
         self.xp = xp
         self.size = size
-        self.t = xp.zeros((devices, size))
-        self.pos = xp.zeros((devices, size, 3))
-        self.quat = xp.zeros((devices, size, 4))
+        # one row per sample, [t, px, py, pz, qx, qy, qz, qw], so a push is one shift
+        self.samples = xp.zeros((devices, size, 8))
+        self.t = self.samples[..., 0]  # s
+        self.pos = self.samples[..., 1:4]  # m
+        self.quat = self.samples[..., 4:8]
         self.quat[..., 3] = 1.0
         self.count = xp.zeros(devices, dtype=xp.int64)  # valid samples held, <= size
         self.rates = xp.zeros((devices, 2, 3, size - 1))
@@ -61,10 +63,9 @@ class History:
             rate = xp.where(had[:, None, None], rate, 0.0)
             shifted = xp.concatenate([rate[..., None], self.rates[..., :-1]], axis=-1)
             self.rates[...] = xp.where(mask[:, None, None, None], shifted, self.rates)
-        m = mask[:, None]
-        for arr, new in ((self.t, t), (self.pos, pos), (self.quat, q)):
-            shifted = xp.concatenate([new[:, None], arr[:, :-1]], axis=1)
-            arr[...] = xp.where(m.reshape(m.shape + (1,) * (arr.ndim - 2)), shifted, arr)
+        new = xp.concatenate([t[:, None], pos, q], axis=1)[:, None]
+        shifted = xp.concatenate([new, self.samples[:, :-1]], axis=1)
+        self.samples[...] = xp.where(mask[:, None, None], shifted, self.samples)
         self.count[...] = xp.where(mask, xp.minimum(self.count + 1, self.size), self.count)
 
     def reset(self, mask: Any) -> None:
@@ -117,7 +118,7 @@ class Predictor:
         """
         xp = self.xp
         hist = self.history
-        h = xp.clip(target_t - hist.t[:, 0], 0.0, max_h)
+        h = xp.minimum(xp.maximum(target_t - hist.t[:, 0], 0.0), max_h)
         dp, dr = self.displacement(h)
         pos_out[...] = hist.pos[:, 0] + dp
         quat_out[...] = quat.normalize(quat.multiply(quat.from_rotvec(dr), hist.quat[:, 0]))

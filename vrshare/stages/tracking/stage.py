@@ -153,8 +153,7 @@ class TrackingStage(Stage):
             xp, n, OneEuroParams(s.min_cutoff, s.beta, s.d_cutoff),
             OneEuroParams(s.rot_min_cutoff, s.rot_beta, s.rot_d_cutoff)) if s.filter else None
         self.predictor = self._make_predictor(s, bank, xp, n)
-        self.pos = xp.zeros((n, 3))
-        self.quat = xp.zeros((n, 4))
+        self.predicted = xp.zeros((n, 7))  # position (m), quaternion
         self.ever = xp.zeros(n, dtype=bool)
         self.bad_predictions = xp.zeros(n, dtype=xp.int64)  # replaced by the held sample
         self.rest = to_device(REST_POSES, label="tracking_rest")
@@ -224,19 +223,18 @@ class TrackingStage(Stage):
         pred.reset(fresh)
         pred.observe(accept, t, pos, q)
         self.ever |= accept
-        pred.predict(frame.t_display, s.max_extrapolation_ms / 1e3, self.pos, self.quat)
-        out = xp.concatenate([self.pos, self.quat], axis=1)
+        out = self.predicted
+        pred.predict(frame.t_display, s.max_extrapolation_ms / 1e3, out[:, :3], out[:, 3:])
         # a prediction is only as sane as its inputs: fall back to the held sample if not
         sane = xp.isfinite(out).all(axis=1)
-        sane &= xp.linalg.norm(xp.where(sane[:, None], out, 0.0)[:, :3], axis=1) \
-            <= 2 * s.max_distance_m
+        p = xp.where(sane[:, None], out[:, :3], 0.0)
+        sane &= (p * p).sum(axis=1) <= (2 * s.max_distance_m) ** 2
         self.bad_predictions += self.ever & ~sane
-        held = xp.concatenate([pred.history.pos[:, 0], pred.history.quat[:, 0]], axis=1)
-        out = xp.where(sane[:, None], out, held)
-        self.device_poses[...] = xp.where(self.ever[:, None], out, self.rest)
+        held = pred.history.samples[:, 0, 1:]
+        self.device_poses[...] = xp.where(self.ever[:, None],
+                                          xp.where(sane[:, None], out, held), self.rest)
         self.head_pose[...] = self.device_poses[0]
-        age = frame.t_now - gate.t_good
-        self.device_valid[...] = self.ever & (age <= s.lost_after_ms / 1e3)
+        self.device_valid[...] = self.ever & (frame.t_now - gate.t_good <= s.lost_after_ms / 1e3)
         eyes.eye_views(self.device_poses[0], s.ipd, self.eye_view)
         if s.fov_from_target:
             eyes.projection_batch(bank[TARGET_FOV], s.near, s.far, self.eye_proj)
