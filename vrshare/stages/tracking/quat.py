@@ -38,6 +38,8 @@ HAMILTON = _bilinear({
     2: [(W, Z, 1), (X, Y, 1), (Y, X, -1), (Z, W, 1)],
     3: [(W, W, 1), (X, X, -1), (Y, Y, -1), (Z, Z, -1)],
 }, 4)
+CONJ = np.array([-1.0, -1.0, -1.0, 1.0])  # q -> q^-1 for unit q
+HAMILTON_CONJ = HAMILTON * np.tile(CONJ, 4)[:, None]  # a * b^-1
 ROTATION = _bilinear({  # R - I, row-major 3x3, from the unit quaternion's outer product
     0: [(Y, Y, -2), (Z, Z, -2)], 1: [(X, Y, 2), (Z, W, -2)], 2: [(X, Z, 2), (Y, W, 2)],
     3: [(X, Y, 2), (Z, W, 2)], 4: [(X, X, -2), (Z, Z, -2)], 5: [(Y, Z, 2), (X, W, -2)],
@@ -54,10 +56,16 @@ def _constant(xp: Any, table: np.ndarray, dtype: Any) -> Any:
     return _on_device[key]
 
 
+def _module(*arrays: Any) -> Any:
+    """:func:`~vrshare.backend.array_module`, short-cut for NumPy arrays (called a lot)."""
+    if all(type(a) is np.ndarray for a in arrays):
+        return np
+    return array_module(*arrays)
+
+
 def norm(v: Any) -> Any:
     """Euclidean length over the last axis, kept as a length-1 axis."""
-    xp = array_module(v)
-    return xp.sqrt((v * v).sum(axis=-1, keepdims=True))
+    return _module(v).sqrt((v * v).sum(axis=-1, keepdims=True))
 
 
 def normalize(q: Any) -> Any:
@@ -67,16 +75,18 @@ def normalize(q: Any) -> Any:
 
 def conjugate(q: Any) -> Any:
     """The inverse of a unit quaternion."""
-    out = q.copy()
-    out[..., :3] *= -1
-    return out
+    return q * _constant(_module(q), CONJ, q.dtype)
 
 
 def multiply(a: Any, b: Any) -> Any:
     """Hamilton product ``a * b``: rotate by ``b`` first, then by ``a``."""
-    xp = array_module(a, b)
+    return _bilinear_product(a, b, HAMILTON)
+
+
+def _bilinear_product(a: Any, b: Any, table: np.ndarray) -> Any:
+    """The outer products of ``a`` and ``b`` (last axis, 4 each) times ``table`` [16, N]."""
     outer = a[..., :, None] * b[..., None, :]
-    return outer.reshape(*outer.shape[:-2], 16) @ _constant(xp, HAMILTON, outer.dtype)
+    return outer.reshape(*outer.shape[:-2], 16) @ _constant(_module(a, b), table, outer.dtype)
 
 
 def rotate(q: Any, v: Any) -> Any:
@@ -90,13 +100,13 @@ def rotate(q: Any, v: Any) -> Any:
 
 def from_rotvec(r: Any) -> Any:
     """Unit quaternion of the rotation vector ``r`` (axis * angle, rad): the exp map."""
-    xp = array_module(r)
-    angle = norm(r)
+    xp = _module(r)
+    square = (r * r).sum(axis=-1, keepdims=True)
+    angle = xp.sqrt(square)
     half = 0.5 * angle
     small = angle < SMALL_ANGLE
-    safe = xp.where(small, 1.0, angle)
     # sin(a/2)/a, with its Taylor series 1/2 - a^2/48 near zero
-    scale = xp.where(small, 0.5 - angle * angle / 48.0, xp.sin(half) / safe)
+    scale = xp.where(small, 0.5 - square / 48.0, xp.sin(half) / xp.where(small, 1.0, angle))
     return xp.concatenate([r * scale, xp.cos(half)], axis=-1)
 
 
@@ -105,22 +115,21 @@ def to_rotvec(q: Any) -> Any:
 
     ``q`` and ``-q`` give the same result (the shorter rotation is chosen).
     """
-    xp = array_module(q)
-    sign = xp.where(q[..., 3:4] < 0, -1.0, 1.0)
-    v = q[..., :3] * sign
-    w = q[..., 3:4] * sign
+    xp = _module(q)
+    v = q[..., :3]
+    w = q[..., 3:4]
+    aw = xp.abs(w)  # q and -q: the same rotation, the shorter way round
     s = norm(v)
-    angle = 2.0 * xp.arctan2(s, w)
+    angle = 2.0 * xp.arctan2(s, aw)
     small = s < SMALL_ANGLE
-    safe = xp.where(small, 1.0, s)
     # angle/sin(angle/2), with its Taylor series 2 + a^2/12 near zero (w ~ 1)
-    scale = xp.where(small, 2.0 / xp.maximum(w, SMALL_ANGLE), angle / safe)
-    return v * scale
+    scale = xp.where(small, 2.0 / xp.maximum(aw, SMALL_ANGLE), angle / xp.where(small, 1.0, s))
+    return v * xp.where(w < 0, -scale, scale)
 
 
 def relative_rotvec(a: Any, b: Any) -> Any:
     """World-frame rotation vector ``r`` with ``exp(r) * b = a`` (the turn from b to a)."""
-    return to_rotvec(multiply(a, conjugate(b)))
+    return to_rotvec(_bilinear_product(a, b, HAMILTON_CONJ))
 
 
 def slerp(a: Any, b: Any, t: Any) -> Any:
@@ -133,9 +142,7 @@ def slerp(a: Any, b: Any, t: Any) -> Any:
 
 def to_matrix(q: Any) -> Any:
     """3x3 rotation matrices ``[..., 3, 3]`` of unit quaternions."""
-    xp = array_module(q)
-    outer = q[..., :, None] * q[..., None, :]
-    m = outer.reshape(*outer.shape[:-2], 16) @ _constant(xp, ROTATION, outer.dtype)
+    m = _bilinear_product(q, q, ROTATION)
     m[..., ::4] += 1.0
     return m.reshape(*m.shape[:-1], 3, 3)
 
