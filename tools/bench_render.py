@@ -10,7 +10,12 @@ the colour image back. Measured in one process:
   real frame loop, the renderer (one instanced draw per eye, GPU timer queries on) and
   the headless target; ``ctx.finish()`` (or the readback) ends each frame;
 * (b) minimal ModernGL: one program, the torus VBO, a per-instance attribute buffer
-  (model matrix + colour) rewritten every frame, one instanced draw per eye;
+  (model matrix + colour) rewritten every frame, one instanced draw per eye, and the
+  same output as vrshare: linear-light shading encoded to sRGB exactly (IEC 61966-2-1,
+  the textbook ``pow`` formula) in the fragment shader, as vrshare does for the
+  headless target's plain RGBA8 framebuffer;
+* (b') the same minimal renderer writing linear values (no sRGB encode): a different,
+  wrong-looking image, kept as a column to show what the encode costs;
 * (c) pyrender's ``OffscreenRenderer`` (its defaults, one render per eye), which always
   reads colour and depth back, so it appears only in the readback rows.
 
@@ -22,7 +27,7 @@ vrshare installed keeps the project's environment untouched).
 
 Each configuration is measured in alternating rounds (a, b, c, a, b, c, ...) and the
 median per renderer is reported, so that load from other processes hits all alike.
-Prints frames/s per configuration and the ratios a/b and a/c.
+Prints frames/s per configuration and the ratios a/b, a/b' and a/c.
 
     python tools/bench_render.py [--sizes 512 1024] [--instances 50 500 5000]
                                  [--seconds 1.5] [--rounds 3] [--json PATH]
@@ -190,7 +195,12 @@ in vec3 v_normal; in vec4 v_color; out vec4 f_color;
 uniform vec3 u_light;
 void main() {
     float lambert = max(dot(normalize(v_normal), -u_light), 0.0);
-    f_color = vec4(v_color.rgb * (0.3 + 0.7 * lambert), 1.0);
+    vec3 c = v_color.rgb * (0.3 + 0.7 * lambert);
+#ifdef SRGB
+    c = clamp(c, 0.0, 1.0);
+    c = mix(c * 12.92, 1.055 * pow(c, vec3(1.0 / 2.4)) - 0.055, step(0.0031308, c));
+#endif
+    f_color = vec4(c, 1.0);
 }
 """
 
@@ -202,6 +212,7 @@ class Minimal:
     ctx: Any
     size: int
     n: int
+    srgb: bool  # encode the output to sRGB in the fragment shader
 
     def __post_init__(self) -> None:
         import moderngl
@@ -209,7 +220,9 @@ class Minimal:
         ctx = self.ctx
         mesh = torus()
         vertices = np.hstack([mesh.vertices, mesh.vertex_normals]).astype(np.float32)
-        self.prog = ctx.program(vertex_shader=MINIMAL_VERTEX, fragment_shader=MINIMAL_FRAGMENT)
+        fragment = MINIMAL_FRAGMENT.replace("\n", "\n#define SRGB\n", 1) if self.srgb \
+            else MINIMAL_FRAGMENT
+        self.prog = ctx.program(vertex_shader=MINIMAL_VERTEX, fragment_shader=fragment)
         self.prog["u_light"].value = tuple(np.array([-0.3, -1.0, -0.5]) / np.linalg.norm(
             [-0.3, -1.0, -0.5]))
         self.vbo = ctx.buffer(vertices.tobytes())
@@ -262,13 +275,13 @@ class Minimal:
 
 
 @contextmanager
-def minimal_frames(size: int, n: int) -> Iterator[Callable[[bool], None]]:
+def minimal_frames(size: int, n: int, srgb: bool) -> Iterator[Callable[[bool], None]]:
     """``frame(readback)`` of the minimal renderer in a context of its own (pyrender's
     EGL clean-up terminates the display, which ends every context made before it)."""
     from vrshare.targets.headless import standalone_context
 
     ctx = standalone_context()
-    minimal = Minimal(ctx, size, n)
+    minimal = Minimal(ctx, size, n, srgb)
     try:
         yield minimal.frame
     finally:
@@ -353,16 +366,18 @@ def main(argv: list[str] | None = None) -> int:
             for size in args.sizes:
                 with ExitStack() as stack:
                     cases = {"a": stack.enter_context(vrshare_frames(path, size)),
-                             "b": stack.enter_context(minimal_frames(size, n))}
+                             "b": stack.enter_context(minimal_frames(size, n, srgb=True)),
+                             "b'": stack.enter_context(minimal_frames(size, n, srgb=False))}
                     if not missing:
                         cases["c"] = stack.enter_context(pyrender_frames(size, n))
                     fps = measure(cases, args.seconds, args.rounds)
                 for readback in (False, True):
-                    a, b = fps["a", readback], fps["b", readback]
+                    a, b, b_lin = (fps[k, readback] for k in ("a", "b", "b'"))
                     c = fps.get(("c", readback)) if readback else None  # it always reads back
                     rows.append({"instances": n, "size": size, "readback": readback,
-                                 "vrshare_fps": a, "minimal_fps": b, "pyrender_fps": c,
-                                 "a_over_b": a / b, "a_over_c": a / c if c else None})
+                                 "vrshare_fps": a, "minimal_fps": b, "minimal_linear_fps": b_lin,
+                                 "pyrender_fps": c, "a_over_b": a / b,
+                                 "a_over_b_linear": a / b_lin, "a_over_c": a / c if c else None})
                     print_row(rows[-1], header=len(rows) == 1)
     if args.json:
         args.json.write_text(json.dumps({"gl": gl, "rows": rows,
@@ -373,15 +388,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_row(r: dict, header: bool) -> None:
     if header:
-        print(f"{'instances':>9} {'per eye':>9} {'readback':>8} {'(a) vrshare':>12} "
-              f"{'(b) minimal':>12} {'(c) pyrender':>13} {'a/b':>6} {'a/c':>6}   (frames/s)")
+        heads = ("(a) vrshare", "(b) minimal", "(b') linear", "(c) pyrender", "a/b", "a/b'",
+                 "a/c")
+        print(f"{'instances':>9} {'per eye':>9} {'readback':>8} "
+              + " ".join(f"{h:>{w}}" for h, w in zip(heads, WIDTHS, strict=True))
+              + "   (frames/s)")
 
     def fmt(v: float | None, width: int, digits: int = 2) -> str:
         return f"{'-':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
 
-    print(f"{r['instances']:>9} {r['size']:>4}x{r['size']:<4} {'yes' if r['readback'] else 'no':>8}"
-          f" {fmt(r['vrshare_fps'], 12)} {fmt(r['minimal_fps'], 12)} {fmt(r['pyrender_fps'], 13)}"
-          f" {fmt(r['a_over_b'], 6)} {fmt(r['a_over_c'], 6)}", flush=True)
+    values = ("vrshare_fps", "minimal_fps", "minimal_linear_fps", "pyrender_fps", "a_over_b",
+              "a_over_b_linear", "a_over_c")
+    readback = "yes" if r["readback"] else "no"
+    print(f"{r['instances']:>9} {r['size']:>4}x{r['size']:<4} {readback:>8} "
+          + " ".join(fmt(r[k], w) for k, w in zip(values, WIDTHS, strict=True)), flush=True)
+
+
+WIDTHS = (12, 12, 12, 13, 6, 6, 6)  # columns after the configuration
 
 
 if __name__ == "__main__":
