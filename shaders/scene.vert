@@ -18,19 +18,18 @@ layout(location = 5) in mat4 in_model;           // per instance (locations 5-8)
                                                   // world, GL column-major as stored
 layout(location = 9) in vec4 in_instance_color;  // per instance: linear RGBA multiplier
 
-// Per eye proj @ view from the bank's eye_proj and eye_view, row-major as stored there
-// (acting on column vectors): one matrix product per vertex fewer than applying both.
-layout(std140, row_major, binding = 0) uniform Eyes {
-    mat4 view_proj[2];  // world -> clip (left, right)
+// proj @ view of the eye being drawn, from the bank's eye_proj and eye_view, row-major
+// as stored there (acting on column vectors): one matrix product per vertex fewer than
+// applying both. The renderer binds the eye's range of one buffer before each pass.
+layout(std140, row_major, binding = 0) uniform Eye {
+    mat4 view_proj;  // world -> clip
 };
-
-uniform int u_eye;
 
 out vec3 v_normal;
 out vec4 v_color;
 
 void main() {
-    gl_Position = view_proj[u_eye] * (in_model * vec4(in_position, 1.0));
+    gl_Position = view_proj * (in_model * vec4(in_position, 1.0));
     // normals take the cofactor matrix (inverse-transpose up to scale): right under
     // non-uniform scale, and three cross products instead of an inverse
     mat3 m = mat3(in_model);

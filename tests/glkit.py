@@ -137,3 +137,18 @@ def centroid_x(m: np.ndarray) -> float:
     cols = np.nonzero(m)[1]
     assert cols.size, "the object is not on screen"
     return float(cols.mean() + 0.5)
+
+
+def textured_ball(path: Path) -> Path:
+    """A UV sphere (3840 triangles) with a seam, texture coordinates and a texture."""
+    import trimesh
+    from PIL import Image
+    from trimesh.visual.material import PBRMaterial
+
+    ball = trimesh.creation.uv_sphere(count=[32, 32])
+    p = ball.vertices
+    uv = np.c_[np.arctan2(p[:, 0], p[:, 2]) / (2 * np.pi) + 0.5, p[:, 1] * 0.5 + 0.5]
+    ball.visual = trimesh.visual.TextureVisuals(
+        uv=uv, material=PBRMaterial(baseColorTexture=Image.new("RGB", (4, 4), (200, 10, 10))))
+    path.write_bytes(ball.export(file_type="glb"))
+    return path

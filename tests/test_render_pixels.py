@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from glkit import centroid_x, gl_ctx, harness, mask  # noqa: F401  (fixtures)
+from glkit import centroid_x, gl_ctx, harness, mask, textured_ball  # noqa: F401  (fixtures)
 
 from vrshare import layout
 from vrshare.scene import linear_to_srgb
@@ -153,6 +153,19 @@ def test_gltf_base_colour_texture_is_upright(harness, tmp_path):
     for (row, col), rgb in {(16, 16): (255, 0, 0), (16, 48): (0, 255, 0),
                             (48, 16): (0, 0, 255), (48, 48): (255, 255, 255)}.items():
         assert mask(left[row:row + 1, col:col + 1], rgb, tol=64).all(), (row, col, left[row, col])
+
+
+def test_levels_of_detail_of_a_model_share_one_texture(harness, tmp_path):
+    pytest.importorskip("fast_simplification")
+    textured_ball(tmp_path / "ball.glb")
+    table = {"background": BACKGROUND, "light": FLAT,
+             "model": [{"name": "ball", "file": "ball.glb"}],
+             "object": [{"mesh": "ball", "position": [0.0, 0.0, -4.0]}]}
+    h = harness(table, size=32, base_dir=tmp_path)
+    assert len(h.renderer.meshes) == 3
+    assert len({id(m.texture) for m in h.renderer.meshes}) == 1
+    left, _ = h.frame()
+    assert mask(left, (200, 10, 10), 4)[16, 16]  # the texture's colour, unlit
 
 
 def test_srgb_framebuffers_get_the_same_image(harness, gl_ctx):

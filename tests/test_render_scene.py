@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from glkit import textured_ball
 
 from vrshare import VirtualClock, WeightBank, layout
 from vrshare.config import ConfigError
@@ -84,20 +85,6 @@ def test_demo_chair_model_has_its_parts_and_texture():
     assert g.textures is not None and g.textures.shape[0] == 1  # seat and back share it
     top = g.vertices[:, 1].max()
     assert top == pytest.approx(0.925, abs=1e-5)  # the back's node sits on the seat's
-
-
-def textured_ball(path: Path) -> Path:
-    """A UV sphere (3840 triangles) with a seam, texture coordinates and a texture."""
-    from PIL import Image
-    from trimesh.visual.material import PBRMaterial
-
-    ball = trimesh.creation.uv_sphere(count=[32, 32])
-    p = ball.vertices
-    uv = np.c_[np.arctan2(p[:, 0], p[:, 2]) / (2 * np.pi) + 0.5, p[:, 1] * 0.5 + 0.5]
-    ball.visual = trimesh.visual.TextureVisuals(
-        uv=uv, material=PBRMaterial(baseColorTexture=Image.new("RGB", (4, 4), (200, 10, 10))))
-    path.write_bytes(ball.export(file_type="glb"))
-    return path
 
 
 def test_gltf_models_get_decimated_levels_of_detail(tmp_path):

@@ -3,6 +3,10 @@
 GL objects (program, meshes, textures, the instance buffer, the eye uniform
 buffer, timer queries) are created once; each frame only the instance rows in use,
 the draw ranges and the four eye matrices are uploaded (one buffer write each).
+Per eye pass the only state set is the framebuffer, its sRGB switch and the eye's
+range of the uniform buffer (no uniform writes: ``u_encode_srgb`` is written only
+when it changes); per draw, the texture is bound only when it differs from the last.
+LODs of one model share one GL texture.
 Instance rows are per-instance vertex attributes; since ModernGL's ``render`` has no
 base-instance argument, a draw whose range starts elsewhere than last frame has its
 instance attributes re-pointed at row ``first`` (a few ``glVertexAttribPointer``
@@ -64,9 +68,9 @@ class _GpuMesh:
     first: int = -1  # instance row the per-instance attributes point at now
 
     def release(self) -> None:
-        for obj in (self.vao, self.vbo, self.ibo, self.texture):
-            if obj is not None:
-                obj.release()
+        """Release the mesh's buffers (its texture belongs to the renderer: shared)."""
+        for obj in (self.vao, self.vbo, self.ibo):
+            obj.release()
 
 
 class Renderer:
@@ -86,11 +90,18 @@ class Renderer:
         # clear colours: linear for sRGB framebuffers, encoded where the shader encodes
         self.clear_linear = (*map(float, scene.background), 1.0)
         self.clear_encoded = (*map(float, linear_to_srgb(scene.background)), 1.0)
+        self._textures: dict[int, Any] = {}  # id(Geometry.textures) -> GL texture array
         self.meshes = [self._upload(g) for g in scene.draws]
-        self.eyes_ubo = ctx.buffer(reserve=2 * 16 * 4)  # proj @ view per eye, row-major mat4
+        # proj @ view per eye, row-major mat4, each eye at an offset a uniform-block range
+        # may start at (bound per eye pass instead of writing an eye-index uniform)
+        align = int(ctx.info.get("GL_UNIFORM_BUFFER_OFFSET_ALIGNMENT", 256))
+        self.eye_stride = -(-64 // align) * align  # bytes
+        self.eyes_ubo = ctx.buffer(reserve=2 * self.eye_stride)
         self.view_host = np.zeros((2, 4, 4), np.float32)
         self.proj_host = np.zeros((2, 4, 4), np.float32)
-        self.view_proj = np.zeros((2, 4, 4), np.float32)
+        self.eyes_host = np.zeros((2, self.eye_stride // 4), np.float32)
+        self.view_proj = self.eyes_host[:, :16].reshape(2, 4, 4)  # a view: written in place
+        self.encode_uniforms = {t: [p["u_encode_srgb"], None] for t, p in self.programs.items()}
         self.instance_buffer: Any = None
         self.timer = PassTimer(ctx, EYE_NAMES) if gpu_timing else None
         self.stats: FrameStats | None = None
@@ -122,9 +133,12 @@ class Renderer:
                                index_buffer=ibo, index_element_size=4)
         texture = None
         if layers is not None:
-            n, h, w, _ = layers.shape
-            texture = ctx.texture_array((w, h, n), 4, layers.tobytes(), dtype="f2")
-            texture.build_mipmaps()
+            texture = self._textures.get(id(layers))
+            if texture is None:
+                n, h, w, _ = layers.shape
+                texture = ctx.texture_array((w, h, n), 4, layers.tobytes(), dtype="f2")
+                texture.build_mipmaps()
+                self._textures[id(layers)] = texture
         return _GpuMesh(vbo, ibo, vao, program, texture, geometry.triangles)
 
     def bind(self, bank: WeightBank, stats: FrameStats | None = None) -> None:
@@ -173,7 +187,7 @@ class Renderer:
         for host, m in ((self.view_host, self.eye_view), (self.proj_host, self.eye_proj)):
             host[...] = backend.to_host(m, label="eye") if self.gpu else m
         np.matmul(self.proj_host, self.view_host, out=self.view_proj)
-        self.eyes_ubo.write(self.view_proj)
+        self.eyes_ubo.write(self.eyes_host)
         self.ranges_host[...] = ranges
         return used
 
@@ -187,7 +201,6 @@ class Renderer:
         ctx = self.ctx
         ctx.enable_only(self.flags)
         ctx.cull_face = "back"
-        self.eyes_ubo.bind_to_uniform_block(0)
         timer = self.timer if self.stats is not None else None
         if timer is not None:
             timer.begin_frame(self.stats.count)  # the row the loop will record this frame in
@@ -205,9 +218,11 @@ class Renderer:
                 ctx.enable_direct(GL_FRAMEBUFFER_SRGB)
                 clear = self.clear_linear
             fbo.clear(*clear, depth=1.0, viewport=surface.viewport)
-            for program in self.programs.values():
-                program["u_eye"].value = surface.eye
-                program["u_encode_srgb"].value = surface.encode_srgb
+            self.eyes_ubo.bind_to_uniform_block(0, offset=surface.eye * self.eye_stride,
+                                                size=64)
+            for written in self.encode_uniforms.values():
+                if written[1] != surface.encode_srgb:
+                    written[0].value = written[1] = surface.encode_srgb
             if timer is not None:
                 with timer.measure(surface.eye):
                     self._draw(draws)
@@ -215,11 +230,13 @@ class Renderer:
                 self._draw(draws)
 
     def _draw(self, draws: list[tuple[_GpuMesh, int, int]]) -> None:
+        bound = None  # texture unit 0 is bound anew each pass: others may use it between
         for mesh, first, count in draws:
             if mesh.first != first:
                 self._point_instances(mesh, first)
-            if mesh.texture is not None:
+            if mesh.texture is not None and mesh.texture is not bound:
                 mesh.texture.use(0)
+                bound = mesh.texture
             mesh.vao.render(instances=count)
 
     def _point_instances(self, mesh: _GpuMesh, first: int) -> None:
@@ -242,6 +259,9 @@ class Renderer:
         for mesh in self.meshes:
             mesh.release()
         self.meshes = []
+        for texture in self._textures.values():
+            texture.release()
+        self._textures = {}
         for obj in (self.instance_buffer, self.eyes_ubo, *self.programs.values()):
             if obj is not None:
                 obj.release()
