@@ -115,10 +115,17 @@ class LearnedPredictor(Predictor):
         if prior <= 0:
             raise ValueError(f"prior must be > 0, got {prior}")
         f = 2 * k
-        self.info0 = xp.broadcast_to(xp.eye(f) / prior, (MODELS, f, f)).copy()  # R0
-        self.info = xp.asarray(info).copy() if info is not None else self.info0.copy()  # R
-        self.rhs0 = (self.info0 @ weights[:, :, None])[..., 0]  # R0 w0
-        self.rhs = (self.info @ weights[:, :, None])[..., 0]  # r, so that R^-1 r = w
+        # R and r side by side, [R | r], so one product of the rows [phi | y] with
+        # themselves updates both (the bottom row, sums of y^2, is not used)
+        self._gram0 = xp.zeros((MODELS, f + 1, f + 1))
+        self._gram0[:, :f, :f] = xp.eye(f) / prior  # R0
+        self._gram0[:, :f, f] = weights / prior  # R0 w0
+        self._gram = self._gram0.copy()
+        if info is not None:
+            self._gram[:, :f, :f] = xp.asarray(info)
+            self._gram[:, :f, f] = (self._gram[:, :f, :f] @ weights[:, :, None])[..., 0]
+        self.info = self._gram[:, :f, :f]  # R
+        self.rhs = self._gram[:, :f, f]  # r, so that R^-1 r = w
         # horizon features h * v and (h^2 / tau) * v, in mm and mrad
         self._power = xp.asarray([1.0, 2.0])
         self._scale = xp.asarray([UNITS, UNITS / TAU])
@@ -127,10 +134,10 @@ class LearnedPredictor(Predictor):
         # rows are one reshape away
         self.p_t = xp.zeros((devices, queue))  # predicted-for times (s)
         self.p_used = xp.zeros((devices, queue), dtype=bool)
-        self.p_phi = xp.zeros((MODELS, devices, queue, 3, f))
+        # rows [phi | y]: features when predicting, target once it is known
+        self.p_rows = xp.zeros((MODELS, devices, queue, 3, f + 1))
         self.p_pos = xp.zeros((devices, queue, 3))  # newest sample when predicting
         self.p_conj = xp.zeros((devices, queue, 4))  # and its orientation's inverse
-        self._y = xp.zeros((MODELS, devices, queue, 3))
         self._slot = 0
         self.updates = xp.zeros((), dtype=xp.int64)  # matured predictions learned from
 
@@ -159,7 +166,7 @@ class LearnedPredictor(Predictor):
             self._slot = (i + 1) % self.p_t.shape[1]
             self.p_used[:, i] = (h > 0) & (hist.count >= 2)
             self.p_t[:, i] = hist.t[:, 0] + h
-            self.p_phi[:, :, i] = self.xp.swapaxes(self._phi, 0, 1)
+            self.p_rows[:, :, i, :, :-1] = self.xp.swapaxes(self._phi, 0, 1)
             self.p_pos[:, i] = hist.pos[:, 0]
             self.p_conj[:, i] = quat.conjugate(hist.quat[:, 0])
         return h
@@ -193,31 +200,28 @@ class LearnedPredictor(Predictor):
         # targets: the true displacement from the newest sample of the time (mm, mrad),
         # the true pose interpolated between the samples around it (slerp in rotation)
         step = hist.step[:, None]  # D, 1, 2, 3
-        y = self._y
+        y = self.p_rows[..., -1]  # 2, D, Q, 3
         y[0] = (hist.pos[:, None, 1] - self.p_pos + u * step[..., 0, :]) * UNITS
         turn = quat.multiply(quat.from_rotvec(u * step[..., 1, :]),
                              quat.multiply(hist.quat[:, None, 1], self.p_conj))
         y[1] = quat.to_rotvec(turn) * UNITS
         # learn from plausible motion only: one wild sample must not wreck the shared weights
         ripe &= (xp.abs(y) < OUTLIER).all(axis=(0, 3))
-        phi = xp.where(ripe[None, :, :, None, None], self.p_phi, 0.0)
-        f = phi.shape[-1]
-        yy = xp.where(ripe[None, :, :, None], y, 0.0)
+        rows = xp.where(ripe[None, :, :, None, None], self.p_rows, 0.0)
         n = xp.count_nonzero(ripe)
-        self._rls(phi.reshape(MODELS, -1, f), yy.reshape(MODELS, -1), n)
+        self._rls(rows.reshape(MODELS, -1, rows.shape[-1]), n)
         self.updates += n
 
-    def _rls(self, phi: Any, y: Any, n: Any) -> None:
-        """One information-form RLS step on rows ``phi`` [2, M, F] -> ``y`` [2, M].
+    def _rls(self, rows: Any, n: Any) -> None:
+        """One information-form RLS step on rows ``[phi | y]`` ``[2, M, F + 1]``.
 
         All-zero rows (predictions not due) add nothing; forgetting applies only when
         ``n`` > 0 rows are real.
         """
         xp = self.xp
         lam = xp.where(n > 0, self.forgetting, 1.0)
-        pt = xp.swapaxes(phi, 1, 2)  # 2, F, M
-        self.info[...] = lam * self.info + (1 - lam) * self.info0 + pt @ phi
-        self.rhs[...] = lam * self.rhs + (1 - lam) * self.rhs0 + (pt @ y[..., None])[..., 0]
+        self._gram[...] = lam * self._gram + (1 - lam) * self._gram0 \
+            + xp.swapaxes(rows, 1, 2) @ rows
         self.weights[...] = xp.linalg.solve(self.info, self.rhs[..., None])[..., 0]
 
     def save(self, path: str | Path) -> Path:
