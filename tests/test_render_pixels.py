@@ -121,6 +121,38 @@ def test_lambert_light_and_ambient_encode_to_srgb(harness):
     assert np.abs(left[16, 16, :3].astype(float) - 127.5).max() <= 1.0
 
 
+def test_shader_srgb_encoding_matches_the_standard_formula(gl_ctx):
+    """The fragment shader's linear_to_srgb (a polynomial, no pow) against IEC
+    61966-2-1 in float64, on 65,536 values from 0 to 1, in a float framebuffer."""
+    from vrshare.resources import shader_source
+
+    source = shader_source("scene.frag")
+    start = source.index("vec3 linear_to_srgb(vec3 c)")
+    function = source[start:source.index("\n}\n", start) + 3]
+    program = gl_ctx.program(
+        vertex_shader="#version 430\nin vec2 p;\nvoid main() { gl_Position = vec4(p, 0, 1); }",
+        fragment_shader="#version 430\nout vec4 f;\n" + function + """
+            void main() {
+                float c = (floor(gl_FragCoord.y) * 256.0 + floor(gl_FragCoord.x)) / 65535.0;
+                f = vec4(linear_to_srgb(vec3(c, c * c, 0.5 * c)), 1.0);
+            }""")
+    quad = gl_ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32).tobytes())
+    vao = gl_ctx.vertex_array(program, [(quad, "2f", "p")])
+    color = gl_ctx.texture((256, 256), 4, dtype="f4")
+    fbo = gl_ctx.framebuffer([color])
+    try:
+        fbo.use()
+        vao.render(mode=gl_ctx.TRIANGLE_STRIP)
+        got = np.frombuffer(fbo.read(components=4, dtype="f4"), np.float32).reshape(-1, 4)
+    finally:
+        for obj in (fbo, color, vao, quad, program):
+            obj.release()
+    c = np.arange(65536) / 65535.0
+    expected = linear_to_srgb(np.stack([c, c * c, 0.5 * c], axis=1))
+    assert np.abs(got[:, :3] - expected).max() < 2e-6
+    assert got[0, 0] == 0.0 and got[-1, 0] == pytest.approx(1.0, abs=1e-6)
+
+
 def test_back_faces_are_culled(harness):
     table = {"background": BACKGROUND, "light": FLAT,
              "primitive": [{"name": "p", "shape": "plane", "size": [4.0, 0.0, 4.0]}],
