@@ -267,3 +267,25 @@ def test_headless_demo_writes_video_contact_sheet_and_results(gl_ctx, tmp_path, 
 
     sheet = Image.open(tmp_path / "contact_sheet.png")
     assert sheet.width == 2 * 512 and sheet.height % 512 == 0 and sheet.height >= 512 * 2
+
+
+def test_eyes_that_tile_their_framebuffer_clear_it_once():
+    from types import SimpleNamespace
+
+    from vrshare.render.renderer import clear_modes
+    from vrshare.targets.base import EyeSurface
+
+    wide, window, left, right = (SimpleNamespace(size=s) for s in
+                                 ((200, 100), (300, 100), (100, 100), (100, 100)))
+    side_by_side = [EyeSurface(0, wide, (0, 0, 100, 100)), EyeSurface(1, wide, (100, 0, 100, 100))]
+    assert clear_modes(side_by_side) == ["full", "none"]
+    letterboxed = [EyeSurface(0, window, (50, 0, 100, 100)),
+                   EyeSurface(1, window, (150, 0, 100, 100))]
+    assert clear_modes(letterboxed) == ["viewport", "viewport"]  # the bars are not the scene's
+    overlapping = [EyeSurface(0, wide, (0, 0, 150, 100)), EyeSurface(1, wide, (50, 0, 50, 100))]
+    assert clear_modes(overlapping) == ["viewport", "viewport"]
+    mixed = [EyeSurface(0, wide, (0, 0, 100, 100)),
+             EyeSurface(1, wide, (100, 0, 100, 100), encode_srgb=False)]
+    assert clear_modes(mixed) == ["viewport", "viewport"]
+    swapchains = [EyeSurface(0, left, (0, 0, 100, 100)), EyeSurface(1, right, (0, 0, 100, 100))]
+    assert clear_modes(swapchains) == ["full", "full"]

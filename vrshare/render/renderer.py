@@ -3,8 +3,9 @@
 GL objects (program, meshes, textures, the instance buffer, the eye uniform
 buffer, timer queries) are created once; each frame only the instance rows in use,
 the draw ranges and the four eye matrices are uploaded (one buffer write each).
-Per eye pass the only state set is the framebuffer, its sRGB switch and the eye's
-range of the uniform buffer (no uniform writes: ``u_encode_srgb`` is written only
+A framebuffer that the eyes tile is cleared once, in full (see clear_modes). Per
+eye pass the only state set is the framebuffer, its sRGB switch and the eye's range
+of the uniform buffer (no uniform writes: ``u_encode_srgb`` is written only
 when it changes); per draw, the texture is bound only when it differs from the last.
 LODs of one model share one GL texture.
 Instance rows are per-instance vertex attributes; since ModernGL's ``render`` has no
@@ -71,6 +72,41 @@ class _GpuMesh:
         """Release the mesh's buffers (its texture belongs to the renderer: shared)."""
         for obj in (self.vao, self.vbo, self.ibo):
             obj.release()
+
+
+def clear_modes(surfaces: Sequence[EyeSurface]) -> list[str]:
+    """How to clear before drawing each surface: ``"full"`` (the whole framebuffer),
+    ``"viewport"`` (its viewport only) or ``"none"`` (already cleared this frame).
+
+    Surfaces that tile their framebuffer exactly (both eyes side by side, or one eye
+    per swapchain image), in one sRGB mode, clear it once in full: on llvmpipe one full
+    clear is cheaper than a scissored clear per eye, which writes every pixel.
+    """
+    groups: dict[int, list[int]] = {}
+    for i, surface in enumerate(surfaces):
+        groups.setdefault(id(surface.framebuffer), []).append(i)
+    modes = ["viewport"] * len(surfaces)
+    for members in groups.values():
+        if _tiles([surfaces[i] for i in members]):
+            modes[members[0]] = "full"
+            for i in members[1:]:
+                modes[i] = "none"
+    return modes
+
+
+def _tiles(surfaces: list[EyeSurface]) -> bool:
+    """Whether the viewports cover their framebuffer without overlap, in one sRGB mode."""
+    width, height = surfaces[0].framebuffer.size
+    rects = [s.viewport for s in surfaces]
+    if len({s.encode_srgb for s in surfaces}) != 1:
+        return False
+    if any(x < 0 or y < 0 or x + w > width or y + h > height for x, y, w, h in rects):
+        return False
+    if sum(w * h for _, _, w, h in rects) != width * height:
+        return False
+    return not any(ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+                   for i, (ax, ay, aw, ah) in enumerate(rects)
+                   for bx, by, bw, bh in rects[i + 1:])
 
 
 class Renderer:
@@ -207,7 +243,7 @@ class Renderer:
         draws = [(mesh, int(first), int(count))
                  for mesh, (first, count) in zip(self.meshes, self.ranges_host, strict=True)
                  if count > 0]
-        for surface in surfaces:
+        for surface, clear_mode in zip(surfaces, clear_modes(surfaces), strict=True):
             fbo = surface.framebuffer
             fbo.use()
             fbo.viewport = surface.viewport
@@ -217,7 +253,10 @@ class Renderer:
             else:
                 ctx.enable_direct(GL_FRAMEBUFFER_SRGB)
                 clear = self.clear_linear
-            fbo.clear(*clear, depth=1.0, viewport=surface.viewport)
+            if clear_mode == "full":
+                fbo.clear(*clear, depth=1.0)
+            elif clear_mode == "viewport":
+                fbo.clear(*clear, depth=1.0, viewport=surface.viewport)
             self.eyes_ubo.bind_to_uniform_block(0, offset=surface.eye * self.eye_stride,
                                                 size=64)
             for written in self.encode_uniforms.values():
