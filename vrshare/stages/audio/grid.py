@@ -44,17 +44,20 @@ class Locator:
     def __init__(self, xp: ModuleType, count: int) -> None:
         self.pos = xp.zeros((count, 2), np.float32)  # (row, column) grid coordinates
         self.lo = xp.zeros((count, 2), np.float32)  # the cell's lower corner
-        self.cell = xp.zeros((count, 2), np.int64)
         self.pair = xp.zeros((count, 2, 2), np.float32)  # per coordinate: 1 - frac, frac
         self.across = xp.zeros(count, np.float32)
-        self.corner = xp.zeros((count, 2, 2), np.int64)  # rows e0, e1; columns a0, a1
+        self.flat = xp.zeros(count, np.float32)  # cell number, row * 2 N_AZ + column
+        self.cell = xp.zeros(count, np.int64)
         self.idx = xp.zeros((count, 4), np.int64)
         self.weights = xp.zeros((count, 4), np.float32)
         # elevation 0 is row 18; azimuth shifted by a full turn to stay positive
         self.offset = xp.asarray([N_EL // 2, N_AZ], np.float32)
         self.last = xp.asarray([N_EL - 2, np.inf], np.float32)  # top row: the cell below it
-        self.steps = xp.asarray([0, 1], np.int64)  # e0 -> e1, a0 -> a1
+        self.stride = xp.asarray([2 * N_AZ, 1], np.float32)
+        self.corners = xp.asarray(_corners())
         self.xp = xp
+        # NumPy buffers ``take(out=...)`` unless told indices are in range (they are)
+        self._take_kw = {"mode": "clip"} if xp is np else {}
 
     def __call__(self, unit: Any) -> tuple[Any, Any]:
         """Entries ``idx`` (S, 4) and weights (S, 4) summing to 1 for unit vectors (S, 3).
@@ -74,12 +77,23 @@ class Locator:
         xp.minimum(self.lo, self.last, out=self.lo)
         xp.subtract(pos, self.lo, out=self.pair[:, :, 1])
         xp.subtract(1.0, self.pair[:, :, 1], out=self.pair[:, :, 0])
-        self.cell[...] = self.lo
-        xp.add(self.cell[:, :, None], self.steps, out=self.corner)
-        self.corner[:, 0] *= N_AZ
-        self.corner[:, 1] %= N_AZ
-        xp.add(self.corner[:, 0, :, None], self.corner[:, 1, None, :],
-               out=self.idx.reshape(-1, 2, 2))
         xp.multiply(self.pair[:, 0, :, None], self.pair[:, 1, None, :],
                     out=self.weights.reshape(-1, 2, 2))
+        xp.matmul(self.lo, self.stride, out=self.flat)  # exact: small whole numbers
+        self.cell[...] = self.flat
+        xp.take(self.corners, self.cell, axis=0, out=self.idx, **self._take_kw)
         return self.idx, self.weights
+
+
+def _corners() -> np.ndarray:
+    """The four entries of every cell, (N_EL - 1) * 2 N_AZ rows of (e0a0, e0a1, e1a0, e1a1).
+
+    A cell is numbered ``row * 2 N_AZ + column`` with its column in 0..2 N_AZ - 1
+    (the locator's azimuth coordinate runs over N_AZ / 2..3 N_AZ / 2), wrapped onto
+    the grid's N_AZ columns here.
+    """
+    row = np.arange(N_EL - 1)[:, None, None]
+    col = np.arange(2 * N_AZ)[None, :, None]
+    e = row + np.array([0, 0, 1, 1])
+    a = (col + np.array([0, 1, 0, 1])) % N_AZ
+    return (e * N_AZ + a).reshape(-1, 4).astype(np.int64)
