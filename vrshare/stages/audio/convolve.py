@@ -130,7 +130,10 @@ class BinauralRenderer:
             strides=(self.samples.strides[0],) * 2)
         self.offsets = dev(table.offsets, label="audio_signals")
         self.lengths = dev(table.lengths, label="audio_signals")
-        self.looping = dev(table.loop, label="audio_signals")
+        # a one-shot signal's period never ends: its start is then min(position, length)
+        self.periods = dev(np.where(table.loop, table.lengths, np.iinfo(np.int64).max),
+                           label="audio_signals")
+        self.rows = xp.zeros(s, np.int64)
         self.positions = dev(np.array([src.position for src in sources], np.float32).reshape(s, 3),
                              label="audio_sources")
         obj = np.array([src.object_index for src in sources], np.int64)
@@ -188,7 +191,7 @@ class BinauralRenderer:
         p = self.pose[:3]
         q = self.pose[3:] + self.w_eps  # a zero quaternion (nothing tracked yet) reads as identity
         rot = (self.rot_map @ (q[:, None] * q[None, :]).reshape(16)).reshape(3, 3)
-        rot /= (q * q).sum()
+        rot /= xp.dot(q, q)
         world = self.positions
         if self.attached:
             if models is None:
@@ -245,7 +248,8 @@ class BinauralRenderer:
         start again when looping, zeros otherwise), so every source's block is one
         contiguous window and one row gather reads them all.
         """
-        xp = self.xp
-        start = xp.where(self.looping, self.position % self.lengths,
-                         xp.minimum(self.position, self.lengths))
-        return self.windows[self.offsets + start]
+        xp, rows = self.xp, self.rows
+        xp.remainder(self.position, self.periods, out=rows)
+        xp.minimum(rows, self.lengths, out=rows)
+        rows += self.offsets
+        return self.windows[rows]
