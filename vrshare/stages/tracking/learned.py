@@ -149,7 +149,8 @@ class LearnedPredictor(Predictor):
         coef = (h[:, None] ** self._power) * self._scale  # D, 2: h, h^2 / tau
         d, m, a, f = self._phi.shape
         out = self._phi.reshape(d, m, a, 2, f // 2)
-        xp.multiply(self.history.rates[:, :, :, None, :self.k],
+        rates = self.history.rates[:, :self.k].transpose(0, 2, 3, 1)  # D, 2, 3, k
+        xp.multiply(rates[:, :, :, None],
                     coef[:, None, None, :, None], out=out)
         return self._phi
 

@@ -26,23 +26,25 @@ from . import quat
 class History:
     """The last ``size`` samples of each device, newest first, in arrays of ``xp``.
 
-    Besides the samples it keeps the velocities between consecutive ones,
-    :attr:`rates` ``[D, 2, 3, size - 1]`` (linear m/s and world-frame angular rad/s,
-    per axis, newest interval first), worked out once when a sample arrives rather
-    than for every prediction. Intervals without both samples hold zeros.
+    Each sample's row also holds the velocity from the sample before it (linear m/s
+    and world-frame angular rad/s), worked out once when the sample arrives rather
+    than for every prediction: :attr:`rates` ``[D, size, 2, 3]``, entry ``j`` the
+    velocity over the interval between samples ``j+1`` and ``j``, zero unless both
+    exist.
     """
 
     def __init__(self, xp: Any, devices: int, size: int) -> None:
         self.xp = xp
         self.size = size
-        # one row per sample, [t, px, py, pz, qx, qy, qz, qw], so a push is one shift
-        self.samples = xp.zeros((devices, size, 8))
+        # one row per sample, [t, px, py, pz, qx, qy, qz, qw, vx, vy, vz, wx, wy, wz],
+        # so a push is one shift
+        self.samples = xp.zeros((devices, size, 14))
         self.t = self.samples[..., 0]  # s
         self.pos = self.samples[..., 1:4]  # m
         self.quat = self.samples[..., 4:8]
         self.quat[..., 3] = 1.0
+        self.rates = self.samples[..., 8:].reshape(devices, size, 2, 3)  # a view
         self.count = xp.zeros(devices, dtype=xp.int64)  # valid samples held, <= size
-        self.rates = xp.zeros((devices, 2, 3, size - 1))
         self.step = xp.zeros((devices, 2, 3))  # last push: position (m), rotation vector (rad)
         self.dt = xp.zeros(devices)  # last push: time since the previous newest sample (s)
         self._later = xp.arange(1, size)  # interval j needs more than j + 1 samples
@@ -54,16 +56,14 @@ class History:
         previous newest sample (meaningful for masked devices that had one).
         """
         xp = self.xp
+        rate = self.step  # zeros while size is 1 (no intervals kept)
         if self.size > 1:
             self.dt[...] = t - self.t[:, 0]
             self.step[:, 0] = pos - self.pos[:, 0]
             self.step[:, 1] = quat.relative_rotvec(q, self.quat[:, 0])
-            had = self.count >= 1
             rate = self.step / xp.where(self.dt > 0, self.dt, 1.0)[:, None, None]
-            rate = xp.where(had[:, None, None], rate, 0.0)
-            shifted = xp.concatenate([rate[..., None], self.rates[..., :-1]], axis=-1)
-            self.rates[...] = xp.where(mask[:, None, None, None], shifted, self.rates)
-        new = xp.concatenate([t[:, None], pos, q], axis=1)[:, None]
+            rate = xp.where((self.count >= 1)[:, None, None], rate, 0.0)
+        new = xp.concatenate([t[:, None], pos, q, rate.reshape(len(t), 6)], axis=1)[:, None]
         shifted = xp.concatenate([new, self.samples[:, :-1]], axis=1)
         self.samples[...] = xp.where(mask[:, None, None], shifted, self.samples)
         self.count[...] = xp.where(mask, xp.minimum(self.count + 1, self.size), self.count)
@@ -72,7 +72,7 @@ class History:
         """Forget the masked devices' samples (after a loss, velocities are meaningless)."""
         xp = self.xp
         self.count[...] = xp.where(mask, 0, self.count)
-        self.rates[...] = xp.where(mask[:, None, None, None], 0.0, self.rates)
+        self.samples[..., 8:] = xp.where(mask[:, None, None], 0.0, self.samples[..., 8:])
 
     def velocities(self, k: int) -> tuple[Any, Any, Any]:
         """Linear (m/s) and world-frame angular (rad/s) velocities between the ``k+1`` newest.
@@ -81,10 +81,8 @@ class History:
         velocity over the interval between samples ``j+1`` and ``j`` (zero unless
         ``ok``, i.e. both samples exist).
         """
-        xp = self.xp
         ok = self._later[None, :k] < self.count[:, None]
-        r = xp.swapaxes(self.rates[..., :k], -1, -2)  # D, 2, k, 3
-        return r[:, 0], r[:, 1], ok
+        return self.samples[:, :k, 8:11], self.samples[:, :k, 11:14], ok
 
 
 class Predictor:
@@ -130,7 +128,7 @@ class ConstantVelocity(Predictor):
     history_size = 2
 
     def displacement(self, h: Any) -> tuple[Any, Any]:
-        d = self.history.rates[..., 0] * h[:, None, None]  # D, 2, 3
+        d = self.history.rates[:, 0] * h[:, None, None]  # D, 2, 3
         return d[:, 0], d[:, 1]
 
 

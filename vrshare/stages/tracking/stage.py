@@ -230,7 +230,7 @@ class TrackingStage(Stage):
         p = xp.where(sane[:, None], out[:, :3], 0.0)
         sane &= (p * p).sum(axis=1) <= (2 * s.max_distance_m) ** 2
         self.bad_predictions += self.ever & ~sane
-        held = pred.history.samples[:, 0, 1:]
+        held = pred.history.samples[:, 0, 1:8]
         self.device_poses[...] = xp.where(self.ever[:, None],
                                           xp.where(sane[:, None], out, held), self.rest)
         self.head_pose[...] = self.device_poses[0]
