@@ -45,12 +45,12 @@ ROTATION = _bilinear({  # R - I, row-major 3x3, from the unit quaternion's outer
     3: [(X, Y, 2), (Z, W, 2)], 4: [(X, X, -2), (Z, Z, -2)], 5: [(Y, Z, 2), (X, W, -2)],
     6: [(X, Z, 2), (Y, W, -2)], 7: [(Y, Z, 2), (X, W, 2)], 8: [(X, X, -2), (Y, Y, -2)],
 }, 9)
-_on_device: dict[tuple[str, int, str], Any] = {}
+_on_device: dict[tuple[str, int, Any], Any] = {}
 
 
 def _constant(xp: Any, table: np.ndarray, dtype: Any) -> Any:
     """``table`` as ``dtype`` on the array module ``xp``, copied there once."""
-    key = (xp.__name__, id(table), str(dtype))
+    key = (xp.__name__, id(table), dtype)
     if key not in _on_device:
         _on_device[key] = xp.asarray(table, dtype=dtype)
     return _on_device[key]
