@@ -94,7 +94,11 @@ class SyntheticSource:
 
 
 class TraceSource:
-    """A trace replayed on the frame timeline from the first frame it is read at."""
+    """A trace replayed on the frame timeline from the first frame it is read at.
+
+    The rows every device would report are tabulated once, at each time a row of any
+    device is delivered, so a frame looks its rows up with one search.
+    """
 
     def __init__(self, trace: Trace, speed: float = 1.0, loop: bool = True) -> None:
         if speed <= 0:
@@ -106,10 +110,18 @@ class TraceSource:
         steps = np.diff(np.sort(trace.t))
         gap = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 0.01
         self.period = trace.duration + gap  # s of trace time per loop
-        self.streams = []
-        for d in range(3):
-            t, pose = trace.of(d)
-            self.streams.append((t, pose, self._due(t, gap)))
+        streams = [(t, pose, self._due(t, gap)) for t, pose in map(trace.of, range(3))]
+        self.events = np.unique(np.concatenate([due for _, _, due in streams]))
+        # table[e]: the rows as of events[e - 1] (table[0]: before the first event), with
+        # the sample time relative to the trace's first row
+        self.table = np.zeros((len(self.events) + 1, 3, ROW))
+        for d, (t, pose, due) in enumerate(streams):
+            i = np.searchsorted(due, self.events, side="right") - 1
+            ok = i >= 0
+            rows = self.table[1:, d]
+            rows[ok, :7] = pose[i[ok]]
+            rows[ok, 7] = t[i[ok]] - self.t0
+            rows[:, 8] = ok
         self.start: float | None = None  # frame time of the first read
         self.lap = 0
         self.host = np.zeros((3, ROW))
@@ -133,14 +145,8 @@ class TraceSource:
         wrapped = lap != self.lap
         self.lap = lap
         host = self.host
-        for d, (t, pose, due) in enumerate(self.streams):
-            i = int(np.searchsorted(due, self.t0 + tau, side="right")) - 1
-            if i < 0:
-                host[d, 8] = 0.0
-                continue
-            host[d, :7] = pose[i]
-            host[d, 7] = self.start + (t[i] - self.t0 + lap * self.period) / self.speed
-            host[d, 8] = 1.0
+        host[...] = self.table[int(np.searchsorted(self.events, self.t0 + tau, side="right"))]
+        host[:, 7] = self.start + (host[:, 7] + lap * self.period) / self.speed
         to_device(host, out=out, label="tracking_input")
         return wrapped
 
