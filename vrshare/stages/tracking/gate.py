@@ -54,9 +54,11 @@ class InputGate:
         sq = clean * clean
         far = sq[:, :3].sum(axis=1) > self.max_distance ** 2  # (0 where not finite)
         norm = xp.sqrt(sq[:, 3:].sum(axis=1))
-        bad_q = finite & ~far & (xp.abs(norm - 1.0) > self.tol)
-        back = finite & ~far & ~bad_q & (t < self.t_good)
-        accept = new & finite & ~far & ~bad_q & ~back
+        ok = finite & ~far
+        bad_q = ok & (xp.abs(norm - 1.0) > self.tol)
+        good = ok & ~bad_q
+        back = good & (t < self.t_good)
+        accept = new & good & ~back
         ev = self._events
         ev[0] = ~finite
         ev[1] = far
