@@ -185,6 +185,22 @@ def test_pose_jump_is_crossfaded_not_switched(spherical):
     assert max_step(render(r, 20, jump)[:, 4 * BLOCK:]) > 2 * still
 
 
+def test_many_sources_in_groups_sum_to_each_source_alone(spherical):
+    """More sources than are filtered at once: the groups add up to every source's own render."""
+    count = convolve.UNGROUPED + convolve.GROUP // 2 + 3  # groups of GROUP and a remainder
+    rng = np.random.default_rng(5)
+    pos = rng.standard_normal((count, 3)) * 2.0
+    specs = [SourceSettings(f"s{i}", position=tuple(pos[i]), signal="noise" if i % 2 else "tone",
+                            frequency_hz=float(100 + 20 * i), gain=0.1) for i in range(count)]
+    r, _ = renderer(spherical, specs)
+    assert r.group < count
+    turn = lambda k: yaw_pose(k * 5.0)  # noqa: E731 (filters change every block)
+    together = render(r, 12, turn)
+    alone = sum(render(renderer(spherical, [sp])[0], 12, turn) for sp in specs)
+    assert np.abs(together - alone).max() < 1e-5 * max(np.abs(alone).max(), 1.0)
+    assert rms(together[0]) > 0.1
+
+
 # -- sources -----------------------------------------------------------------------------
 
 
