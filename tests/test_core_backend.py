@@ -8,6 +8,13 @@ import pytest
 from vrshare import backend
 
 
+@pytest.fixture(autouse=True)
+def numpy_again():
+    """Each test may select another backend; the rest of the suite runs on NumPy."""
+    yield
+    backend.select("numpy")
+
+
 def test_forced_numpy(monkeypatch):
     monkeypatch.setenv("VRSHARE_BACKEND", "numpy")
     b = backend.select()
@@ -19,8 +26,6 @@ def test_unknown_backend_is_an_error(monkeypatch):
     monkeypatch.setenv("VRSHARE_BACKEND", "torch")
     with pytest.raises(backend.BackendError, match="VRSHARE_BACKEND='torch'.*numpy, cupy"):
         backend.select()
-    monkeypatch.setenv("VRSHARE_BACKEND", "numpy")
-    backend.select()
 
 
 def test_forcing_cupy_without_device_is_an_error(monkeypatch):
@@ -34,16 +39,12 @@ def test_forcing_cupy_without_device_is_an_error(monkeypatch):
     monkeypatch.setenv("VRSHARE_BACKEND", "cupy")
     with pytest.raises(backend.BackendError, match="CuPy"):
         backend.select()
-    monkeypatch.setenv("VRSHARE_BACKEND", "numpy")
-    backend.select()
 
 
 def test_automatic_choice_logs_its_reason(monkeypatch):
     monkeypatch.delenv("VRSHARE_BACKEND")
     b = backend.select()
     assert b.reason  # "CUDA device found" or why NumPy was chosen
-    monkeypatch.setenv("VRSHARE_BACKEND", "numpy")
-    backend.select()
 
 
 def test_array_module_of_numpy_and_scalars():
