@@ -538,25 +538,22 @@ def test_grid_lookup_is_bilinear_on_the_sphere():
 
 
 @pytest.mark.gpu
-def test_cupy_renders_what_numpy_renders(spherical):
-    import cupy
-
+def test_cupy_renders_what_numpy_renders(spherical, cupy_backend):
+    cupy = cupy_backend.xp
     specs = [SourceSettings("a", position=(-1.0, 0.5, -2.0), signal="noise"),
              SourceSettings("b", position=(2.0, 0.0, 1.0), signal="chirp")]
     n_fft = convolve.fft_size(BLOCK, TAPS)
     srcs = sources.resolve(specs, RATE, Path("."), None)
+    backend.select("numpy")
     on_cpu = convolve.BinauralRenderer(convolve.spectra(spherical, n_fft), n_fft, BLOCK, srcs)
     backend.select("cupy")
-    try:
-        gpu = convolve.BinauralRenderer(convolve.spectra(cupy.asarray(spherical), n_fft), n_fft,
-                                        BLOCK, srcs)
-        for k in range(30):
-            pose = yaw_pose(3.0 * k)
-            a = on_cpu.render(pose)
-            b = gpu.render(cupy.asarray(pose)).get()
-            assert np.abs(a - b).max() < 1e-4
-    finally:
-        backend.select("numpy")
+    gpu = convolve.BinauralRenderer(convolve.spectra(cupy.asarray(spherical), n_fft), n_fft,
+                                    BLOCK, srcs)
+    for k in range(30):
+        pose = yaw_pose(3.0 * k)
+        a = on_cpu.render(pose)
+        b = gpu.render(cupy.asarray(pose)).get()
+        assert np.abs(a - b).max() < 1e-4
 
 
 def test_bundled_audio_demo_file_is_valid():
