@@ -10,9 +10,10 @@ extra=demo
 [[ "${1:-}" == "--test" ]] && extra=test
 
 # EGL + Mesa (headless OpenGL 4.5 via llvmpipe), PortAudio (live audio), the OpenXR
-# headers and gcc (the test runtime in tools/xrsim), python3-venv (Debian splits it out).
+# headers and gcc (the test runtime in tools/xrsim), Xvfb + GLX (window and GLX tests),
+# python3-venv (Debian splits it out).
 debs=(libegl1 libgl1-mesa-dri libegl-mesa0 libportaudio2 python3-venv)
-[[ $extra == test ]] && debs+=(gcc libopenxr-dev xvfb)
+[[ $extra == test ]] && debs+=(gcc libopenxr-dev xvfb libgl1 libglx-mesa0)
 
 missing=()
 for d in "${debs[@]}"; do

@@ -26,6 +26,16 @@ def summary_rows(stats: FrameStats) -> list[list[str]]:
     return rows
 
 
+def _counter_lines(stats: FrameStats) -> list[str]:
+    """One line per stage with non-zero event counts (the JSON keeps the zeros)."""
+    lines = []
+    for stage, counts in stats.counters.items():
+        nonzero = [f"{k} {v}" for k, v in counts.items() if v]
+        if nonzero:
+            lines.append(f"{stage}: " + ", ".join(nonzero))
+    return lines
+
+
 def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
     """Print the summary table (rich when installed, plain text otherwise)."""
     rows = summary_rows(stats)
@@ -42,8 +52,8 @@ def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
         for r in rows:
             print(f"{r[0]:<{width}}  " + "  ".join(f"{c:>11}" for c in r[1:]))
         print(footer)
-        for stage, counts in stats.counters.items():
-            print(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        for line in _counter_lines(stats):
+            print(line)
         for fault in stats.faults:
             print(f"stage {fault.stage!r} disabled at frame {fault.frame}: {fault.error}")
         return
@@ -54,8 +64,8 @@ def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
     for r in rows:
         table.add_row(*r)
     Console().print(table)
-    for stage, counts in stats.counters.items():
-        Console().print(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for line in _counter_lines(stats):
+        Console().print(line)
     for fault in stats.faults:
         Console().print(f"[red]stage {fault.stage!r} disabled at frame {fault.frame}: "
                         f"{fault.error}[/red]")
