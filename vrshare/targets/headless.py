@@ -96,9 +96,13 @@ class HeadlessTarget(Target):
         return self._pixels[::-1]
 
     def submit(self, frame: Frame) -> None:
+        """Finish the frame as presenting it would: wait until the GPU has drawn it (or
+        read it back for a capture), so each frame's time holds its own GPU work rather
+        than the driver's queue deciding which later frame pays for it."""
         self.submitted += 1
         s = self.settings
         if s.capture == "none" or (self.submitted - 1) % s.capture_every:
+            self.ctx.finish()
             return
         image = self.capture()
         if s.capture == "numpy":
