@@ -51,6 +51,20 @@ def test_build_errors_name_the_file_key_and_expectation(table, message):
     assert message in str(info.value)
 
 
+@dataclass
+class Checked:
+    width: int = 1
+
+    def __post_init__(self):
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1 px, got {self.width}")
+
+
+def test_a_dataclass_check_becomes_a_config_error_naming_the_table():
+    with pytest.raises(ConfigError, match=r"^f\.toml \[display\]: width must be >= 1 px, got 0$"):
+        build(Checked, {"width": 0}, "f.toml [display]")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.toml: file not found"):
         load_run_file(tmp_path / "nope.toml")

@@ -118,7 +118,9 @@ def _describe(value: Any) -> str:
 def build(cls: type[T], table: dict[str, Any], where: str) -> T:
     """Make a ``cls`` dataclass from a TOML table, validating keys and types.
 
-    ``where`` prefixes every error, e.g. ``"scenes/demo.toml [stage.settings]"``.
+    ``where`` prefixes every error, e.g. ``"scenes/demo.toml [stage.settings]"``. A
+    ``ValueError`` from the dataclass's own checks (``__post_init__``) becomes a
+    ConfigError with the same prefix.
     """
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -133,7 +135,12 @@ def build(cls: type[T], table: dict[str, Any], where: str) -> T:
             kwargs[name] = _convert(table[name], hints[name], f"{where} {name!r}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key {name!r} ({_type_name(hints[name])})")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 @dataclass

@@ -105,12 +105,7 @@ def display_settings(table: dict[str, Any], where: str, **overrides: Any) -> Dis
     """``[display]`` settings from a run file's table, with keyword overrides (validated
     alike; paths may be given as Path)."""
     merged = {**table, **{k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}}
-    try:
-        return build(DisplaySettings, merged, where)
-    except ConfigError:
-        raise
-    except ValueError as exc:  # DisplaySettings.__post_init__
-        raise ConfigError(f"{where}: {exc}") from exc
+    return build(DisplaySettings, merged, where)
 
 
 def open_display(path: str | Path | RunFile, *, target: str = "auto",
