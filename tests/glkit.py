@@ -1,5 +1,5 @@
-"""Headless GL support for the render tests: one EGL context for the whole test run,
-a fixed-camera stage, and a small harness that renders a scene table.
+"""Headless GL support for the render tests: one EGL context for the whole test run
+and a small harness that renders a scene table in front of a fixed camera.
 
 Import the fixtures into a test module (``from glkit import gl_ctx, harness``); the
 context fixture skips cleanly when no EGL/OpenGL 4.3 is available.
@@ -7,59 +7,18 @@ context fixture skips cleanly when no EGL/OpenGL 4.3 is available.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vrshare import Stage, VirtualClock, WeightBank, layout
+from vrshare import VirtualClock, WeightBank
 from vrshare.pipeline import Pipeline, StageConfig
 from vrshare.scene import load_scene
 from vrshare.stages.motion import SceneMotionStage
 from vrshare.stages.passthrough import PassthroughStage
-from vrshare.stages.tracking import eyes, quat
 from vrshare.targets.base import DisplaySettings
-
-
-@dataclass
-class FixedEyesSettings:
-    position: tuple[float, float, float] = (0.0, 0.0, 0.0)  # head position (m)
-    yaw_deg: float = 0.0  # about +Y (positive turns left)
-    pitch_deg: float = 0.0  # about +X (positive looks up)
-    ipd: float = 0.0  # m
-    half_fov_deg: float = 45.0  # symmetric half angle, horizontal and vertical
-    fov_deg: tuple[float, float, float, float] | None = None  # left, right, up, down instead
-    near: float = 0.05
-    far: float = 100.0
-
-
-def head_pose(position, yaw_deg: float, pitch_deg: float) -> np.ndarray:
-    """[px, py, pz, qx, qy, qz, qw] of a head turned by yaw, then pitched."""
-    y, p = math.radians(yaw_deg) / 2, math.radians(pitch_deg) / 2
-    q = quat.multiply(np.array([0.0, math.sin(y), 0.0, math.cos(y)]),
-                      np.array([math.sin(p), 0.0, 0.0, math.cos(p)]))
-    return np.concatenate([np.asarray(position, float), q])
-
-
-class FixedEyes(Stage):
-    """Writes eye matrices for a fixed head pose (a stand-in for tracking)."""
-
-    name = "fixed_eyes"
-    writes = (layout.EYE_VIEW, layout.EYE_PROJ)
-    Settings = FixedEyesSettings
-
-    def setup(self, bank, config):
-        self.view = bank.state(layout.EYE_VIEW, (2, 4, 4))
-        self.proj = bank.state(layout.EYE_PROJ, (2, 4, 4))
-
-    def process(self, frame, bank):
-        s = self.settings
-        eyes.eye_views(head_pose(s.position, s.yaw_deg, s.pitch_deg), s.ipd, self.view)
-        a = math.radians(s.half_fov_deg)
-        fov = (-a, a, a, -a) if s.fov_deg is None else tuple(map(math.radians, s.fov_deg))
-        self.proj[...] = np.asarray(eyes.projection(fov, s.near, s.far))
+from vrshare.testing import FixedEyes, FixedEyesSettings
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +46,7 @@ class Harness:
 
         self.scene = load_scene(table, base_dir, Path("test.toml"))
         self.bank = WeightBank()
-        self.camera = FixedEyes(FixedEyesSettings(**camera))
+        self.camera = FixedEyes(FixedEyesSettings(**{"ipd": 0.0, **camera}))
         self.pipeline = Pipeline([SceneMotionStage(), PassthroughStage(), self.camera])
         self.pipeline.setup(self.bank, StageConfig(None, scene=self.scene))
         self.target = HeadlessTarget(DisplaySettings(width=size, height=size), ctx=ctx)

@@ -18,14 +18,12 @@ import numpy as np
 import pytest
 from glkit import gl_ctx  # noqa: F401  (fixture)
 
-from vrshare import display
+from vrshare import demo, display
 from vrshare.config import ConfigError
+from vrshare.geometry import quat
 from vrshare.render import RenderError
-from vrshare.stages.tracking import quat
-from vrshare.targets import TARGET_NAMES, Capabilities, Target, TargetError, load
+from vrshare.targets import TARGET_NAMES, Capabilities, Target, TargetError, choice, load
 from vrshare.targets.window import DesktopHead, letterbox
-
-TESTS = Path(__file__).resolve().parent
 
 
 def available_targets() -> list[str]:
@@ -49,33 +47,33 @@ def test_every_target_implements_the_contract(name):
 
 
 def test_target_choice_order_and_reasons(monkeypatch):
-    monkeypatch.setattr(display, "openxr_unavailable", lambda: "no runtime")
-    monkeypatch.setattr(display, "window_unavailable", lambda: "no display")
-    monkeypatch.delenv(display.ENV_VAR, raising=False)
-    assert display.choose_target("auto", "auto") == ("headless",
+    monkeypatch.setattr(choice, "openxr_unavailable", lambda: "no runtime")
+    monkeypatch.setattr(choice, "window_unavailable", lambda: "no display")
+    monkeypatch.delenv(choice.ENV_VAR, raising=False)
+    assert choice.choose_target("auto", "auto") == ("headless",
                                                      "automatic: no runtime; no display")
-    assert display.choose_target("auto", "window")[0] == "window"  # the file's choice
-    monkeypatch.setenv(display.ENV_VAR, "headless")
-    assert display.choose_target("auto", "window") == ("headless", "$VRSHARE_TARGET")
-    assert display.choose_target("window", "auto") == ("window", "requested")
-    monkeypatch.setenv(display.ENV_VAR, "hologram")
+    assert choice.choose_target("auto", "window")[0] == "window"  # the file's choice
+    monkeypatch.setenv(choice.ENV_VAR, "headless")
+    assert choice.choose_target("auto", "window") == ("headless", "$VRSHARE_TARGET")
+    assert choice.choose_target("window", "auto") == ("window", "requested")
+    monkeypatch.setenv(choice.ENV_VAR, "hologram")
     with pytest.raises(ConfigError, match="unknown target 'hologram'"):
-        display.choose_target()
-    monkeypatch.delenv(display.ENV_VAR)
-    monkeypatch.setattr(display, "window_unavailable", lambda: None)
-    assert display.choose_target()[0] == "window"
-    monkeypatch.setattr(display, "openxr_unavailable", lambda: None)
-    assert display.choose_target()[0] == "openxr"
+        choice.choose_target()
+    monkeypatch.delenv(choice.ENV_VAR)
+    monkeypatch.setattr(choice, "window_unavailable", lambda: None)
+    assert choice.choose_target()[0] == "window"
+    monkeypatch.setattr(choice, "openxr_unavailable", lambda: None)
+    assert choice.choose_target()[0] == "openxr"
 
 
 @pytest.mark.filterwarnings("ignore")  # GLFW also warns about its failed initialisation
 def test_without_a_display_auto_avoids_the_window_and_asking_for_it_fails(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    monkeypatch.delenv(display.ENV_VAR, raising=False)
-    monkeypatch.setattr(display, "openxr_unavailable", lambda: "no runtime")
-    assert "no display" in display.window_unavailable()
-    assert display.choose_target()[0] == "headless"
+    monkeypatch.delenv(choice.ENV_VAR, raising=False)
+    monkeypatch.setattr(choice, "openxr_unavailable", lambda: "no runtime")
+    assert "no display" in choice.window_unavailable()
+    assert choice.choose_target()[0] == "headless"
     with pytest.raises(TargetError, match="cannot open a window"):
         load("window")(frame_hz=90.0)
 
@@ -88,7 +86,7 @@ def run_file(tmp_path: Path, stages: str = "", display_table: str = "") -> Path:
         frame_hz = 30.0
         clock = "virtual"
         [[stage]]
-        type = "glkit:FixedEyes"
+        type = "vrshare.testing:FixedEyes"
         [[stage]]
         type = "scene_motion"
         {stages}
@@ -112,14 +110,13 @@ PASS = '[[stage]]\ntype = "passthrough"'
 
 
 @pytest.mark.parametrize("mode", ["numpy", "png", "video"])
-def test_headless_capture_every_nth_frame(gl_ctx, tmp_path, mode, monkeypatch):
-    monkeypatch.syspath_prepend(str(TESTS))
+def test_headless_capture_every_nth_frame(gl_ctx, tmp_path, mode):
     out = tmp_path / "capture"
     path = run_file(tmp_path, PASS)
     with display.open_display(path, target="headless", capture=mode, capture_every=2,
                               capture_dir=str(out)) as run:
         stats = run.loop.run(5)
-        target, renderer = run.closers[-2:]
+        target = run.target
         frames = list(target.frames)
     assert stats.frames == 5 and not stats.faults
     if mode == "numpy":
@@ -143,8 +140,7 @@ def test_headless_capture_every_nth_frame(gl_ctx, tmp_path, mode, monkeypatch):
     assert np.isfinite(times).sum() == 5 and (times > 0).all()
 
 
-def test_display_errors_name_the_problem(gl_ctx, tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(TESTS))
+def test_display_errors_name_the_problem(gl_ctx, tmp_path):
     with pytest.raises(RenderError, match="'instances' .*add a 'passthrough' or 'scene_filter'"):
         display.open_display(run_file(tmp_path), target="headless")
     with pytest.raises(ConfigError, match=r"run.toml \[display\]: unknown key 'fps'"):
@@ -187,7 +183,7 @@ from vrshare import display
 from vrshare.targets import TargetClosed
 run = display.open_display(sys.argv[1], target="window", clock="virtual", vsync=False,
                            capture="numpy")
-target, renderer = run.closers[-2:]
+target, renderer = run.target, run.renderer
 stats = run.loop.run(2)
 both = target.capture().copy()
 glfw.set_window_size(target.window, 200, 50)          # resize: letterboxed eyes
@@ -216,8 +212,7 @@ def test_window_target_under_xvfb(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
-        env = {**os.environ, "DISPLAY": f":{display_number}",
-               "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+        env = {**os.environ, "DISPLAY": f":{display_number}"}
         path = run_file(tmp_path, PASS)
         (tmp_path / "window.py").write_text(WINDOW_SCRIPT)
         result = subprocess.run([sys.executable, str(tmp_path / "window.py"), str(path),
@@ -239,10 +234,9 @@ def test_window_target_under_xvfb(tmp_path):
     assert int(out["frames"]) == 4 and bool(out["interrupted"])  # Esc: the last run drew none
 
 
-def test_cli_runs_a_scene_without_a_display(tmp_path, monkeypatch):
+def test_cli_runs_a_scene_without_a_display(tmp_path):
     from vrshare.cli import main
 
-    monkeypatch.syspath_prepend(str(TESTS))
     assert main(["run", str(run_file(tmp_path, PASS)), "--target", "none", "--frames", "3"]) == 0
 
 
@@ -251,7 +245,6 @@ def test_cli_reports_an_unavailable_window_plainly(tmp_path, monkeypatch, capsys
 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    monkeypatch.syspath_prepend(str(TESTS))
     with pytest.warns(Warning):  # GLFW's own warning about its failed initialisation
         code = main(["run", str(run_file(tmp_path, PASS)), "--target", "window", "--frames", "1"])
     assert code == 2 and "cannot open a window" in capsys.readouterr().err
@@ -259,8 +252,8 @@ def test_cli_reports_an_unavailable_window_plainly(tmp_path, monkeypatch, capsys
 
 @pytest.mark.slow
 def test_headless_demo_writes_video_contact_sheet_and_results(gl_ctx, tmp_path, monkeypatch):
-    monkeypatch.delenv(display.ENV_VAR, raising=False)
-    assert display.run_demo(target="headless", seconds=0.4, out_dir=tmp_path) == 0
+    monkeypatch.delenv(choice.ENV_VAR, raising=False)
+    assert demo.run_demo(target="headless", seconds=0.4, out_dir=tmp_path) == 0
     names = {p.name for p in tmp_path.iterdir()}
     assert {"frames.mp4", "contact_sheet.png", "results.json", "results.trace.json"} <= names
     from PIL import Image

@@ -22,23 +22,25 @@ from vrshare import (
     to_device,
 )
 from vrshare.config import build
+from vrshare.geometry import eyes, quat
 from vrshare.pipeline import FrameLoop, StageSetupError, resolve
 from vrshare.stages.scene_filter import SceneFilterSettings, SceneFilterStage
 from vrshare.stages.scene_filter.reference import reference_filter
 from vrshare.stages.scene_filter.synthetic import (
-    EyesStage,
     ObjectsStage,
     SceneArrays,
-    eye_views,
-    lod_tables,
     perspective,
-    random_rotations,
     random_scene,
-    yaw_pitch,
 )
+from vrshare.testing import FixedEyes, FixedEyesSettings
 
 CULL_TOL = 1e-3  # m: objects this close to flipping visibility are left out of comparisons
 LOD_TOL = 1e-3  # m: likewise for a LOD switch distance
+
+
+def head_views(yaw: float = 0.0, ipd: float = 0.0) -> np.ndarray:
+    """World -> eye matrices (2, 4, 4) of a head at the origin turned by ``yaw`` (rad)."""
+    return eyes.eye_views(np.r_[0.0, 0.0, 0.0, quat.from_yaw_pitch(yaw)], ipd)
 
 
 class Rig:
@@ -53,7 +55,7 @@ class Rig:
         self.view = self.bank.state(layout.EYE_VIEW, (2, 4, 4))
         self.proj = self.bank.state(layout.EYE_PROJ, (2, 4, 4))
         if views is None:
-            views = eye_views(np.zeros(3), np.eye(3))
+            views = head_views(ipd=0.064)
         if projs is None:
             projs = np.stack([perspective((-0.8, 0.8, 0.8, -0.8), 0.05, 100.0)] * 2)
         self.look(views, projs)
@@ -109,7 +111,7 @@ def scene_at(centres, radii, *, mesh=None, importance=None,
     bounds = np.zeros((n, 4), np.float32)
     bounds[:, :3] = centres
     bounds[:, 3] = radii
-    draw, distance = lod_tables([list(d) for d in levels])
+    draw, distance = layout.lod_tables([list(d) for d in levels])
     return tagged(SceneArrays(
         model=model, bounds=bounds,
         mesh=np.zeros(n, np.int32) if mesh is None else np.asarray(mesh, np.int32),
@@ -149,8 +151,8 @@ def check(rig: Rig, ref) -> None:
 
 
 def random_eyes(rng: np.random.Generator, near: float, far: float):
-    rotation = random_rotations(rng, 1)[0]
-    views = eye_views(rng.uniform(-5, 5, 3), rotation, ipd=rng.uniform(0.0, 0.5))
+    q = quat.normalize(rng.normal(size=4))  # a uniformly random orientation
+    views = eyes.eye_views(np.r_[rng.uniform(-5, 5, 3), q], rng.uniform(0.0, 0.5))
     projs = []
     for _ in range(2):
         left, right = -rng.uniform(0.2, 1.0), rng.uniform(0.2, 1.0)
@@ -204,7 +206,7 @@ def test_budget_keeps_the_top_ranked_visible_objects(seed, n, budget):
 def one_eye(near=0.1, far=100.0, tan=1.0):
     """Both eyes at the origin looking down -Z, 90 degree symmetric frustum."""
     fov = (-math.atan(tan), math.atan(tan), math.atan(tan), -math.atan(tan))
-    return eye_views(np.zeros(3), np.eye(3), ipd=0.0), np.stack([perspective(fov, near, far)] * 2)
+    return head_views(), np.stack([perspective(fov, near, far)] * 2)
 
 
 def visible_ids(rig: Rig) -> list[int]:
@@ -245,8 +247,7 @@ def test_an_infinite_far_plane_culls_nothing_far_away():
 
 
 def test_an_object_seen_by_either_eye_is_kept():
-    views = np.stack([eye_views(np.zeros(3), np.eye(3), ipd=0.0)[0],
-                      eye_views(np.zeros(3), yaw_pitch(-math.pi / 2), ipd=0.0)[0]])  # -Z, +X
+    views = np.stack([head_views()[0], head_views(yaw=-math.pi / 2)[0]])  # -Z, +X
     projs = one_eye()[1]
     rig = Rig(scene_at([[0, 0, -10], [10, 0, 0], [-10, 0, 0], [0, 0, 10]], 1.0), views, projs)
     assert visible_ids(rig) == [0, 1]
@@ -264,7 +265,7 @@ def test_nothing_visible_when_facing_away():
     rng = np.random.default_rng(3)
     centres = rng.uniform(-10, 10, (200, 3)) * [1, 1, 0] + [0, 0, -30]
     views, projs = one_eye()
-    rig = Rig(scene_at(centres, 1.0), eye_views(np.zeros(3), yaw_pitch(math.pi), 0.0), projs)
+    rig = Rig(scene_at(centres, 1.0), head_views(yaw=math.pi), projs)
     check(rig, rig.step())
     assert rig.stage.drawn == 0
     assert not rig.bank[layout.DRAW_RANGES][:, 1].any()
@@ -285,7 +286,7 @@ def test_lod_hysteresis_at_a_switch_distance():
     # one mesh, LOD 1 from 10 m; band +-10%: coarser from 11 m, finer below 9 m
     def run(hysteresis, distances):
         rig = Rig(scene_at([[0, 0, -5]], 0.5, levels=((0.0, 10.0),)),
-                  eye_views(np.zeros(3), np.eye(3), ipd=0.0), one_eye()[1],
+                  head_views(), one_eye()[1],
                   hysteresis=hysteresis)
         lods = []
         for d in distances:
@@ -336,12 +337,12 @@ def test_pipeline_schedules_it_after_objects_and_eyes_with_moving_objects():
     rng = np.random.default_rng(7)
     scene = tagged(random_scene(rng, 500, extent=20.0))
     objects = ObjectsStage(scene, moving=200, amplitude=3.0, period=0.5)
-    eyes = EyesStage(position=(0, 1.6, 0), rotation=yaw_pitch(0.4))
+    camera = FixedEyes(FixedEyesSettings(position=(0, 1.6, 0), yaw_deg=math.degrees(0.4)))
     cls = resolve("scene_filter")
     assert cls is SceneFilterStage
     stage = cls(SceneFilterSettings(lod_hysteresis=0.2))
     bank = WeightBank()
-    pipeline = Pipeline([stage, eyes, objects])
+    pipeline = Pipeline([stage, camera, objects])
     assert [s.name for s in pipeline.stages][-1] == "scene_filter"
     pipeline.setup(bank, StageConfig(None))
     loop = FrameLoop(pipeline, bank, VirtualClock(90.0))
@@ -412,7 +413,7 @@ def test_blas_threads_are_limited_only_while_the_stage_runs(monkeypatch):
 
 
 def _setup_error(scene: SceneArrays, match: str) -> None:
-    pipeline = Pipeline([ObjectsStage(scene), EyesStage(), SceneFilterStage()])
+    pipeline = Pipeline([ObjectsStage(scene), FixedEyes(), SceneFilterStage()])
     with pytest.raises(StageSetupError, match=match):
         pipeline.setup(WeightBank(), StageConfig(None))
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from vrshare import WeightBank
-from vrshare.stages.tracking import learned, quat
+from vrshare.geometry import quat
+from vrshare.stages.tracking import learned
 from vrshare.stages.tracking.one_euro import OneEuroFilter, OneEuroParams
 from vrshare.stages.tracking.predict import METHODS
 

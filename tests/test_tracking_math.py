@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.transform import Rotation, Slerp
 
-from vrshare.stages.tracking import eyes, quat
+from vrshare.geometry import eyes, quat
 
 finite = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False)
 vec4 = arrays(np.float64, 4, elements=finite).filter(lambda q: np.linalg.norm(q) > 0.1)

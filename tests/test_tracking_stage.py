@@ -19,6 +19,7 @@ from vrshare import (
     resources,
 )
 from vrshare.app import open_run
+from vrshare.geometry import eyes, quat
 from vrshare.layout import (
     DEVICE_POSES,
     DEVICE_VALID,
@@ -30,7 +31,7 @@ from vrshare.layout import (
     TARGET_POSES,
 )
 from vrshare.pipeline import resolve
-from vrshare.stages.tracking import TrackingSettings, TrackingStage, eyes, quat
+from vrshare.stages.tracking import TrackingSettings, TrackingStage
 from vrshare.stages.tracking.stage import REST_POSES
 from vrshare.stages.tracking.synthetic import SyntheticMotion
 from vrshare.stages.tracking.trace import read_trace

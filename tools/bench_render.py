@@ -51,37 +51,20 @@ from typing import Any
 
 import numpy as np
 
-from vrshare import Stage, layout
-from vrshare.stages.tracking import eyes
+from vrshare.testing import FixedEyes, FixedEyesSettings
 
-HALF_FOV = math.radians(45.0)  # rad, symmetric per eye
-IPD = 0.063  # m
-NEAR, FAR = 0.05, 100.0  # m
+CAMERA = FixedEyesSettings()  # the head every renderer draws from
+HALF_FOV = math.radians(CAMERA.half_fov_deg)  # rad, symmetric per eye
+IPD = CAMERA.ipd  # m
+NEAR, FAR = CAMERA.near, CAMERA.far  # m
 TORUS = {"major_radius": 0.3, "minor_radius": 0.1, "major_sections": 36, "minor_sections": 28}
 
 
-class FixedCamera(Stage):
-    """Eye matrices of a head at the origin looking down -Z."""
-
-    name = "camera"
-    writes = (layout.EYE_VIEW, layout.EYE_PROJ)
-
-    def setup(self, bank, config):
-        self.view = bank.state(layout.EYE_VIEW, (2, 4, 4))
-        self.proj = bank.state(layout.EYE_PROJ, (2, 4, 4))
-        self.matrices = camera()
-
-    def process(self, frame, bank):
-        self.view[...], self.proj[...] = self.matrices
-
-
 def camera() -> tuple[np.ndarray, np.ndarray]:
-    """(2, 4, 4) view and projection matrices, float32."""
-    view = np.zeros((2, 4, 4), np.float32)
-    eyes.eye_views(np.array([0, 0, 0, 0, 0, 0, 1.0]), IPD, view)
-    proj = np.asarray(eyes.projection((-HALF_FOV, HALF_FOV, HALF_FOV, -HALF_FOV), NEAR, FAR),
-                      np.float32)
-    return view, np.stack([proj, proj])
+    """(2, 4, 4) view and projection matrices, float32: vrshare.testing.FixedEyes's
+    default head (at the origin looking down -Z, 45 degrees each way)."""
+    view, proj = FixedEyes().matrices()
+    return view.astype(np.float32), proj.astype(np.float32)
 
 
 def placements(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +89,7 @@ def run_file(folder: Path, n: int) -> Path:
     (folder / "torus.glb").write_bytes(torus().export(file_type="glb"))
     positions, angles = placements(n)
     lines = ['[pipeline]', 'frame_hz = 90.0', 'clock = "unthrottled"',
-             '[[stage]]', f'type = "{__name__}:FixedCamera"',
+             '[[stage]]', 'type = "vrshare.testing:FixedEyes"',
              '[[stage]]', 'type = "scene_motion"', '[[stage]]', 'type = "passthrough"',
              '[scene]', '[[scene.light]]', 'type = "directional"',
              'direction = [-0.3, -1.0, -0.5]',
@@ -161,7 +144,7 @@ def vrshare_frames(path: Path, size: int) -> Iterator[Callable[[bool], None]]:
     from vrshare import display
 
     run = display.open_display(path, target="headless", width=size, height=size)
-    target = run.closers[-2]
+    target = run.target
 
     def frame(readback: bool) -> None:
         with target.ctx:  # current on this thread (the cases take turns)
@@ -229,7 +212,7 @@ class Minimal:
         self.ibo = ctx.buffer(mesh.faces.astype(np.uint32).tobytes())
         positions, angles = placements(self.n)
         self.instances = np.zeros((self.n, 20), np.float32)
-        from vrshare.scene import euler_xyz
+        from vrshare.geometry.rotation import euler_xyz
 
         for i, (p, a) in enumerate(zip(positions, angles, strict=True)):
             m = np.eye(4)
@@ -308,7 +291,7 @@ def pyrender_frames(size: int, n: int) -> Iterator[Callable[[bool], None]]:
     import pyrender
 
     positions, angles = placements(n)
-    from vrshare.scene import euler_xyz
+    from vrshare.geometry.rotation import euler_xyz
 
     poses = np.zeros((n, 4, 4))
     for i, (p, a) in enumerate(zip(positions, angles, strict=True)):

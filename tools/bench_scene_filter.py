@@ -34,14 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from vrshare import Frame, StageConfig, WeightBank, backend, layout
+from vrshare.geometry import quat
 from vrshare.stages.scene_filter import SceneFilterSettings, SceneFilterStage
 from vrshare.stages.scene_filter.reference import reference_filter
-from vrshare.stages.scene_filter.synthetic import (
-    EyesStage,
-    ObjectsStage,
-    random_scene,
-    yaw_pitch,
-)
+from vrshare.stages.scene_filter.synthetic import ObjectsStage, random_scene
+from vrshare.testing import FixedEyes, FixedEyesSettings
 
 
 @dataclass
@@ -66,7 +63,7 @@ def run_size(n: int, frames: int, ref_frames: int, settings: SceneFilterSettings
     scene = random_scene(rng, n, extent=50.0)
     bank = WeightBank()
     objects = ObjectsStage(scene, moving=n // 10, amplitude=2.0, period=3.0)
-    eyes = EyesStage(position=(0.0, 1.6, 0.0))
+    eyes = FixedEyes(FixedEyesSettings(position=(0.0, 1.6, 0.0)))
     stage = SceneFilterStage(settings)
     for st in (objects, eyes, stage):
         st.setup(bank, StageConfig(settings))
@@ -78,7 +75,7 @@ def run_size(n: int, frames: int, ref_frames: int, settings: SceneFilterSettings
     ref_every = max(1, frames // max(ref_frames, 1)) if ref_frames else 0
     for k in range(frames + 2):  # two warm-up frames
         frame = Frame(k, k / 90, k / 90, 1 / 90)
-        eyes.rotation = yaw_pitch(math.radians(k))
+        eyes.orientation = quat.from_yaw_pitch(math.radians(k))
         objects.process(frame, bank)
         eyes.process(frame, bank)
         prev = to_np(stage.lod).copy() if ref_every and k >= 2 and (k - 2) % ref_every == 0 \

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vrshare.geometry import quat
 from vrshare.layout import DEVICES
-from vrshare.stages.tracking import quat
 from vrshare.stages.tracking.trace import Trace, write_trace
 
 IPD_TYPICAL = 0.063  # m, only for the sanity report

@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vrshare.stages.tracking import learned, quat
+from vrshare.geometry import quat
+from vrshare.stages.tracking import learned
 from vrshare.stages.tracking.one_euro import OneEuroFilter, OneEuroParams
 from vrshare.stages.tracking.predict import METHODS, Predictor
 from vrshare.stages.tracking.stage import TrackingSettings

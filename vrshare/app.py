@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,19 +46,29 @@ def make_stages(run_file: RunFile) -> tuple[list[Stage], dict[str, float]]:
 
 @dataclass
 class Run:
-    """Everything one run holds; close it (or use ``with``) to release stages."""
+    """Everything one run holds; close it (or use ``with``) to release it.
+
+    ``target`` and ``renderer`` are set for a run with a display path
+    (:func:`vrshare.display.open_display`) and None for the stages alone.
+    """
 
     file: RunFile
     bank: WeightBank
     pipeline: Pipeline
     loop: FrameLoop
-    scene: Any = None
-    closers: list[Any] = field(default_factory=list)  # objects with close(), closed last first
+    scene: Any = None  # the loaded vrshare.scene.Scene, or None
+    target: Any = None  # the vrshare.targets.Target drawn into
+    renderer: Any = None  # the vrshare.render.Renderer
 
     def close(self) -> None:
+        """Close the stages, then the renderer, then the target (whose GL context the
+        renderer's objects live in); closing twice does nothing."""
         self.loop.stats.faults.extend(self.pipeline.close())
-        while self.closers:
-            self.closers.pop().close()
+        for part in ("renderer", "target"):
+            obj = getattr(self, part)
+            setattr(self, part, None)
+            if obj is not None:
+                obj.close()
 
     def __enter__(self) -> Run:
         return self

@@ -25,13 +25,15 @@ from typing import Any
 
 import numpy as np
 
+from .errors import VrshareError
+
 log = logging.getLogger(__name__)
 
 ENV_VAR = "VRSHARE_BACKEND"
 NAMES = ("numpy", "cupy")
 
 
-class BackendError(RuntimeError):
+class BackendError(VrshareError, RuntimeError):
     """The requested array backend cannot be used."""
 
 

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import app, resources
-from .config import ConfigError
-from .pipeline import PipelineError
-from .targets import TargetError
+from .errors import VrshareError
 
 log = logging.getLogger("vrshare")
 
@@ -66,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .display import run_demo
+    from .demo import run_demo
 
     return run_demo(target=args.target, seconds=args.seconds, out_dir=args.out)
 
@@ -161,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         return args.func(args)
-    except (ConfigError, PipelineError, TargetError) as exc:
+    except VrshareError as exc:
         print(f"vrshare: {exc}", file=sys.stderr)
         return 2
 

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from .errors import VrshareError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(VrshareError, ValueError):
     """A settings file or table is malformed; the message names file and key."""
 
 

@@ -15,6 +15,10 @@ names its one writer. Conventions everywhere:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 # -- tracking (writer: the "tracking" stage) --------------------------------------
 HEAD_POSE = "head_pose"  # (7,) float32, head pose in stage space
 DEVICE_POSES = "device_poses"  # (3, 7) float32, rows: head, left controller, right controller
@@ -43,6 +47,21 @@ OBJECT_COLOR = "object_color"  # (N, 4) float32, linear RGBA multiplier
 OBJECT_IMPORTANCE = "object_importance"  # (N,) float32, >= 0
 MESH_LOD_DRAW = "mesh_lod_draw"  # (M, L) int32, draw slot of mesh m at LOD l, -1 past the last
 MESH_LOD_DISTANCE = "mesh_lod_distance"  # (M, L) float32, distance (m) from which LOD l is used
+
+
+def lod_tables(levels: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """MESH_LOD_DRAW and MESH_LOD_DISTANCE of meshes given each one's LOD start distances
+    (m): draw slots are numbered mesh by mesh, level by level (the renderer's order)."""
+    width = max((len(d) for d in levels), default=1)
+    draw = np.full((len(levels), width), -1, np.int32)
+    distance = np.full((len(levels), width), np.inf, np.float32)
+    slot = 0
+    for m, dists in enumerate(levels):
+        draw[m, : len(dists)] = np.arange(slot, slot + len(dists))
+        distance[m, : len(dists)] = dists
+        slot += len(dists)
+    return draw, distance
+
 
 # -- what the renderer draws (writer: "scene_filter", or "passthrough" without one) --
 INSTANCES = "instances"  # (capacity, 20) float32: model matrix as GL column-major mat4 (16)

@@ -31,11 +31,12 @@ from typing import Any, Literal
 import numpy as np
 
 from . import backend
+from .errors import VrshareError
 
 Kind = Literal["state", "param"]
 
 
-class BankError(ValueError):
+class BankError(VrshareError, ValueError):
     """A buffer was declared inconsistently or asked for before it was declared."""
 
 

@@ -6,10 +6,11 @@ import graphlib
 import itertools
 from collections.abc import Iterable, Sequence
 
+from ..errors import VrshareError
 from .stage import Stage
 
 
-class PipelineError(ValueError):
+class PipelineError(VrshareError, ValueError):
     """The stages cannot form a pipeline; the message names stages and buffers."""
 
 
@@ -17,9 +18,10 @@ def schedule(stages: Sequence[Stage], sources: Iterable[str] = ()) -> list[Stage
     """Order ``stages`` so that every writer runs before its readers.
 
     ``sources`` are buffers written outside any stage (by a target or the caller).
-    Stages with no dependency between them keep their given order. Raises
-    :class:`PipelineError` for duplicate stage names, two writers of one buffer, a
-    read that nothing writes, or a cycle.
+    A stage's ``optional_reads`` order it after their writers when they have one and
+    are no error when they have none. Stages with no dependency between them keep
+    their given order. Raises :class:`PipelineError` for duplicate stage names, two
+    writers of one buffer, a read that nothing writes, or a cycle.
     """
     sources = set(sources)
     names: dict[str, Stage] = {}
@@ -49,14 +51,14 @@ def schedule(stages: Sequence[Stage], sources: Iterable[str] = ()) -> list[Stage
     for st in stages:
         deps = []
         for buf in st.reads:
-            if buf in writer:
-                if writer[buf] is not st:
-                    deps.append(writer[buf].name)
-            elif buf not in sources:
+            if buf not in writer and buf not in sources:
                 raise PipelineError(
                     f"stage {st.name!r} reads buffer {buf!r}, which no stage writes and no "
                     "source provides"
                 )
+        for buf in (*st.reads, *st.optional_reads):
+            if buf in writer and writer[buf] is not st:
+                deps.append(writer[buf].name)
         graph.add(st.name, *deps)
 
     try:
@@ -66,7 +68,8 @@ def schedule(stages: Sequence[Stage], sources: Iterable[str] = ()) -> list[Stage
         links = []
         for a, b in itertools.pairwise(cycle):
             # each node is a predecessor of the next: a writes something b reads
-            buf = next(x for x in names[b].reads if x in names[a].writes)
+            buf = next(x for x in (*names[b].reads, *names[b].optional_reads)
+                       if x in names[a].writes)
             links.append(f"{a!r} writes {buf!r} read by {b!r}")
         raise PipelineError("stages form a cycle: " + "; ".join(links)) from None
 

@@ -69,6 +69,9 @@ class Stage:
     name: ClassVar[str] = ""
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
+    # read when something provides them (a display target's input): the stage runs after
+    # their writer, and ``setup`` sees whether they exist (``name in bank``)
+    optional_reads: tuple[str, ...] = ()
     Settings: ClassVar[type] = NoSettings
 
     def __init__(self, settings: Any = None, *, name: str | None = None) -> None:

@@ -14,18 +14,9 @@ from typing import Any
 import numpy as np
 
 from .. import backend, layout
+from ..geometry.rotation import cross_matrix
 from ..pipeline import Frame, Stage, StageConfig
 from ..weights import WeightBank
-
-
-def _cross_matrices(axes: np.ndarray) -> np.ndarray:
-    """(n, 3, 3) cross-product matrices K of unit axes (K v = axis x v)."""
-    k = np.zeros((len(axes), 3, 3))
-    x, y, z = axes.T
-    k[:, 0, 1], k[:, 0, 2] = -z, y
-    k[:, 1, 0], k[:, 1, 2] = z, -x
-    k[:, 2, 0], k[:, 2, 1] = -y, x
-    return k
 
 
 class _Rotations:
@@ -33,7 +24,7 @@ class _Rotations:
     angle a = rate * t + phase, evaluated in place into preallocated arrays."""
 
     def __init__(self, axes: np.ndarray, rate: np.ndarray, phase: np.ndarray, dev: Any) -> None:
-        k = _cross_matrices(axes)
+        k = cross_matrix(axes)
         self.k, self.k2 = dev(k), dev(k @ k)
         self.rate, self.phase = dev(rate), dev(phase)
         xp = backend.array_module(self.k)

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ..errors import VrshareError
+
 if TYPE_CHECKING:
     import moderngl
 
@@ -39,9 +41,12 @@ if TYPE_CHECKING:
     from ..weights import WeightBank
 
 TARGET_NAMES = ("openxr", "window", "headless")
+# OpenGL version every target's context must offer: the renderer's shaders are GLSL 4.30
+# (shaders/scene.vert binds its uniform block with layout(binding = ...))
+GL_REQUIRE = 430
 
 
-class TargetError(RuntimeError):
+class TargetError(VrshareError, RuntimeError):
     """A target cannot be opened or has failed (no display, no runtime, no GL)."""
 
 
@@ -88,7 +93,7 @@ class DisplaySettings:
     eyes: Literal["both", "left", "right"] = "both"  # window: side by side, or one eye
     capture: Literal["none", "numpy", "png", "video"] = "none"  # headless
     capture_every: int = 1  # headless: keep every Nth submitted frame
-    capture_dir: Path = Path("capture")  # headless: PNG/video folder (relative: to the cwd)
+    capture_dir: Path = Path("capture")  # headless: PNG/video folder (relative: to the run file)
     video_fps: float = 0.0  # headless video rate (Hz); 0: the frame rate / capture_every
 
     def __post_init__(self) -> None:

@@ -16,11 +16,18 @@ from typing import Any
 import numpy as np
 
 from ..pipeline import Frame
-from .base import Capabilities, DisplaySettings, EyeSurface, Target, TargetError, side_by_side
+from .base import (
+    GL_REQUIRE,
+    Capabilities,
+    DisplaySettings,
+    EyeSurface,
+    Target,
+    TargetError,
+    side_by_side,
+)
 
 log = logging.getLogger(__name__)
 
-GL_REQUIRE = 430  # storage buffers in the vertex shader
 VIDEO_NAME = "frames.mp4"  # in capture_dir
 
 

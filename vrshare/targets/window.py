@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from .. import backend, layout
+from ..geometry import quat
 from ..pipeline import Frame
-from .base import Capabilities, DisplaySettings, EyeSurface, Target, TargetError
+from .base import GL_REQUIRE, Capabilities, DisplaySettings, EyeSurface, Target, TargetError
 
-GL_REQUIRE = 430  # storage buffers in the vertex shader
 START_POSITION = (0.0, 1.6, 2.5)  # m: standing, eyes 1.6 m up, 2.5 m back from the origin
 WALK_SPEED = 1.4  # m/s
 FAST = 3.0  # speed factor with Shift held
@@ -61,10 +61,7 @@ class DesktopHead:
 
     def pose(self) -> np.ndarray:
         """[px, py, pz, qx, qy, qz, qw]: yaw, then pitch in the turned frame."""
-        sy, cy = math.sin(self.yaw / 2), math.cos(self.yaw / 2)
-        sp, cp = math.sin(self.pitch / 2), math.cos(self.pitch / 2)
-        q = np.array([cy * sp, sy * cp, -sy * sp, cy * cp])  # q_yaw * q_pitch
-        return np.concatenate([self.position, q])
+        return np.concatenate([self.position, quat.from_yaw_pitch(self.yaw, self.pitch)])
 
 
 def letterbox(width: int, height: int, columns: int, aspect: float) -> list[tuple[int, ...]]:

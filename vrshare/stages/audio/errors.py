@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from vrshare.errors import VrshareError
 
-class AudioError(ValueError):
+
+class AudioError(VrshareError, ValueError):
     """Audio input or output cannot be used; the message names the file, source or device."""

@@ -37,7 +37,7 @@ class Settings:
     # "auto": the audio device, else (logged) headless; "device": the device or an error;
     # "wav": headless into ``wav``; "none": headless, the audio_block buffer only
     output: Literal["auto", "device", "wav", "none"] = "auto"
-    wav: Path | None = None  # headless output file (relative to the working directory)
+    wav: Path | None = None  # headless output file (relative to the run file)
     device: int | str | None = None  # sounddevice output device (default: the system's)
     # PortAudio output latency: "low", "high" or seconds; raise it if underruns are counted
     device_latency: Literal["low", "high"] | float = "low"
@@ -117,9 +117,9 @@ class AudioStage(Stage):
         self.host_block = np.zeros((2, s.block), np.float32)  # the frame loop's host copy
         log.info("%s: %d sources, HRTF %s, %d Hz, %d-sample blocks", where, len(srcs),
                  hrirs.description, s.sample_rate, s.block)
-        self._open_output(bank, where)
+        self._open_output(bank, where, Path(config.base_dir))
 
-    def _open_output(self, bank: WeightBank, where: str) -> None:
+    def _open_output(self, bank: WeightBank, where: str, base_dir: Path) -> None:
         s = self.settings
         if s.output in ("auto", "device"):
             try:
@@ -131,7 +131,7 @@ class AudioStage(Stage):
                 log.warning("%s: %s; rendering headless%s", where, exc,
                             f" to {s.wav}" if s.wav else " (audio_block buffer only)")
         if s.wav is not None:
-            self.wav = WavWriter(Path(s.wav), s.sample_rate)
+            self.wav = WavWriter(base_dir / s.wav, s.sample_rate)
 
     def _start_live(self, bank: WeightBank) -> None:
         """Open the device, prepare rendering on its thread, start it; AudioError if none."""

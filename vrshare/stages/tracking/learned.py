@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from vrshare.backend import to_host
+from vrshare.geometry import quat
 
-from . import quat
 from .predict import Predictor
 
 TAU = 0.02  # s, scale of the h^2 features (keeps both halves of the weights near 1)

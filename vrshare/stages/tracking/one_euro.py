@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from . import quat
+from vrshare.geometry import quat
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import quat
+from vrshare.geometry import quat
 
 
 class History:

@@ -23,9 +23,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from vrshare.backend import to_device
+from vrshare.geometry import quat
 from vrshare.layout import TARGET_POSES
 
-from . import quat
 from .synthetic import SyntheticMotion
 from .trace import Trace
 

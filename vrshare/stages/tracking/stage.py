@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from vrshare.backend import active, to_device, to_host
+from vrshare.geometry import eyes
 from vrshare.layout import (
     DEVICE_POSES,
     DEVICE_VALID,
@@ -42,7 +43,7 @@ from vrshare.layout import (
 )
 from vrshare.pipeline import Frame, Stage, StageConfig
 
-from . import eyes, learned
+from . import learned
 from .gate import KINDS, InputGate
 from .one_euro import OneEuroFilter, OneEuroParams
 from .predict import METHODS, Predictor
@@ -106,6 +107,9 @@ class TrackingSettings:
     fov_left: Fov = SYMMETRIC_FOV  # rad: left, right, up, down
     fov_right: Fov = SYMMETRIC_FOV
     fov_from_target: bool = False  # openxr: per-eye fov from target_fov each frame
+    # follow the display target's poses when it senses them (the window's desktop head, a
+    # headset; per-eye fov too when it reports one); `source` drives headless runs
+    prefer_target: bool = False
 
 
 class TrackingStage(Stage):
@@ -136,6 +140,8 @@ class TrackingStage(Stage):
         OneEuroParams(s.rot_min_cutoff, s.rot_beta, s.rot_d_cutoff)
         if s.source in ("desktop", "openxr"):
             self.reads = (TARGET_POSES, TARGET_FOV) if s.fov_from_target else (TARGET_POSES,)
+        elif s.prefer_target:
+            self.optional_reads = (TARGET_POSES, TARGET_FOV)
         self.predictor: Predictor | None = None
 
     # -- life cycle --------------------------------------------------------------------
@@ -146,6 +152,13 @@ class TrackingStage(Stage):
         xp = active().xp
         self.xp = xp
         n = len(DEVICES)
+        self.follows_target = s.source in ("desktop", "openxr") or (
+            s.prefer_target and TARGET_POSES in bank)
+        self.fov_from_target = s.fov_from_target or (s.prefer_target and TARGET_FOV in bank)
+        if self.follows_target and s.source not in ("desktop", "openxr"):
+            log.info("tracking stage %r follows the display target's poses (instead of its "
+                     "%s source)%s", self.name, s.source,
+                     ", with its per-eye fields of view" if self.fov_from_target else "")
         self.source = self._make_source(s)
         self.raw = xp.zeros((n, ROW))
         self.gate = InputGate(xp, n, s.quat_tolerance, s.max_distance_m)
@@ -174,11 +187,11 @@ class TrackingStage(Stage):
         self._logged = np.zeros((len(KINDS), n), dtype=np.int64)
 
     def _make_source(self, s: TrackingSettings) -> PoseSource:
+        if self.follows_target:
+            return TargetSource()
         if s.source == "synthetic":
             return SyntheticSource(s.seed, s.sample_hz, s.noise_mm / 1e3, np.radians(s.noise_deg))
-        if s.source == "trace":
-            return TraceSource(read_trace(self.base_dir / s.trace), s.speed, s.loop)
-        return TargetSource()
+        return TraceSource(read_trace(self.base_dir / s.trace), s.speed, s.loop)
 
     def _make_predictor(self, s: TrackingSettings, bank: Any, xp: Any, n: int) -> Predictor:
         if s.predictor != "learned":
@@ -236,7 +249,7 @@ class TrackingStage(Stage):
         self.head_pose[...] = self.device_poses[0]
         self.device_valid[...] = self.ever & (frame.t_now - gate.t_good <= s.lost_after_ms / 1e3)
         eyes.eye_views(self.device_poses[0], s.ipd, self.eye_view)
-        if s.fov_from_target:
+        if self.fov_from_target:
             eyes.projection_batch(bank[TARGET_FOV], s.near, s.far, self.eye_proj)
         if frame.index % self.log_every == 0:
             self._log_rejections()

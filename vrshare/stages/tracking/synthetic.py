@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from . import quat
+from vrshare.geometry import quat
 
 EYE_HEIGHT = 1.6  # m
 WALK_RADIUS = 1.5  # m

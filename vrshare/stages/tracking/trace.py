@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vrshare.config import ConfigError
+from vrshare.geometry import quat
 from vrshare.layout import DEVICES
-
-from . import quat
 
 HEADER = ("t", "device", "px", "py", "pz", "qx", "qy", "qz", "qw")
 
 
-class TraceError(ValueError):
+class TraceError(ConfigError):
     """A trace file is malformed; the message names the file and line."""
 
 

@@ -1,4 +1,5 @@
-"""Per-eye view and projection matrices from the head pose, the IPD and the field of view.
+"""Per-eye view and projection matrices from the head pose, the IPD and the field of
+view, and the way back to OpenXR's eye poses and field-of-view angles.
 
 The eyes sit on the head's +X axis at -ipd/2 (left) and +ipd/2 (right), looking down
 the head's -Z axis (OpenXR's view space). Projections map to OpenGL clip space
@@ -12,9 +13,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from vrshare.backend import array_module
+import numpy as np
 
+from ..backend import array_module
 from . import quat
+
+DEFAULT_IPD = 0.063  # m: interpupillary distance drawn when a run file gives none
 
 
 def projection(fov: Sequence[float], near: float, far: float) -> list[list[float]]:
@@ -61,13 +65,16 @@ def projection_batch(fov: Any, near: float, far: float, out: Any) -> Any:
     return out
 
 
-def eye_views(head_pose: Any, ipd: float, out: Any) -> Any:
-    """World-to-eye matrices ``[2, 4, 4]`` (left, right) of a head pose ``[7]``, into ``out``.
+def eye_views(head_pose: Any, ipd: float, out: Any = None) -> Any:
+    """World-to-eye matrices ``[2, 4, 4]`` (left, right) of a head pose ``[7]``, into ``out``
+    (a new float64 array when None).
 
     The inverse of the eye's pose ``head @ translate(+-ipd/2, 0, 0)``, written out:
     rotation ``R^T`` and translation ``-R^T p -+ (ipd/2, 0, 0)``, worked in float64.
     """
-    xp = array_module(head_pose, out)
+    xp = array_module(head_pose) if out is None else array_module(head_pose, out)
+    if out is None:
+        out = xp.zeros((2, 4, 4))
     pose = head_pose.astype(xp.float64)
     rt = quat.to_matrix(pose[3:7]).T
     out[:, :3, :3] = rt
@@ -77,3 +84,17 @@ def eye_views(head_pose: Any, ipd: float, out: Any) -> Any:
     out[:, 3, :3] = 0.0
     out[:, 3, 3] = 1.0
     return out
+
+
+def eye_pose_from_view(view: np.ndarray) -> np.ndarray:
+    """The eye pose [px, py, pz, qx, qy, qz, qw] of a world->eye matrix (4x4, row-major):
+    what an OpenXR projection layer wants to know each eye was drawn from (host)."""
+    r = view[:3, :3].T  # eye -> world rotation
+    return np.concatenate([-r @ view[:3, 3], quat.from_matrix(r)])
+
+
+def fov_from_projection(proj: np.ndarray) -> np.ndarray:
+    """Field-of-view angles [left, right, up, down] (rad) of an OpenGL off-axis projection
+    (the inverse of :func:`projection`, host)."""
+    return np.arctan([(proj[0, 2] - 1) / proj[0, 0], (proj[0, 2] + 1) / proj[0, 0],
+                      (proj[1, 2] + 1) / proj[1, 1], (proj[1, 2] - 1) / proj[1, 1]])

@@ -10,6 +10,7 @@ from its inputs, so the same code runs on the CPU and the GPU.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -166,3 +167,34 @@ def rigid_inverse(m: Any) -> Any:
     out[..., :3, 3] = -(rt @ m[..., :3, 3:4])[..., 0]
     out[..., 3, 3] = 1.0
     return out
+
+
+# -- host helpers: one rotation from a few numbers (NumPy, float64) ----------------------
+
+
+def from_matrix(m: np.ndarray) -> np.ndarray:
+    """Unit quaternion [x, y, z, w] of a 3x3 rotation matrix (Shepperd's method: the
+    square root is taken of the largest of the trace and the diagonal, so it never
+    divides by a small number)."""
+    t = np.trace(m)
+    if t > 0:
+        s = 2.0 * math.sqrt(t + 1.0)
+        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4]
+    else:
+        i = int(np.argmax(np.diag(m)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * math.sqrt(1.0 + m[i, i] - m[j, j] - m[k, k])
+        q = [0.0, 0.0, 0.0, (m[k, j] - m[j, k]) / s]
+        q[i] = s / 4
+        q[j] = (m[j, i] + m[i, j]) / s
+        q[k] = (m[k, i] + m[i, k]) / s
+    q = np.asarray(q)
+    return q / np.linalg.norm(q)
+
+
+def from_yaw_pitch(yaw: float, pitch: float = 0.0) -> np.ndarray:
+    """Unit quaternion [x, y, z, w] of a head turned by ``yaw`` about +Y (positive turns
+    left), then pitched by ``pitch`` about its own +X (positive looks up); radians."""
+    sy, cy = math.sin(yaw / 2), math.cos(yaw / 2)
+    sp, cp = math.sin(pitch / 2), math.cos(pitch / 2)
+    return np.array([cy * sp, sy * cp, -sy * sp, cy * cp])  # q_yaw * q_pitch

@@ -1,0 +1,86 @@
+"""Coarser levels of detail of a model by quadric edge-collapse decimation
+(fast-simplification); without it a model keeps one level, with a logged warning."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .model import Geometry
+
+log = logging.getLogger(__name__)
+
+MODEL_LOD_FRACTIONS = (0.5, 0.2)  # glTF LODs 1, 2 keep about this share of LOD 0's triangles
+# models with fewer triangles keep one level: decimating them saves little, and
+# collapsing a few large faces destroys the shape (a box has 12)
+MODEL_LOD_MIN_TRIANGLES = 256
+
+
+def model_lods(geom: Geometry, wanted: int, path: Path) -> list[Geometry]:
+    """``geom`` and up to ``wanted - 1`` decimated copies (each at least 20 % smaller
+    than the one before); just ``geom``, logged, without fast-simplification."""
+    try:
+        import fast_simplification
+    except ImportError:
+        log.warning("%s: one level of detail (%d triangles): decimating glTF models needs "
+                    "fast-simplification: pip install 'vrshare[scene]'", path, geom.triangles)
+        return [geom]
+    lods = [geom]
+    for fraction in MODEL_LOD_FRACTIONS[: wanted - 1]:
+        coarse = decimated(fast_simplification, geom, fraction)
+        if coarse.triangles > 0.8 * lods[-1].triangles or coarse.triangles == 0:
+            break
+        lods.append(coarse)
+    return lods
+
+
+def decimated(fast_simplification: Any, geom: Geometry, fraction: float) -> Geometry:
+    """Quadric edge-collapse decimation to about ``fraction`` of the triangles.
+
+    Vertices are welded by position first, so seams (a corner with two texture
+    coordinates or normals) do not become holes. Edge collapses only merge vertices
+    into survivors and move the survivors, so every remaining triangle is an original
+    one whose corners now stand on survivors (the collapse replay maps each original
+    vertex to its survivor's new position). A corner takes the attributes (normal,
+    texture coordinates, colour, layer) of the survivor's vertex nearest to its own,
+    which keeps seams apart and lets corners on one survivor share a vertex.
+    """
+    v = geom.vertices
+    faces = geom.indices.reshape(-1, 3)
+    points, weld = np.unique(v[:, :3].astype(np.float64), axis=0, return_inverse=True)
+    weld = weld.reshape(-1)
+    welded = weld[faces]
+    _, _, collapses = fast_simplification.simplify(
+        points, welded, target_reduction=1.0 - fraction, return_collapses=True)
+    moved, _, to_new = fast_simplification.replay_simplification(points, welded, collapses)
+    corners = to_new[welded]
+    keep = ((corners[:, 0] != corners[:, 1]) & (corners[:, 1] != corners[:, 2])
+            & (corners[:, 2] != corners[:, 0]))
+    original = faces[keep].reshape(-1)  # vertex of each remaining corner
+
+    survivor = np.full(len(moved), -1, np.int64)  # new vertex -> its welded survivor
+    alive = np.ones(len(points), bool)
+    alive[np.asarray(collapses, np.int64).reshape(-1, 2)[:, 1]] = False
+    survivor[to_new[alive]] = np.flatnonzero(alive)
+    # the vertices at each welded position, padded: (positions, most per position)
+    by_weld = np.argsort(weld, kind="stable")
+    count = np.bincount(weld, minlength=len(points))
+    start = np.cumsum(count) - count
+    table = np.full((len(points), count.max()), -1, np.int64)
+    rank = np.arange(len(weld)) - start[weld[by_weld]]
+    table[weld[by_weld], rank] = by_weld
+    candidates = table[survivor[to_new[weld[original]]]]  # (corners, most per position)
+    attributes = v[:, 3:].astype(np.float64)
+    distance = np.where(candidates >= 0, 0.0, np.inf)
+    for k in range(candidates.shape[1]):
+        valid = candidates[:, k] >= 0
+        diff = attributes[candidates[valid, k]] - attributes[original[valid]]
+        distance[valid, k] = np.einsum("ij,ij->i", diff, diff)
+    chosen = candidates[np.arange(len(original)), np.argmin(distance, axis=1)]
+    used, new_indices = np.unique(chosen, return_inverse=True)
+    vertices = v[used].copy()
+    vertices[:, :3] = moved[to_new[weld[used]]]
+    return Geometry(vertices, new_indices.reshape(-1).astype(np.uint32), geom.textures)
