@@ -206,10 +206,13 @@ def test_chrome_trace_has_one_track_per_stage():
     assert all(bs["ts"] >= as_["ts"] + as_["dur"] for as_, bs in zip(a_spans, b_spans, strict=True))
 
 
-def test_extra_tracks_can_be_filled_in_later():
+def test_extra_tracks_can_be_filled_in_later_by_frame_index():
     stats = FrameStats(["s"], 0.01)
-    row = stats.record(0, 0.0, 0.0, 0.001, [0.0], [0.001])
+    for index in (4, 5, 7):  # a skipped frame index leaves no row
+        stats.record(index, 0.0, 0.0, 0.001, [0.0], [0.001])
     gpu = stats.add_track("gpu:left", budget_s=0.002)
-    stats.set(row, gpu, 0.003)
+    assert stats.set_later(5, gpu, 0.003)
+    assert not stats.set_later(6, gpu, 0.5) and not stats.set_later(8, gpu, 0.5)
     assert {s.name: s.over_budget for s in stats.summary()}["gpu:left"] == 1
-    assert math.isclose(stats.as_dict()["per_frame"]["gpu:left"][0], 3.0)
+    per_frame = stats.as_dict()["per_frame"]["gpu:left"]
+    assert per_frame[0] is None and per_frame[2] is None and math.isclose(per_frame[1], 3.0)

@@ -12,10 +12,12 @@ from typing import Any
 
 from . import app, resources
 from .errors import VrshareError
+from .pipeline.clock import CLOCK_NAMES
+from .targets.base import TARGET_NAMES
 
 log = logging.getLogger("vrshare")
 
-TARGETS = ("auto", "openxr", "window", "headless", "none")
+TARGETS = ("auto", *TARGET_NAMES, "none")  # "none": the stages alone, nothing drawn
 
 
 def _open(path: Path, target: str, clock: str | None, **display: Any) -> app.Run:
@@ -124,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a pipeline/scene file")
     run.add_argument("file", type=Path)
     run.add_argument("--target", choices=TARGETS, default="auto")
-    run.add_argument("--clock", choices=("vsync", "virtual", "unthrottled"), default=None,
+    run.add_argument("--clock", choices=CLOCK_NAMES, default=None,
                      help="override the file's [pipeline] clock")
     run.add_argument("--frames", type=int, default=None)
     run.add_argument("--seconds", type=float, default=None)

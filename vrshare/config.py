@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from .errors import VrshareError
+from .pipeline.clock import CLOCK_NAMES
+from .pipeline.stage import DEFAULT_FRAME_HZ
 
 T = TypeVar("T")
 
@@ -149,10 +151,15 @@ def build(cls: type[T], table: dict[str, Any], where: str) -> T:
 class PipelineSettings:
     """The ``[pipeline]`` table: how frames are clocked."""
 
-    frame_hz: float = 90.0  # display refresh rate, Hz
-    clock: Literal["vsync", "virtual", "unthrottled"] = "vsync"
+    frame_hz: float = DEFAULT_FRAME_HZ  # display refresh rate, Hz
+    clock: str = "vsync"  # one of CLOCK_NAMES (vrshare.pipeline.clock)
     # buffers written outside any stage (by a target), e.g. "desktop_input"
     sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.clock not in CLOCK_NAMES:
+            raise ValueError(f"'clock': expected {' or '.join(map(repr, CLOCK_NAMES))}, "
+                             f"got {self.clock!r}")
 
 
 @dataclass

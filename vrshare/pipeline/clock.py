@@ -20,7 +20,7 @@ import math
 import time
 from typing import Protocol
 
-from .stage import Frame
+from .stage import DEFAULT_FRAME_HZ, Frame
 
 LATENCY_FRAMES = 2.0  # vsync intervals from frame start to photons
 
@@ -31,48 +31,45 @@ class Clock(Protocol):
     def wait_frame(self) -> Frame: ...
 
 
-class VirtualClock:
+class _Ticking:
+    """What every built-in clock holds: its rate, period and latency (s), and the
+    index of the next frame."""
+
+    def __init__(self, frame_hz: float = DEFAULT_FRAME_HZ,
+                 latency_frames: float = LATENCY_FRAMES) -> None:
+        self.frame_hz = frame_hz
+        self.period = 1.0 / frame_hz
+        self.latency = latency_frames * self.period
+        self.index = 0
+        self.t0 = time.perf_counter()  # the real-time clocks' origin
+
+    def _frame(self, t: float) -> Frame:
+        """Frame number ``index`` starting at ``t`` (s); advances the index."""
+        frame = Frame(self.index, t, t + self.latency, self.period)
+        self.index += 1
+        return frame
+
+
+class VirtualClock(_Ticking):
     """Frame k starts at k / frame_hz on a virtual timeline; never sleeps."""
 
-    def __init__(self, frame_hz: float = 90.0, latency_frames: float = LATENCY_FRAMES) -> None:
-        self.frame_hz = frame_hz
-        self.period = 1.0 / frame_hz
-        self.latency = latency_frames * self.period
-        self.index = 0
-
     def wait_frame(self) -> Frame:
-        t = self.index * self.period
-        frame = Frame(self.index, t, t + self.latency, self.period)
-        self.index += 1
-        return frame
+        return self._frame(self.index * self.period)
 
 
-class UnthrottledClock:
+class UnthrottledClock(_Ticking):
     """Real time with no waiting: frames as fast as the pipeline goes."""
 
-    def __init__(self, frame_hz: float = 90.0, latency_frames: float = LATENCY_FRAMES) -> None:
-        self.frame_hz = frame_hz
-        self.period = 1.0 / frame_hz
-        self.latency = latency_frames * self.period
-        self.index = 0
-        self.t0 = time.perf_counter()
-
     def wait_frame(self) -> Frame:
-        t = time.perf_counter() - self.t0
-        frame = Frame(self.index, t, t + self.latency, self.period)
-        self.index += 1
-        return frame
+        return self._frame(time.perf_counter() - self.t0)
 
 
-class VsyncClock:
+class VsyncClock(_Ticking):
     """Real time paced by simulated vsync at ``frame_hz``."""
 
-    def __init__(self, frame_hz: float = 90.0, latency_frames: float = LATENCY_FRAMES) -> None:
-        self.frame_hz = frame_hz
-        self.period = 1.0 / frame_hz
-        self.latency = latency_frames * self.period
-        self.index = 0
-        self.t0 = time.perf_counter()
+    def __init__(self, frame_hz: float = DEFAULT_FRAME_HZ,
+                 latency_frames: float = LATENCY_FRAMES) -> None:
+        super().__init__(frame_hz, latency_frames)
         self.vsync = -1  # index of the last vsync a frame started on
         self.skipped = 0  # vsyncs missed because a frame overran
 
@@ -86,15 +83,16 @@ class VsyncClock:
         if delay > 0:
             time.sleep(delay)
         self.vsync = k
-        frame = Frame(self.index, t, t + self.latency, self.period)
-        self.index += 1
-        return frame
+        return self._frame(t)
+
+
+CLOCKS = {"vsync": VsyncClock, "virtual": VirtualClock, "unthrottled": UnthrottledClock}
+CLOCK_NAMES = tuple(CLOCKS)
 
 
 def make_clock(kind: str, frame_hz: float) -> Clock:
     """The clock named in a ``[pipeline]`` table."""
-    clocks = {"vsync": VsyncClock, "virtual": VirtualClock, "unthrottled": UnthrottledClock}
     try:
-        return clocks[kind](frame_hz)
+        return CLOCKS[kind](frame_hz)
     except KeyError:
-        raise ValueError(f"unknown clock {kind!r}: expected one of {', '.join(clocks)}") from None
+        raise ValueError(f"unknown clock {kind!r}: expected one of {', '.join(CLOCKS)}") from None

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from ..weights import WeightBank
 
+DEFAULT_FRAME_HZ = 90.0  # display refresh rate (Hz) when a run file names none
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
@@ -35,7 +37,7 @@ class StageConfig:
     """What ``Stage.setup`` gets besides the bank: its settings and the run's context."""
 
     settings: Any  # an instance of the stage's ``Settings`` dataclass
-    frame_hz: float = 90.0  # display refresh rate (Hz)
+    frame_hz: float = DEFAULT_FRAME_HZ  # display refresh rate (Hz)
     base_dir: Path = Path(".")  # folder relative asset paths resolve against
     scene: Any = None  # the loaded vrshare.scene.Scene, when the run file has one
     extras: dict[str, Any] = field(default_factory=dict)

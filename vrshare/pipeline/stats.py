@@ -16,6 +16,17 @@ import numpy as np
 PERCENTILES = (50.0, 95.0, 99.0, 99.9)
 
 
+def percentiles_ms(times_s) -> tuple[float, float, float, float, float]:
+    """Median, p95, p99, p99.9 and max (ms) of durations in seconds; NaNs are left out
+    and an empty input gives NaNs."""
+    times = np.asarray(times_s, dtype=float).ravel()
+    times = times[~np.isnan(times)]
+    if times.size == 0:
+        return (float("nan"),) * 5
+    q = np.percentile(times, PERCENTILES) * 1e3
+    return (*map(float, q), float(times.max() * 1e3))
+
+
 @dataclass(frozen=True)
 class StageFault:
     """A stage that raised: it was disabled from ``frame`` on."""
@@ -114,9 +125,16 @@ class FrameStats:
         self.count = n + 1
         return n
 
-    def set(self, row: int, track: int, seconds: float) -> None:
-        """Fill in a measurement that arrives later (a GPU timer query of frame ``row``)."""
+    def set_later(self, index: int, track: int, seconds: float) -> bool:
+        """Fill in a measurement of frame ``index`` that arrives after the frame was
+        recorded (a GPU timer query read a few frames late). Returns False, storing
+        nothing, when no such frame was recorded (the run ended first). Frame indices
+        increase from row to row, so the row is found by bisection."""
+        row = int(np.searchsorted(self.index[: self.count], index))
+        if row == self.count or self.index[row] != index:
+            return False
         self.dur[row, track] = seconds
+        return True
 
     # -- summaries ---------------------------------------------------------------
 
@@ -132,10 +150,9 @@ class FrameStats:
         times = times[~np.isnan(times)]
         if times.size == 0:
             return TrackSummary(name, 0, *([float("nan")] * 6), 0)
-        q = np.percentile(times, PERCENTILES) * 1e3
         over = int(np.count_nonzero(times > budget)) if budget is not None else 0
-        return TrackSummary(name, int(times.size), *map(float, q),
-                            float(times.max() * 1e3), float(times.mean() * 1e3), over)
+        return TrackSummary(name, int(times.size), *percentiles_ms(times),
+                            float(times.mean() * 1e3), over)
 
     def summary(self) -> list[TrackSummary]:
         """Whole-frame summary first, then one per track."""

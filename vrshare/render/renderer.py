@@ -239,7 +239,7 @@ class Renderer:
         ctx.cull_face = "back"
         timer = self.timer if self.stats is not None else None
         if timer is not None:
-            timer.begin_frame(self.stats.count)  # the row the loop will record this frame in
+            timer.begin_frame(frame.index)
         draws = [(mesh, int(first), int(count))
                  for mesh, (first, count) in zip(self.meshes, self.ranges_host, strict=True)
                  if count > 0]

@@ -12,7 +12,7 @@ LATENCY = 3  # frames between issuing a query and reading it
 class PassTimer:
     """One ``GL_TIME_ELAPSED`` query per pass and frame, in a ring of ``LATENCY`` frames.
 
-    Call :meth:`begin_frame` with the stats row the frame will get, wrap each pass in
+    Call :meth:`begin_frame` with the frame's index, wrap each pass in
     ``with timer.measure(i):``, and :meth:`flush` at the end of the run. (ModernGL
     frees query objects with their context; it has no per-query release.)
     """
@@ -20,7 +20,7 @@ class PassTimer:
     def __init__(self, ctx: Any, names: Sequence[str]) -> None:
         self.names = tuple(names)
         self.queries = [[ctx.query(time=True) for _ in self.names] for _ in range(LATENCY)]
-        self.rows: list[int | None] = [None] * LATENCY  # stats row timed by each ring slot
+        self.frames: list[int | None] = [None] * LATENCY  # frame index timed by each ring slot
         self.used = [[False] * len(self.names) for _ in range(LATENCY)]
         self.slot = 0
         self.stats: Any = None
@@ -31,22 +31,22 @@ class PassTimer:
         self.stats = stats
         self.tracks = [stats.add_track(f"gpu {name}") for name in self.names]
 
-    def begin_frame(self, row: int) -> None:
+    def begin_frame(self, index: int) -> None:
         self.slot = (self.slot + 1) % LATENCY
         self._collect(self.slot)
-        self.rows[self.slot] = row
+        self.frames[self.slot] = index
 
     def measure(self, index: int) -> Any:
         self.used[self.slot][index] = True
         return self.queries[self.slot][index]
 
     def _collect(self, slot: int) -> None:
-        row = self.rows[slot]
-        if row is not None and self.stats is not None:
+        index = self.frames[slot]
+        if index is not None and self.stats is not None:
             for i, query in enumerate(self.queries[slot]):
                 if self.used[slot][i]:
-                    self.stats.set(row, self.tracks[i], query.elapsed * 1e-9)
-        self.rows[slot] = None
+                    self.stats.set_later(index, self.tracks[i], query.elapsed * 1e-9)
+        self.frames[slot] = None
         self.used[slot] = [False] * len(self.names)
 
     def flush(self) -> None:

@@ -86,7 +86,7 @@ class DisplaySettings:
     folder); the command line overrides ``target``.
     """
 
-    target: Literal["auto", "openxr", "window", "headless"] = "auto"
+    target: str = "auto"  # "auto" or one of TARGET_NAMES
     width: int = 512  # per eye (px)
     height: int = 512  # per eye (px)
     vsync: bool = True  # window: swap on the monitor's refresh
@@ -97,6 +97,9 @@ class DisplaySettings:
     video_fps: float = 0.0  # headless video rate (Hz); 0: the frame rate / capture_every
 
     def __post_init__(self) -> None:
+        if self.target != "auto" and self.target not in TARGET_NAMES:
+            raise ValueError(f"'target': expected {' or '.join(map(repr, ('auto', *TARGET_NAMES)))}"
+                             f", got {self.target!r}")
         if self.width < 1 or self.height < 1:
             raise ValueError(f"width and height must be >= 1 px, got {self.width}x{self.height}")
         if self.capture_every < 1:

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..pipeline import Frame
+from ..errors import require
+from ..pipeline import DEFAULT_FRAME_HZ, Frame
 from .base import (
     GL_REQUIRE,
     Capabilities,
@@ -57,7 +58,7 @@ class HeadlessTarget(Target):
                                 own_clock=False)
 
     def __init__(self, settings: DisplaySettings | None = None, *, ctx: Any = None,
-                 frame_hz: float = 90.0) -> None:
+                 frame_hz: float = DEFAULT_FRAME_HZ) -> None:
         self.settings = settings = settings or DisplaySettings(target="headless")
         self._owns_ctx = ctx is None
         self.ctx = standalone_context() if ctx is None else ctx
@@ -78,11 +79,7 @@ class HeadlessTarget(Target):
             self._writer = self._open_video(frame_hz)
 
     def _open_video(self, frame_hz: float) -> Any:
-        try:
-            import imageio.v2 as imageio
-        except ImportError as exc:
-            raise TargetError(f"video capture needs imageio and imageio-ffmpeg: {exc} "
-                              "(pip install 'vrshare[media]')") from exc
+        imageio = require("imageio.v2", "media", "video capture")
         fps = self.settings.video_fps or frame_hz / self.settings.capture_every
         self.video_path = self.settings.capture_dir / VIDEO_NAME
         try:
@@ -115,8 +112,7 @@ class HeadlessTarget(Target):
         if s.capture == "numpy":
             self.frames.append((frame.index, image.copy()))
         elif s.capture == "png":
-            from PIL import Image
-
+            Image = require("PIL.Image", "media", "PNG capture")  # noqa: N806
             Image.fromarray(image).save(s.capture_dir / f"frame_{frame.index:06d}.png")
         else:
             self._writer.append_data(image[..., :3])

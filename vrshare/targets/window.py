@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import backend, layout
 from ..geometry import quat
-from ..pipeline import Frame
+from ..pipeline import DEFAULT_FRAME_HZ, Frame
 from .base import GL_REQUIRE, Capabilities, DisplaySettings, EyeSurface, Target, TargetError
 
 START_POSITION = (0.0, 1.6, 2.5)  # m: standing, eyes 1.6 m up, 2.5 m back from the origin
@@ -90,7 +90,8 @@ class WindowTarget(Target):
                                 own_clock=False)
     sources = (layout.TARGET_POSES,)
 
-    def __init__(self, settings: DisplaySettings | None = None, *, frame_hz: float = 90.0) -> None:
+    def __init__(self, settings: DisplaySettings | None = None, *,
+                 frame_hz: float = DEFAULT_FRAME_HZ) -> None:
         self.settings = settings = settings or DisplaySettings(target="window")
         glfw = self.glfw = _glfw()
         if not glfw.init():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vrshare.errors import VrshareError
+from ...errors import VrshareError
 
 
 class AudioError(VrshareError, ValueError):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import resources
+from ...errors import require
 from . import grid
 from .errors import AudioError
 from .rates import check_rate, resample
@@ -96,8 +97,7 @@ def spherical_head(rate: int, taps: int, head_radius_m: float = HEAD_RADIUS_M,
 
 def read_sofa(path: Path, rate: int, taps: int) -> HrirSet:
     """A SimpleFreeFieldHRIR SOFA file, resampled to ``rate`` Hz and cut to ``taps``."""
-    import sofar
-
+    sofar = require("sofar", "audio", f"reading the SOFA file {path}")
     if not Path(path).is_file():
         raise AudioError(f"HRTF file {path} not found")
     try:
@@ -201,7 +201,8 @@ def on_grid(hrirs: HrirSet) -> np.ndarray:
 
 
 def _hull_weights(dirs: np.ndarray, targets: np.ndarray):
-    from scipy.spatial import ConvexHull, QhullError
+    spatial = require("scipy.spatial", "audio", "interpolating HRTF directions")
+    ConvexHull, QhullError = spatial.ConvexHull, spatial.QhullError  # noqa: N806
 
     if len(dirs) < 4:
         return None, None

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import require
 from .errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,7 @@ class WavWriter:
     """Appends stereo blocks to a 32-bit float WAV file (no clipping, bit-exact)."""
 
     def __init__(self, path: Path, rate: int) -> None:
-        import soundfile
-
+        soundfile = require("soundfile", "audio", f"writing {path}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file = soundfile.SoundFile(str(path), "w", samplerate=rate, channels=2,

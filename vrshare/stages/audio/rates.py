@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ...errors import require
 from .errors import AudioError
 
 MAX_RATIO_TERM = 1024  # largest up/down factor of a conversion (44.1 -> 48 kHz is 160/147)
@@ -43,6 +44,5 @@ def resample(x: np.ndarray, from_rate: float, to_rate: int, what: str,
     if from_rate == to_rate:
         return np.asarray(x, np.float32)
     up, down = ratio(from_rate, to_rate, what)
-    from scipy.signal import resample_poly
-
+    resample_poly = require("scipy.signal", "audio", f"{what}: resampling").resample_poly
     return resample_poly(np.asarray(x, np.float64), up, down, axis=axis).astype(np.float32)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ...errors import require
 from .errors import AudioError
 from .rates import resample
 
@@ -164,8 +165,7 @@ def generate(kind: str, frequency_hz: float, rate: int, seed: int = 0) -> np.nda
         rng = np.random.default_rng(seed)
         return np.clip(rng.standard_normal(n) * NOISE_RMS, -1, 1).astype(np.float32)
     if kind == "chirp":
-        from scipy.signal import chirp
-
+        chirp = require("scipy.signal", "audio", "a chirp signal").chirp
         t = np.arange(n) / rate
         f0 = frequency_hz
         f1 = max(min(frequency_hz * CHIRP_SPAN, 0.45 * rate), f0)
@@ -183,8 +183,7 @@ def read_sound(path: Path, rate: int, what: str) -> np.ndarray:
 
     Channels are averaged; an empty file becomes one silent sample (logged).
     """
-    import soundfile
-
+    soundfile = require("soundfile", "audio", f"{what}: reading {path}")
     if not path.is_file():
         raise AudioError(f"{what}: sound file {path} not found")
     try:

@@ -42,22 +42,10 @@ from ... import layout
 from ...backend import array_module, to_host
 from ...pipeline import Frame, Stage, StageConfig
 from ...weights import WeightBank
+from .tables import PLANE_ROWS, check_lod_tables, transpose_matrix
 
 _TINY = 1e-30  # floor of a plane normal's length: an infinite far plane has none
 _MIN_SCORE_DISTANCE = 1e-6  # m, floor of the budget score's distance
-
-# Row combinations of ``proj @ view`` giving the planes left, right, bottom, top, near,
-# far (GL clip space: -w <= x, y, z <= w).
-_PLANE_ROWS = np.array([[1, 0, 0, 1], [-1, 0, 0, 1], [0, 1, 0, 1], [0, -1, 0, 1],
-                        [0, 0, 1, 1], [0, 0, -1, 1]], np.float32)
-
-
-def _transpose_matrix() -> np.ndarray:
-    """16 x 16 permutation ``P`` with ``(M.ravel() @ P) == M.T.ravel()`` for a 4 x 4 ``M``."""
-    p = np.zeros((16, 16), np.float32)
-    for k in range(16):  # output k = 4 * column + row reads input 4 * row + column
-        p[4 * (k % 4) + k // 4, k] = 1.0
-    return p
 
 
 @dataclass
@@ -117,10 +105,26 @@ class SceneFilterStage(Stage):
         return array
 
     def setup(self, bank: WeightBank, config: StageConfig) -> None:
+        mesh, lod_draw, distance = self._bind(bank)
+        xp = self._xp = array_module(self._model)
+        self._blas = None
+        if xp is np and self.settings.blas_threads:
+            from threadpoolctl import ThreadpoolController
+
+            self._blas = ThreadpoolController().select(user_api="blas")
+        self._lod_constants(xp, mesh, lod_draw, distance)
+        n = self._n
+        self.instances = bank.state(layout.INSTANCES, (n, layout.INSTANCE_FLOATS), "float32")
+        self.draw_ranges = bank.state(layout.DRAW_RANGES, (self._slots, 2), "int32")
+        self._allocate(xp, n)
+
+    def _bind(self, bank: WeightBank) -> tuple[Any, Any, Any]:
+        """Check and keep the input buffers; returns the mesh ids and the LOD tables."""
         model = bank[layout.OBJECT_MODEL] if layout.OBJECT_MODEL in bank else None
         n = int(model.shape[0]) if model is not None and model.ndim == 3 else 0
         lod_draw = bank[layout.MESH_LOD_DRAW] if layout.MESH_LOD_DRAW in bank else None
         m, levels = tuple(lod_draw.shape) if lod_draw is not None and lod_draw.ndim == 2 else (0, 1)
+        self._n, self._levels = n, levels
         self._model = self._input(bank, layout.OBJECT_MODEL, (n, 4, 4), "float32")
         self._bounds = self._input(bank, layout.OBJECT_BOUNDS, (n, 4), "float32")
         self._color = self._input(bank, layout.OBJECT_COLOR, (n, 4), "float32")
@@ -128,45 +132,36 @@ class SceneFilterStage(Stage):
         self._view = self._input(bank, layout.EYE_VIEW, (2, 4, 4), "float32")
         self._proj = self._input(bank, layout.EYE_PROJ, (2, 4, 4), "float32")
         mesh = self._input(bank, layout.OBJECT_MESH, (n,), "int32")
-        self._input(bank, layout.MESH_LOD_DRAW, (m, levels), "int32")
+        lod_draw = self._input(bank, layout.MESH_LOD_DRAW, (m, levels), "int32")
         distance = self._input(bank, layout.MESH_LOD_DISTANCE, (m, levels), "float32")
-        xp = array_module(self._model)
-        self._xp = xp
-        self._blas = None
-        if xp is np and self.settings.blas_threads:
-            from threadpoolctl import ThreadpoolController
+        return mesh, lod_draw, distance
 
-            self._blas = ThreadpoolController().select(user_api="blas")
-
-        # Per-mesh constants, from host copies of the parameter tables (setup only).
+    def _lod_constants(self, xp: Any, mesh: Any, lod_draw: Any, distance: Any) -> None:
+        """Per-mesh constants, from host copies of the parameter tables (setup only)."""
         draw_h, dist_h, mesh_h = (to_host(a, label=f"{self.name} setup")
                                   for a in (lod_draw, distance, mesh))
-        counts = self._check_tables(draw_h, dist_h, mesh_h)
-        slots = int(draw_h.max()) + 1 if draw_h.size else 0
-        self._slots, self._levels, self._n = slots, levels, n
-        h = self.settings.lod_hysteresis
+        counts = check_lod_tables(draw_h, dist_h, mesh_h)
+        self._slots = int(draw_h.max()) + 1 if draw_h.size else 0
+        levels, h = self._levels, self.settings.lod_hysteresis
         switch = dist_h[:, 1:].astype(np.float64).T  # (L-1, M), m
         switch[np.arange(1, levels)[:, None] >= counts[None, :]] = np.inf  # past the last LOD
         self._up2 = xp.asarray(np.square(switch * (1 + h)), np.float32)  # squared, m^2
         self._down2 = xp.asarray(np.square(switch * (1 - h)), np.float32)
-        # The sort key slot * N + index (see _compact) is int32 where it fits.
-        key = np.int32 if slots * n < 2**31 else np.int64
         self._table = xp.asarray(draw_h.ravel().astype(np.intp))  # mesh * L + lod -> slot
         self._mesh = xp.asarray(mesh_h.astype(np.intp))
 
-        # Outputs.
-        self.instances = bank.state(layout.INSTANCES, (n, layout.INSTANCE_FLOATS), "float32")
-        self.draw_ranges = bank.state(layout.DRAW_RANGES, (slots, 2), "int32")
-
-        # Scratch, sized once (per-object arrays hold N entries; per-frame work uses
-        # their first ``count``). Index arrays are intp, so NumPy's take and scatter use
-        # them as they are.
+    def _allocate(self, xp: Any, n: int) -> None:
+        """Scratch, sized once (per-object arrays hold N entries; per-frame work uses
+        their first ``count``). Index arrays are intp, so NumPy's take and scatter use
+        them as they are."""
         f32, i32, ip = np.float32, np.int32, np.intp
+        # the sort key slot * N + index (see _compact) is int32 where it fits
+        key = np.int32 if self._slots * n < 2**31 else np.int64
         self._a = xp.zeros((12, 4), f32)  # planes [nx, ny, nz, 1] (times [cx, cy, cz, r])
         self._a[:, 3] = 1.0
         self._offset = xp.zeros((12, 1), f32)  # plane offsets (m)
         self._viewer = xp.zeros(3, f32)  # midpoint between the eyes (m)
-        self._rows = xp.asarray(_PLANE_ROWS)
+        self._rows = xp.asarray(PLANE_ROWS)
         self._pv = xp.zeros((2, 4, 4), f32)
         self._planes = xp.zeros((2, 6, 4), f32)
         self._sq = xp.zeros((2, 6, 3), f32)
@@ -192,7 +187,7 @@ class SceneFilterStage(Stage):
         self._key = xp.zeros(n, key)
         self._gathered = xp.zeros((n, 16), f32)
         self._colors = xp.zeros(n, np.complex128)  # RGBA as one 16-byte element
-        self._transpose = xp.asarray(_transpose_matrix())
+        self._transpose = xp.asarray(transpose_matrix())
         if 0 < self.settings.instance_budget < n:
             self._score = xp.zeros(n, f32)
             self._sorted = xp.zeros(n, f32)
@@ -201,29 +196,6 @@ class SceneFilterStage(Stage):
             self._rank = xp.zeros(n, ip)
             self._above = xp.zeros((), ip)
             self._survivors = xp.zeros(n + 1, ip)
-
-    @staticmethod
-    def _check_tables(draw: np.ndarray, distance: np.ndarray, mesh: np.ndarray) -> np.ndarray:
-        """Validate the LOD tables and mesh ids; return each mesh's number of LODs."""
-        where = f"{layout.MESH_LOD_DRAW!r}/{layout.MESH_LOD_DISTANCE!r}"
-        valid = draw >= 0
-        counts = valid.sum(axis=1)
-        for m in range(draw.shape[0]):
-            k = int(counts[m])
-            if k == 0 or not valid[m, :k].all():
-                raise ValueError(f"{where}: mesh {m} must have LOD 0 and contiguous levels "
-                                 f"(-1 only past the last), got draw slots {draw[m].tolist()}")
-            if np.any(draw[m] < -1):
-                raise ValueError(f"{where}: mesh {m} has a draw slot below -1: {draw[m].tolist()}")
-            d = distance[m, :k]
-            if not (np.all(np.isfinite(d[1:])) and np.all(d[1:] >= 0) and np.all(np.diff(d) >= 0)):
-                raise ValueError(f"{where}: mesh {m} switch distances must be finite, >= 0 and "
-                                 f"non-decreasing, got {d.tolist()}")
-        if mesh.size and (mesh.min() < 0 or mesh.max() >= draw.shape[0]):
-            bad = int(np.flatnonzero((mesh < 0) | (mesh >= draw.shape[0]))[0])
-            raise ValueError(f"{layout.OBJECT_MESH!r}: object {bad} has mesh {int(mesh[bad])}, "
-                             f"expected 0..{draw.shape[0] - 1}")
-        return counts
 
     # -- per frame --------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from vrshare.layout import (
     TARGET_FOV,
     TARGET_POSES,
 )
-from vrshare.pipeline import Frame, Stage, StageConfig
+from vrshare.pipeline import DEFAULT_FRAME_HZ, Frame, Stage, StageConfig
 
 from . import learned
 from .gate import KINDS, InputGate
@@ -70,7 +70,7 @@ class TrackingSettings:
     source: Literal["synthetic", "trace", "desktop", "openxr"] = "synthetic"
     # synthetic: seed of the scripted motion, sensor rate (Hz), sensor noise (std)
     seed: int = 0
-    sample_hz: float = 90.0
+    sample_hz: float = DEFAULT_FRAME_HZ
     noise_mm: float = 0.0
     noise_deg: float = 0.0
     # trace: CSV file (relative to the pipeline file), replay speed, loop at the end
