@@ -212,7 +212,7 @@ SLOW_CASES = ("library missing", "not a runtime", "instance fails")
                                   else c for c in BROKEN])
 def test_broken_runtime_probe_and_auto_fallback(manifest, tmp_path, case):
     """probe() says why, and auto picks headless (no display here) instead of OpenXR."""
-    code = (PROBE + "\nfrom vrshare.display import choose_target\n"
+    code = (PROBE + "\nfrom vrshare.targets.choice import choose_target\n"
             "print('CHOSEN', choose_target('auto')[0])")
     done = kit.run_code(code, broken_env(manifest, tmp_path, case))
     lines = done.stdout.strip().splitlines()
@@ -259,8 +259,8 @@ def test_stage_space_falls_back_to_local(manifest, tmp_path):
 def test_drawn_eye_matrices_round_trip_to_layer_pose_and_fov():
     """The layer's pose and fov are read back from eye_view/eye_proj: exact inverses of
     how the tracking stage builds them."""
-    from vrshare.stages.tracking import eyes
-    from vrshare.targets.openxr import eye_pose_from_view, fov_from_projection
+    from vrshare.geometry import eyes
+    from vrshare.geometry.eyes import eye_pose_from_view, fov_from_projection
 
     rng = np.random.default_rng(3)
     for _ in range(20):

@@ -94,7 +94,7 @@ import json
 import moderngl
 import xr
 from vrshare.targets.openxr import OpenXRError, XrSession, call
-from vrshare.targets.openxr_gl import EGLBinding
+from vrshare.targets.openxr.gl import EGLBinding
 
 ctx = moderngl.create_standalone_context(backend="egl", require=430)
 results = {}

@@ -26,6 +26,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import OpenXRError
+
 # EGL / GLX enums (Khronos registry values)
 EGL_CONFIG_ID = 0x3028
 EGL_NONE = 0x3038
@@ -36,8 +38,8 @@ GLX_SCREEN = 0x800C
 GLX_VISUAL_ID = 0x800B
 
 
-class GLBindingError(RuntimeError):
-    """The GL context cannot be described to an OpenXR runtime."""
+class GLBindingError(OpenXRError):
+    """The GL context cannot be described to an OpenXR runtime (``result`` is None)."""
 
 
 def _library(name: str, what: str) -> ctypes.CDLL:
