@@ -24,11 +24,9 @@ naive loop's overlap-add tail carries the new filter only).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 # One BLAS thread, as the audio callback gets; set before NumPy loads its BLAS.
@@ -36,6 +34,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+from benchkit import Column, Samples, Table, summary_ms, write_json  # noqa: E402
 
 from vrshare import backend  # noqa: E402
 from vrshare.stages.audio import SourceSettings, convolve, grid, hrtf, sources  # noqa: E402
@@ -119,23 +118,16 @@ def timed(step, blocks: int, first: int = 0):
 
     Returns per-block wall seconds, the thread's total CPU seconds and the outputs.
     """
-    times = np.zeros(blocks)
-    outs = []
-    perf = time.perf_counter
-    cpu0 = time.thread_time()
-    for i in range(blocks):
-        t0 = perf()
-        outs.append(step(first + i))
-        times[i] = perf() - t0
-    return times, time.thread_time() - cpu0, np.concatenate(outs, axis=1)
+    samples = Samples()
+    outs = [samples.call(step, first + i) for i in range(blocks)]
+    return np.array(samples.wall), float(np.sum(samples.cpu)), np.concatenate(outs, axis=1)
 
 
 def summary(times: np.ndarray, cpu_s: float, block_s: float) -> dict:
-    ms = times * 1e3
     audio_s = len(times) * block_s
+    ms = summary_ms(times)
     return {"rtf": float(times.sum() / audio_s), "rtf_cpu": float(cpu_s / audio_s),
-            "block_ms": {"median": float(np.median(ms)), "p99": float(np.percentile(ms, 99)),
-                         "max": float(ms.max())},
+            "block_ms": {k: ms[k] for k in ("median", "p99", "max")},
             "deadline_misses": int(np.count_nonzero(times > block_s)), "blocks": len(times)}
 
 
@@ -195,32 +187,29 @@ def main(argv=None) -> int:
           f" {args.taps}-tap HRIRs ({hrirs.description}), backend {b.name} ({b.device}), "
           f"head turning {TURN_DEG_S:g} deg/s")
     rows = []
-    header = (f"{'sources':>7} | {'stage RTF wall/cpu':>18} | {'naive RTF wall/cpu':>18} | "
-              f"{'speedup wall/cpu':>16} | {'stage block ms med/p99/max':>26} | "
-              f"{'naive block ms med/p99/max':>26} | {'misses s/n':>10} | {'rel diff':>8}")
-    print(header)
-    print("-" * len(header))
-    for count in args.sources:
-        r = bench(count, args, table)
-        rows.append(r)
-        s, n = r["stage"], r["naive"]
-        fmt = "{median:.3f}/{p99:.3f}/{max:.3f}".format
-        rtf = f"{s['rtf']:.4f}/{s['rtf_cpu']:.4f}"
-        naive_rtf = f"{n['rtf']:.3f}/{n['rtf_cpu']:.3f}"
-        speedup = f"{r['speedup']:.1f}x/{r['speedup_cpu']:.1f}x"
-        print(f"{count:>7} | {rtf:>18} | {naive_rtf:>18} | {speedup:>16} | "
-              f"{fmt(**s['block_ms']):>26} | {fmt(**n['block_ms']):>26} | "
-              f"{s['deadline_misses']:>4}/{n['deadline_misses']:<5} | "
-              f"{r['max_rel_diff_stage_vs_naive']:>8.1e}", flush=True)
+    columns = [Column("sources", 7), Column("stage RTF wall/cpu", 18),
+               Column("naive RTF wall/cpu", 18), Column("speedup wall/cpu", 16),
+               Column("stage block ms med/p99/max", 26), Column("naive block ms med/p99/max", 26),
+               Column("misses s/n", 10), Column("rel diff", 8)]
+    fmt = "{median:.3f}/{p99:.3f}/{max:.3f}".format
+    with Table(columns) as out:
+        for count in args.sources:
+            r = bench(count, args, table)
+            rows.append(r)
+            s, n = r["stage"], r["naive"]
+            out.add_row(count, f"{s['rtf']:.4f}/{s['rtf_cpu']:.4f}",
+                        f"{n['rtf']:.3f}/{n['rtf_cpu']:.3f}",
+                        f"{r['speedup']:.1f}x/{r['speedup_cpu']:.1f}x",
+                        fmt(**s["block_ms"]), fmt(**n["block_ms"]),
+                        f"{s['deadline_misses']}/{n['deadline_misses']}",
+                        f"{r['max_rel_diff_stage_vs_naive']:.1e}")
     if args.json:
-        result = {"rate": args.rate, "block": args.block, "taps": args.taps,
-                  "hrtf": hrirs.description, "backend": b.name, "device": b.device,
-                  "deadline_ms": block_ms, "turn_deg_s": TURN_DEG_S,
-                  "machine": platform.platform(), "python": platform.python_version(),
-                  "results": rows}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, {
+            "rate": args.rate, "block": args.block, "taps": args.taps,
+            "hrtf": hrirs.description, "backend": b.name, "device": b.device,
+            "deadline_ms": block_ms, "turn_deg_s": TURN_DEG_S,
+            "machine": platform.platform(), "python": platform.python_version(),
+            "results": rows})
     return 0
 
 

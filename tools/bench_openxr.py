@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
+
+from benchkit import Column, Table, Timer, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BOX = ROOT / "tests" / "data" / "openxr_box.toml"
@@ -46,9 +46,9 @@ def one_run(scene: Path, target: str, frames: int, size: int) -> dict[str, float
     opts = {"clock": "unthrottled"} if target == "headless" else {}
     with open_display(run_file, target=target, width=size, height=size, **opts) as run:
         run.loop.run(10)  # warm up: shader compile, first uploads
-        t0 = time.perf_counter()
-        stats = run.loop.run(frames)
-        wall = (time.perf_counter() - t0) / frames
+        with Timer() as timer:
+            stats = run.loop.run(frames)
+        wall = timer.wall_s / frames
     rows = {r.name: r for r in stats.summary()}
     return {"wall_ms": wall * 1e3, "render_ms": rows["render"].median_ms,
             "submit_ms": rows["submit"].median_ms}
@@ -80,21 +80,21 @@ def main(argv: list[str] | None = None) -> int:
 
     table = {t: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
              for t, runs in results.items()}
-    print(f"{args.scene.name}, 2 x {args.size}^2 px, {args.frames} frames x {args.rounds} "
-          "rounds (medians of rounds)")
-    print(f"{'target':<10} {'wall ms/frame':>14} {'render ms':>10} {'submit ms':>10}")
-    for target, row in table.items():
-        print(f"{target:<10} {row['wall_ms']:>14.3f} {row['render_ms']:>10.3f} "
-              f"{row['submit_ms']:>10.3f}")
+    title = (f"{args.scene.name}, 2 x {args.size}^2 px, {args.frames} frames x {args.rounds} "
+             "rounds (medians of rounds)")
+    columns = [Column("target", 10, "<"), Column("wall ms/frame", 14), Column("render ms", 10),
+               Column("submit ms", 10)]
+    with Table(columns, title=title) as out:
+        for target, row in table.items():
+            out.add_row(target, f"{row['wall_ms']:.3f}", f"{row['render_ms']:.3f}",
+                        f"{row['submit_ms']:.3f}")
     ratio = table["openxr"]["wall_ms"] / table["headless"]["wall_ms"]
     extra = table["openxr"]["wall_ms"] - table["headless"]["wall_ms"]
     print(f"openxr / headless wall time: {ratio:.2f}x ({extra:+.3f} ms per frame)")
     if args.json:
-        args.json.write_text(json.dumps({"scene": str(args.scene), "size": args.size,
-                                         "frames": args.frames, "rounds": args.rounds,
-                                         "runs": results, "median": table,
-                                         "ratio_wall": ratio}, indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, {"scene": str(args.scene), "size": args.size,
+                               "frames": args.frames, "rounds": args.rounds, "runs": results,
+                               "median": table, "ratio_wall": ratio})
     return 0
 
 

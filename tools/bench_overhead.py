@@ -12,11 +12,10 @@ overhead per stage per frame (aim: <= 2 us).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
 
 import numpy as np
+from benchkit import Column, Table, Timer, write_json
 
 from vrshare import FrameLoop, Pipeline, Stage, StageConfig, UnthrottledClock, WeightBank
 
@@ -45,24 +44,22 @@ def framework(n_stages: int, frames: int) -> float:
     pipe = Pipeline([make_stage(i) for i in range(n_stages)])
     pipe.setup(bank, StageConfig(None))
     loop = FrameLoop(pipe, bank, UnthrottledClock(90))
-    t0 = time.perf_counter()
-    stats = loop.run(frames)
-    elapsed = time.perf_counter() - t0
+    with Timer() as t:
+        stats = loop.run(frames)
     assert stats.frames == frames and bank["buf0"][0] == frames
-    return elapsed
+    return t.wall_s
 
 
 def bare(n_stages: int, frames: int) -> float:
     """Seconds for the same work as a plain loop of function calls."""
     bufs = [np.zeros(4, np.float32) for _ in range(n_stages)]
     fns = [touch] * n_stages
-    t0 = time.perf_counter()
-    for _ in range(frames):
-        for fn, buf in zip(fns, bufs, strict=True):
-            fn(buf)
-    elapsed = time.perf_counter() - t0
+    with Timer() as t:
+        for _ in range(frames):
+            for fn, buf in zip(fns, bufs, strict=True):
+                fn(buf)
     assert bufs[0][0] == frames
-    return elapsed
+    return t.wall_s
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -87,15 +84,14 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio": fw_us / bare_us, "overhead_us_per_stage_per_frame": per_stage,
         "aim_us_per_stage": 2.0,
     }
-    print(f"{'loop':<28}{'us/frame':>10}")
-    print(f"{'vrshare Pipeline+FrameLoop':<28}{fw_us:>10.2f}")
-    print(f"{'bare Python loop':<28}{bare_us:>10.2f}")
+    with Table([Column("loop", 26, "<"), Column("us/frame", 10)]) as table:
+        table.add_row("vrshare Pipeline+FrameLoop", f"{fw_us:.2f}")
+        table.add_row("bare Python loop", f"{bare_us:.2f}")
     print(f"ratio {fw_us / bare_us:.2f}x; overhead {per_stage:.2f} us per stage per frame "
           f"(aim <= 2.00) with {args.stages} stages, {args.frames} frames, median of "
           f"{args.rounds} rounds")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(args.json, result)
     return result
 
 

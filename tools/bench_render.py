@@ -36,13 +36,11 @@ Prints frames/s per configuration and the ratios a/b, a/b' and a/c.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -50,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchkit import Column, Table, Timer, write_json
 
 from vrshare.testing import FixedEyes, FixedEyesSettings
 
@@ -126,13 +125,14 @@ def timed(frame, seconds: float, max_frames: int = 500, warmup: int = WARMUP) ->
     one frame)."""
     for _ in range(warmup):
         frame()
-    count, t0 = 0, time.perf_counter()
-    while count < max_frames:
-        frame()
-        count += 1
-        if time.perf_counter() - t0 >= seconds:
-            break
-    return count / (time.perf_counter() - t0)
+    count = 0
+    with Timer() as t:
+        while count < max_frames:
+            frame()
+            count += 1
+            if t.elapsed() >= seconds:
+                break
+    return count / t.wall_s
 
 
 # -- (a) vrshare ------------------------------------------------------------------------------
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.release()
     print(f"GL: {gl}")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Table(COLUMNS, title="frames/s") as table:
         for n in args.instances:
             path = run_file(Path(tmp), n)
             for size in args.sizes:
@@ -361,33 +361,22 @@ def main(argv: list[str] | None = None) -> int:
                                  "vrshare_fps": a, "minimal_fps": b, "minimal_linear_fps": b_lin,
                                  "pyrender_fps": c, "a_over_b": a / b,
                                  "a_over_b_linear": a / b_lin, "a_over_c": a / c if c else None})
-                    print_row(rows[-1], header=len(rows) == 1)
+                    table.add_row(*row_cells(rows[-1]))
     if args.json:
-        args.json.write_text(json.dumps({"gl": gl, "rows": rows,
-                                         "pyrender": missing or "measured"}, indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, {"gl": gl, "rows": rows, "pyrender": missing or "measured"})
     return 0
 
 
-def print_row(r: dict, header: bool) -> None:
-    if header:
-        heads = ("(a) vrshare", "(b) minimal", "(b') linear", "(c) pyrender", "a/b", "a/b'",
-                 "a/c")
-        print(f"{'instances':>9} {'per eye':>9} {'readback':>8} "
-              + " ".join(f"{h:>{w}}" for h, w in zip(heads, WIDTHS, strict=True))
-              + "   (frames/s)")
-
-    def fmt(v: float | None, width: int, digits: int = 2) -> str:
-        return f"{'-':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
-
-    values = ("vrshare_fps", "minimal_fps", "minimal_linear_fps", "pyrender_fps", "a_over_b",
-              "a_over_b_linear", "a_over_c")
-    readback = "yes" if r["readback"] else "no"
-    print(f"{r['instances']:>9} {r['size']:>4}x{r['size']:<4} {readback:>8} "
-          + " ".join(fmt(r[k], w) for k, w in zip(values, WIDTHS, strict=True)), flush=True)
+COLUMNS = [Column("instances", 9), Column("per eye", 9), Column("readback", 8),
+           Column("(a) vrshare", 12), Column("(b) minimal", 12), Column("(b') linear", 12),
+           Column("(c) pyrender", 13), Column("a/b", 6), Column("a/b'", 6), Column("a/c", 6)]
+VALUES = ("vrshare_fps", "minimal_fps", "minimal_linear_fps", "pyrender_fps", "a_over_b",
+          "a_over_b_linear", "a_over_c")  # the columns after the configuration
 
 
-WIDTHS = (12, 12, 12, 13, 6, 6, 6)  # columns after the configuration
+def row_cells(r: dict) -> list[str | None]:
+    return [str(r["instances"]), f"{r['size']}x{r['size']}", "yes" if r["readback"] else "no",
+            *(None if r[k] is None else f"{r[k]:.2f}" for k in VALUES)]
 
 
 if __name__ == "__main__":

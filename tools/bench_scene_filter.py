@@ -23,15 +23,13 @@ audio stage is left out of all four runs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import statistics
 import tempfile
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from benchkit import Column, Table, Timer, summary_ms, write_json
 
 from vrshare import Frame, StageConfig, WeightBank, backend, layout
 from vrshare.geometry import quat
@@ -53,10 +51,6 @@ class Row:
     ratio: float  # reference median / stage median
 
 
-def _p95(values: list[float]) -> float:
-    return float(np.percentile(values, 95))
-
-
 def run_size(n: int, frames: int, ref_frames: int, settings: SceneFilterSettings,
              seed: int) -> Row:
     rng = np.random.default_rng(seed)
@@ -71,7 +65,7 @@ def run_size(n: int, frames: int, ref_frames: int, settings: SceneFilterSettings
     sync = (lambda: backend.active().xp.cuda.Device().synchronize()) if backend.active().is_gpu \
         else (lambda: None)
 
-    stage_ms, ref_ms, drawn = [], [], []
+    stage_s, ref_s, drawn = [], [], []  # seconds per frame
     ref_every = max(1, frames // max(ref_frames, 1)) if ref_frames else 0
     for k in range(frames + 2):  # two warm-up frames
         frame = Frame(k, k / 90, k / 90, 1 / 90)
@@ -81,29 +75,28 @@ def run_size(n: int, frames: int, ref_frames: int, settings: SceneFilterSettings
         prev = to_np(stage.lod).copy() if ref_every and k >= 2 and (k - 2) % ref_every == 0 \
             else None
         sync()
-        t0 = time.perf_counter()
-        stage.process(frame, bank)
-        sync()
-        t1 = time.perf_counter()
+        with Timer() as t:
+            stage.process(frame, bank)
+            sync()
         if k < 2:
             continue
-        stage_ms.append((t1 - t0) * 1e3)
+        stage_s.append(t.wall_s)
         drawn.append(stage.drawn)
-        if prev is not None and len(ref_ms) < ref_frames:
+        if prev is not None and len(ref_s) < ref_frames:
             host = {name: to_np(bank[name]) for name in SceneFilterStage.reads}
-            t0 = time.perf_counter()
-            ref = reference_filter(
-                host[layout.OBJECT_MODEL], host[layout.OBJECT_BOUNDS], host[layout.OBJECT_MESH],
-                host[layout.OBJECT_COLOR], host[layout.OBJECT_IMPORTANCE],
-                host[layout.MESH_LOD_DRAW], host[layout.MESH_LOD_DISTANCE],
-                host[layout.EYE_VIEW], host[layout.EYE_PROJ], prev,
-                hysteresis=settings.lod_hysteresis, budget=settings.instance_budget)
-            ref_ms.append((time.perf_counter() - t0) * 1e3)
+            with Timer() as t:
+                ref = reference_filter(
+                    host[layout.OBJECT_MODEL], host[layout.OBJECT_BOUNDS],
+                    host[layout.OBJECT_MESH], host[layout.OBJECT_COLOR],
+                    host[layout.OBJECT_IMPORTANCE], host[layout.MESH_LOD_DRAW],
+                    host[layout.MESH_LOD_DISTANCE], host[layout.EYE_VIEW],
+                    host[layout.EYE_PROJ], prev,
+                    hysteresis=settings.lod_hysteresis, budget=settings.instance_budget)
+            ref_s.append(t.wall_s)
             _agree(ref, stage, bank, to_np)
-    stage_median = statistics.median(stage_ms)
-    ref_median = statistics.median(ref_ms) if ref_ms else float("nan")
-    return Row(n, float(np.mean(drawn)), len(stage_ms), stage_median, _p95(stage_ms),
-               len(ref_ms), ref_median, ref_median / stage_median)
+    st, rf = summary_ms(stage_s), summary_ms(ref_s)  # the reference's: NaN when it never ran
+    return Row(n, float(np.mean(drawn)), len(stage_s), st["median"], st["p95"],
+               len(ref_s), rf["median"], rf["median"] / st["median"])
 
 
 def _agree(ref, stage: SceneFilterStage, bank: WeightBank, to_np) -> None:
@@ -129,7 +122,10 @@ def demo_runs(demo: Path, frames: int) -> list[dict]:
     from vrshare.display import open_display
 
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
+    columns = [Column("view", 5), Column("stage", 13), Column("drawn", 11),
+               Column("frame ms", 9), Column("p95", 8), Column("stage ms", 9),
+               Column("render ms", 10)]
+    with tempfile.TemporaryDirectory() as tmp, Table(columns) as table:
         trace = Path(tmp) / "away.csv"
         trace.write_text("t,device,px,py,pz,qx,qy,qz,qw\n"
                          f"0.0,head,{AWAY_POSE}\n1000.0,head,{AWAY_POSE}\n")
@@ -161,9 +157,9 @@ def demo_runs(demo: Path, frames: int) -> list[dict]:
                     "render_ms_median": summary["render"].median_ms,
                 })
                 r = results[-1]
-                print(f"{view:>5} {chooser:>13} {r['drawn_last_frame']:>5}/{objects:<5} "
-                      f"{r['frame_ms_median']:>9.2f} {r['frame_ms_p95']:>8.2f} "
-                      f"{r['stage_ms_median']:>9.3f} {r['render_ms_median']:>10.2f}", flush=True)
+                table.add_row(view, chooser, f"{r['drawn_last_frame']}/{objects}",
+                              f"{r['frame_ms_median']:.2f}", f"{r['frame_ms_p95']:.2f}",
+                              f"{r['stage_ms_median']:.3f}", f"{r['render_ms_median']:.2f}")
     return results
 
 
@@ -184,28 +180,27 @@ def main(argv: list[str] | None = None) -> int:
     settings = SceneFilterSettings(args.hysteresis, args.budget)
     b = backend.active()
     print(f"backend: {b.name} ({b.device}); budget {args.budget}, hysteresis {args.hysteresis}")
-    header = (f"{'objects':>9} {'drawn':>8} {'stage ms':>9} {'p95':>7} {'frames':>6} "
-              f"{'reference ms':>13} {'frames':>6} {'ratio':>7}")
-    print(header)
+    columns = [Column("objects", 9), Column("drawn", 8), Column("stage ms", 9),
+               Column("p95", 7), Column("frames", 6), Column("reference ms", 13),
+               Column("frames", 6), Column("ratio", 7)]
     rows = []
-    for i, n in enumerate(args.sizes):
-        ref_frames = args.ref_frames[min(i, len(args.ref_frames) - 1)]
-        row = run_size(n, args.frames, ref_frames, settings, args.seed)
-        rows.append(row)
-        print(f"{row.objects:>9} {row.drawn:>8.0f} {row.stage_ms_median:>9.3f} "
-              f"{row.stage_ms_p95:>7.3f} {row.stage_frames:>6} {row.reference_ms_median:>13.1f} "
-              f"{row.reference_frames:>6} {row.ratio:>7.0f}", flush=True)
+    with Table(columns) as table:
+        for i, n in enumerate(args.sizes):
+            ref_frames = args.ref_frames[min(i, len(args.ref_frames) - 1)]
+            row = run_size(n, args.frames, ref_frames, settings, args.seed)
+            rows.append(row)
+            table.add_row(row.objects, f"{row.drawn:.0f}", f"{row.stage_ms_median:.3f}",
+                          f"{row.stage_ms_p95:.3f}", row.stage_frames,
+                          f"{row.reference_ms_median:.1f}", row.reference_frames,
+                          f"{row.ratio:.0f}")
     demo = []
     if args.demo is not None:
         print(f"\n{args.demo} with the renderer, headless, unthrottled, {args.demo_frames} frames")
-        print(f"{'view':>5} {'stage':>13} {'drawn':>11} {'frame ms':>9} {'p95':>8} "
-              f"{'stage ms':>9} {'render ms':>10}")
         demo = demo_runs(args.demo, args.demo_frames)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"backend": b.name, "device": b.device, "budget": args.budget,
-                       "hysteresis": args.hysteresis, "rows": [asdict(r) for r in rows],
-                       "demo": demo}, f, indent=2)
+        write_json(args.json, {"backend": b.name, "device": b.device, "budget": args.budget,
+                               "hysteresis": args.hysteresis, "rows": [asdict(r) for r in rows],
+                               "demo": demo}, indent=2)
     return 0
 
 

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+from benchkit import Column, Samples, Table, write_json
 
 import vrshare.stages.tracking as current
 from vrshare import Frame, StageConfig, WeightBank
@@ -97,20 +96,16 @@ class Runner:
         self.stage = package.TrackingStage(settings)
         self.bank = WeightBank()
         self.stage.setup(self.bank, StageConfig(settings, frame_hz=FRAME_HZ, base_dir=TRACES))
-        self.wall: list[float] = []
-        self.cpu: list[float] = []
+        self.samples = Samples()
 
     def frame(self, frame: Frame) -> None:
-        cpu, wall = time.thread_time(), time.perf_counter()
-        self.stage.process(frame, self.bank)
-        self.wall.append(time.perf_counter() - wall)
-        self.cpu.append(time.thread_time() - cpu)
+        self.samples.call(self.stage.process, frame, self.bank)
 
     def timing(self, warmup: int) -> Timing:
         self.stage.close()
-        ms = np.array(self.wall[warmup:]) * 1e3
-        return Timing(float(np.median(ms)), float(np.percentile(ms, 95)), float(ms.mean()),
-                      float(np.median(self.cpu[warmup:])) * 1e3)
+        wall = self.samples.wall_ms(skip=warmup)
+        return Timing(wall["median"], wall["p95"], wall["mean"],
+                      self.samples.cpu_ms(skip=warmup)["median"])
 
 
 def run_config(name: str, frames: int, warmup: int, baseline: ModuleType | None) -> Row:
@@ -145,22 +140,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     baseline = load_baseline(args.baseline) if args.baseline else None
     rows = [run_config(name, args.frames, args.warmup, baseline) for name in args.only]
-    head = f"{'configuration':32} {'median':>7} {'p95':>7} {'mean':>7} {'cpu':>7}"
+    columns = [Column("configuration", 32, "<"), Column("median", 7), Column("p95", 7),
+               Column("mean", 7), Column("cpu", 7)]
     if baseline is not None:
-        head += f" | {'base med':>8} {'base cpu':>8} {'ratio':>6} {'pose diff':>9}"
-    print(f"tracking process(), ms per frame ({args.frames} frames at {FRAME_HZ:g} Hz)")
-    print(head)
-    for r in rows:
-        c = r.current
-        line = (f"{r.config:32} {c.ms_median:7.3f} {c.ms_p95:7.3f} {c.ms_mean:7.3f} "
-                f"{c.cpu_ms_median:7.3f}")
-        if r.baseline is not None:
-            line += (f" | {r.baseline.ms_median:8.3f} {r.baseline.cpu_ms_median:8.3f} "
-                     f"{r.ratio:6.2f} {r.max_pose_diff:9.1e}")
-        print(line)
+        columns += [Column("base med", 8), Column("base cpu", 8), Column("ratio", 6),
+                    Column("pose diff", 9)]
+    title = f"tracking process(), ms per frame ({args.frames} frames at {FRAME_HZ:g} Hz)"
+    with Table(columns, title=title) as table:
+        for r in rows:
+            c = r.current
+            cells = [r.config, f"{c.ms_median:.3f}", f"{c.ms_p95:.3f}", f"{c.ms_mean:.3f}",
+                     f"{c.cpu_ms_median:.3f}"]
+            if r.baseline is not None:
+                cells += [f"{r.baseline.ms_median:.3f}", f"{r.baseline.cpu_ms_median:.3f}",
+                          f"{r.ratio:.2f}", f"{r.max_pose_diff:.1e}"]
+            table.add_row(*cells)
     if args.json:
-        args.json.write_text(json.dumps({"frame_hz": FRAME_HZ, "baseline": args.baseline,
-                                         "rows": [asdict(r) for r in rows]}, indent=2))
+        write_json(args.json, {"frame_hz": FRAME_HZ, "baseline": args.baseline,
+                               "rows": [asdict(r) for r in rows]}, indent=2)
     return 0
 
 

@@ -30,10 +30,8 @@ low-pass of the raw trace.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +45,7 @@ from vrshare.stages.tracking.stage import TrackingSettings
 from vrshare.stages.tracking.trace import Trace, interpolate, read_trace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchkit import Column, Table, Timer, write_json  # noqa: E402
 from convert_eyenavgs import convert, scene_setting  # noqa: E402
 
 HORIZONS_MS = (10, 20, 30, 50)
@@ -236,55 +235,55 @@ def main(argv: list[str] | None = None) -> int:
         settings = TrackingSettings(min_cutoff=m, beta=b, rot_min_cutoff=m, rot_beta=rb)
     filt_desc = (f"1€ min_cutoff {settings.min_cutoff:g}/{settings.rot_min_cutoff:g} Hz, "
                  f"beta {settings.beta:g} per m/s, {settings.rot_beta:g} per rad/s")
-    t0 = time.perf_counter()
     results: dict[str, dict[str, dict]] = {}
     per_trace: dict[str, dict] = {}
-    for h in args.horizons:
-        for method in args.methods:
-            e = Errors()
-            for path, tr in zip(args.traces, traces, strict=True):
-                p, r = run_method(tr, method, h / 1e3, settings)
-                e.pos_mm.append(p)
-                e.rot_deg.append(r)
-                per_trace.setdefault(path.name, {}).setdefault(f"{h:g}", {})[method] = \
-                    Errors([p], [r]).summary()
-            results.setdefault(f"{h:g}", {})[method] = e.summary()
+    with Timer() as timer:
+        for h in args.horizons:
+            for method in args.methods:
+                e = Errors()
+                for path, tr in zip(args.traces, traces, strict=True):
+                    p, r = run_method(tr, method, h / 1e3, settings)
+                    e.pos_mm.append(p)
+                    e.rot_deg.append(r)
+                    per_trace.setdefault(path.name, {}).setdefault(f"{h:g}", {})[method] = \
+                        Errors([p], [r]).summary()
+                results.setdefault(f"{h:g}", {})[method] = e.summary()
     print(f"prediction error over {len(traces)} trace(s), "
-          f"{sum(len(t) for t in traces)} samples ({time.perf_counter() - t0:.0f} s); "
-          f"{filt_desc}")
-    print(f"{'horizon':>8} {'method':<24} {'pos mean':>9} {'pos p95':>8} {'rot mean':>9} "
-          f"{'rot p95':>8} {'vs cv pos':>9} {'vs cv rot':>9}")
-    for h, rows in results.items():
-        cv = rows.get("constant_velocity")
-        for method, s in rows.items():
-            ratio = ""
-            if cv is not None:
-                ratio = (f"{s['pos_mean_mm'] / cv['pos_mean_mm']:>9.3f} "
-                         f"{s['rot_mean_deg'] / cv['rot_mean_deg']:>9.3f}")
-            print(f"{h + ' ms':>8} {method:<24} {s['pos_mean_mm']:>7.2f}mm "
-                  f"{s['pos_p95_mm']:>6.2f}mm {s['rot_mean_deg']:>7.3f}° {s['rot_p95_deg']:>7.3f}° "
-                  f"{ratio}")
+          f"{sum(len(t) for t in traces)} samples ({timer.wall_s:.0f} s); {filt_desc}")
+    columns = [Column("horizon", 8), Column("method", 24, "<"), Column("pos mean", 9),
+               Column("pos p95", 8), Column("rot mean", 9), Column("rot p95", 8),
+               Column("vs cv pos", 9), Column("vs cv rot", 9)]
+    with Table(columns) as table:
+        for h, rows in results.items():
+            cv = rows.get("constant_velocity")
+            for method, s in rows.items():
+                ratio = [None, None] if cv is None else [
+                    f"{s['pos_mean_mm'] / cv['pos_mean_mm']:.3f}",
+                    f"{s['rot_mean_deg'] / cv['rot_mean_deg']:.3f}"]
+                table.add_row(f"{h} ms", method, f"{s['pos_mean_mm']:.2f}mm",
+                              f"{s['pos_p95_mm']:.2f}mm", f"{s['rot_mean_deg']:.3f}°",
+                              f"{s['rot_p95_deg']:.3f}°", *ratio)
     grid = []
     if not args.no_filter_grid:
         print("\n1€ filter, head, mean over traces: jitter (RMS above a 4 Hz zero-phase "
               "low-pass) vs lag (best alignment with it)")
-        print(f"{'min_cutoff':>10} {'beta':>5} {'rot_beta':>8} {'pos jitter':>11} {'pos lag':>8} "
-              f"{'rot jitter':>11} {'rot lag':>8}")
+        columns = [Column("min_cutoff", 10), Column("beta", 5), Column("rot_beta", 8),
+                   Column("pos jitter", 11), Column("pos lag", 8), Column("rot jitter", 11),
+                   Column("rot lag", 8)]
         cells = [(None, (0.0, 0.0))] + [(m, b) for m in GRID_MIN_CUTOFF for b in GRID_BETA]
-        for m, b in cells:
-            rows = [jitter_lag(tr, m, b) for tr in traces]
-            mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-            grid.append({"min_cutoff": m, "beta": b[0], "rot_beta": b[1], **mean})
-            label = "raw" if m is None else f"{m:g}"
-            print(f"{label:>10} {b[0]:>5g} {b[1]:>8g} {mean['pos_jitter_mm']:>9.3f}mm "
-                  f"{mean['pos_lag_ms']:>6.0f}ms {mean['rot_jitter_deg']:>10.4f}° "
-                  f"{mean['rot_lag_ms']:>6.0f}ms")
+        with Table(columns) as table:
+            for m, b in cells:
+                rows = [jitter_lag(tr, m, b) for tr in traces]
+                mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+                grid.append({"min_cutoff": m, "beta": b[0], "rot_beta": b[1], **mean})
+                table.add_row("raw" if m is None else f"{m:g}", f"{b[0]:g}", f"{b[1]:g}",
+                              f"{mean['pos_jitter_mm']:.3f}mm", f"{mean['pos_lag_ms']:.0f}ms",
+                              f"{mean['rot_jitter_deg']:.4f}°", f"{mean['rot_lag_ms']:.0f}ms")
     if args.json:
-        args.json.write_text(json.dumps({
+        write_json(args.json, {
             "traces": [str(p) for p in args.traces], "horizons_ms": args.horizons,
             "prediction": results, "per_trace": per_trace, "one_euro_grid": grid,
-        }, indent=1))
-        print(f"wrote {args.json}")
+        })
     return 0
 
 

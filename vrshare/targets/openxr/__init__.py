@@ -11,7 +11,7 @@
 * :mod:`.gl`: the GL context's graphics binding (EGL or GLX) and keeping it current.
 * :mod:`.target`: :class:`OpenXRTarget`, the session behind the display-target
   contract (:mod:`vrshare.targets.base`).
-* :mod:`.probe`: :func:`probe` asks, in a child process with a time limit, whether a
+* :mod:`.runtime`: :func:`probe` asks, in a child process with a time limit, whether a
   runtime answers.
 """
 
@@ -25,7 +25,7 @@ from .errors import (
     SessionLost,
     call,
 )
-from .probe import probe, probe_here, runtime_extensions
+from .runtime import probe, probe_here, runtime_extensions
 from .session import XrFrame, XrSession
 from .target import OpenXRTarget
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .controllers import Controllers
 from .errors import LossPending, OpenXRError, SessionLost, _xr, call
-from .probe import runtime_extensions
+from .runtime import runtime_extensions
 from .swapchains import EyeSwapchains
 
 log = logging.getLogger(__name__)

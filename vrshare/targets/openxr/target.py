@@ -32,7 +32,7 @@ from ..base import (
     TargetError,
 )
 from .gl import HiddenWindow, choose_binding
-from .probe import runtime_extensions
+from .runtime import runtime_extensions
 from .session import NS, XrFrame, XrSession
 
 if TYPE_CHECKING:
