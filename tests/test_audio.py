@@ -350,6 +350,32 @@ frequency_hz = 880
         assert bank["audio_block"].shape == (2, 128) and rms(bank["audio_block"]) > 0
 
 
+def test_a_relative_wav_path_is_relative_to_the_run_file(tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    (folder / "run.toml").write_text("""
+[pipeline]
+clock = "virtual"
+sources = ["head_pose"]
+[[stage]]
+type = "audio"
+[stage.settings]
+output = "wav"
+wav = "out/bell.wav"
+[[stage.settings.sources]]
+name = "bell"
+signal = "tone"
+""")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    bank = vrshare.WeightBank()
+    bank.state("head_pose", (7,), "float32")[:] = IDENTITY
+    with open_run(folder / "run.toml", bank=bank) as run:
+        run.loop.run(3)
+    assert (folder / "out" / "bell.wav").is_file() and not (elsewhere / "out").exists()
+
+
 def test_two_stages_share_one_hrtf_buffer():
     bank = vrshare.WeightBank()
     a = AudioStage(Settings(output="none"), name="audio")

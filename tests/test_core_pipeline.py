@@ -50,6 +50,23 @@ def test_a_read_of_an_external_source_is_fine():
     assert names(schedule([make("r", reads=("input",), writes=("o",))], sources=["input"])) == ["r"]
 
 
+def test_an_optional_read_orders_after_its_writer_and_may_have_none():
+    reader = make("reader", writes=("out",))
+    reader.optional_reads = ("input",)
+    writer = make("writer", writes=("input",))
+    assert names(schedule([reader, writer])) == ["writer", "reader"]
+    assert names(schedule([reader, make("other", writes=("x",))])) == ["reader", "other"]
+    assert names(schedule([reader], sources=["input"])) == ["reader"]
+
+
+def test_a_cycle_through_an_optional_read_names_it():
+    a = make("a", reads=("b",), writes=("a",))
+    b = make("b", writes=("b",))
+    b.optional_reads = ("a",)
+    with pytest.raises(PipelineError, match="'a' writes 'a' read by 'b'"):
+        schedule([a, b])
+
+
 def test_a_source_may_not_also_be_written_by_a_stage():
     with pytest.raises(PipelineError, match="'input' is written by stage 'w' and also"):
         schedule([make("w", writes=("input",))], sources=["input"])

@@ -140,6 +140,34 @@ def test_headless_capture_every_nth_frame(gl_ctx, tmp_path, mode):
     assert np.isfinite(times).sum() == 5 and (times > 0).all()
 
 
+def test_a_capture_folder_in_the_run_file_is_relative_to_it(gl_ctx, tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    path = run_file(folder, PASS, 'capture = "png"\ncapture_dir = "shots"')
+    monkeypatch.chdir(tmp_path)
+    with display.open_display(path, target="headless") as run:
+        run.loop.run(2)
+    assert sorted(p.name for p in (folder / "shots").iterdir()) == [
+        "frame_000000.png", "frame_000001.png"]
+    assert not (tmp_path / "shots").exists()
+
+
+def test_closing_a_run_closes_its_renderer_then_its_target_once(gl_ctx, tmp_path, monkeypatch):
+    run = display.open_display(run_file(tmp_path, PASS), target="headless")
+    closed = []
+    for name in ("target", "renderer"):
+        part = getattr(run, name)
+
+        def close(name=name, close=part.close):
+            closed.append(name)
+            close()
+
+        monkeypatch.setattr(part, "close", close)
+    run.close()
+    run.close()
+    assert closed == ["renderer", "target"] and run.target is None and run.renderer is None
+
+
 def test_display_errors_name_the_problem(gl_ctx, tmp_path):
     with pytest.raises(RenderError, match="'instances' .*add a 'passthrough' or 'scene_filter'"):
         display.open_display(run_file(tmp_path), target="headless")

@@ -360,3 +360,40 @@ def test_rejections_reach_the_run_stats():
     bank, loop = run_loop(40, [stage, FakeTarget(nan_every=10)])
     assert loop.stats.counters["tracking"]["rejected nonfinite"] == 4
     assert np.isfinite(bank[HEAD_POSE]).all()
+
+
+class FakeFov(Stage):
+    """A stand-in headset's per-eye fields of view (rad), asymmetric as real ones are."""
+
+    name = "fake_fov"
+    writes = (TARGET_FOV,)
+    FOV = ((-0.9, 0.7, 0.8, -0.85), (-0.7, 0.9, 0.8, -0.85))
+
+    def setup(self, bank, config):
+        self.out = bank.state(TARGET_FOV, (2, 4), "float64")
+
+    def process(self, frame, bank):
+        self.out[...] = self.FOV
+
+
+def test_prefer_target_follows_the_target_when_one_writes_poses():
+    settings = TrackingSettings(source="synthetic", prefer_target=True)
+    # listed before the target: the optional read still orders it after the writer
+    stage = TrackingStage(settings)
+    bank, loop = run_loop(30, [stage, FakeTarget(), FakeFov()])
+    assert loop.active_stages.index("tracking") > loop.active_stages.index("fake_target")
+    assert stage.follows_target and stage.fov_from_target
+    np.testing.assert_allclose(bank[HEAD_POSE][:3], moving(29 / 90 + 2 / 90)[:3], atol=1e-5)
+    for eye, fov in enumerate(FakeFov.FOV):
+        np.testing.assert_allclose(bank[EYE_PROJ][eye], eyes.projection(fov, 0.05, 100.0),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_prefer_target_without_a_target_uses_its_own_source():
+    alone = TrackingStage(TrackingSettings(source="synthetic", seed=4, prefer_target=True))
+    plain = TrackingStage(TrackingSettings(source="synthetic", seed=4), name="plain")
+    bank_a, _ = run_loop(20, [alone])
+    bank_p, _ = run_loop(20, [plain])
+    assert not alone.follows_target and not alone.fov_from_target
+    np.testing.assert_array_equal(bank_a[HEAD_POSE], bank_p[HEAD_POSE])
+    np.testing.assert_array_equal(bank_a[EYE_PROJ], bank_p[EYE_PROJ])

@@ -6,6 +6,7 @@ libraries load in the modules that use them.
 
 from .backend import BackendError, array_module, to_device, to_host
 from .config import ConfigError, load_run_file
+from .errors import MissingDependency, VrshareError
 from .pipeline import (
     Frame,
     FrameLoop,
@@ -24,8 +25,8 @@ from .weights import BankError, Snapshot, WeightBank
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendError", "BankError", "ConfigError", "Frame", "FrameLoop", "FrameStats", "Pipeline",
-    "PipelineError", "Snapshot", "Stage", "StageConfig", "StageSetupError", "UnthrottledClock",
-    "VirtualClock", "VsyncClock", "WeightBank", "array_module", "load_run_file", "to_device",
-    "to_host",
+    "BackendError", "BankError", "ConfigError", "Frame", "FrameLoop", "FrameStats",
+    "MissingDependency", "Pipeline", "PipelineError", "Snapshot", "Stage", "StageConfig",
+    "StageSetupError", "UnthrottledClock", "VirtualClock", "VrshareError", "VsyncClock",
+    "WeightBank", "array_module", "load_run_file", "to_device", "to_host",
 ]

@@ -8,6 +8,9 @@ EXITING / LOSS_PENDING / instance loss -> return) and, while the session runs, y
 one :class:`XrFrame` per ``xrWaitFrame`` + ``xrBeginFrame``; the frame is ended with
 ``xrEndFrame`` by :meth:`XrFrame.end` (or, if the consumer did not, when the generator
 resumes).
+
+(About 400 lines, kept together: the life cycle, the event-driven state machine and the
+frame generator share the session's handles and its ``running`` / ``ended`` state.)
 """
 
 from __future__ import annotations
