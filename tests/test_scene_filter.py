@@ -418,6 +418,16 @@ def _setup_error(scene: SceneArrays, match: str) -> None:
         pipeline.setup(WeightBank(), StageConfig(None))
 
 
+def test_a_buffer_of_the_wrong_shape_names_the_stage_that_declared_it():
+    scene = scene_at([[0, 0, -5]] * 3, 1.0)
+    bad = replace(scene, color=np.ones((3, 3), np.float32))  # RGB, not RGBA
+    pipeline = Pipeline([ObjectsStage(bad), FixedEyes(), SceneFilterStage()])
+    with pytest.raises(StageSetupError, match=r"stage 'scene_filter' failed in setup: .*"
+                       r"'object_color' is \(3, 3\) float32, expected \(3, 4\) float32 "
+                       r"\(declared by stage 'objects'\)"):
+        pipeline.setup(WeightBank(), StageConfig(None))
+
+
 def test_bad_lod_tables_and_mesh_ids_fail_in_setup_naming_what_is_wrong():
     good = scene_at([[0, 0, -5]] * 2, 1.0, levels=((0.0, 10.0), (0.0, 4.0, 8.0)))
     _setup_error(replace(good, lod_distance=good.lod_distance[:, ::-1].copy()),

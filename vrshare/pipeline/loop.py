@@ -40,21 +40,28 @@ class Pipeline:
         if unknown:
             raise PipelineError(f"budget given for unknown stage(s): {', '.join(sorted(unknown))}")
         self._set_up: list[Stage] = []
+        self.declared_by: dict[str, str] = {}  # buffer -> the stage whose setup declared it
 
     def setup(self, bank: WeightBank, configs: dict[str, StageConfig] | StageConfig) -> None:
         """Run every stage's ``setup`` in schedule order, then check the declarations.
 
         ``configs`` maps stage name to its config, or is one config for all stages.
+        Which stage declared which buffer is kept in :attr:`declared_by`, so that a
+        consumer finding a buffer wrong can name the stage that made it.
         """
         for st in self.stages:
             config = configs if isinstance(configs, StageConfig) else configs[st.name]
+            before = set(bank.names())
             try:
                 st.setup(bank, config)
             except Exception as exc:
                 self.close()
+                owner = self.declared_by.get(getattr(exc, "buffer", ""))
+                whose = f" (declared by stage {owner!r})" if owner else ""
                 raise StageSetupError(f"stage {st.name!r} failed in setup: "
-                                      f"{type(exc).__name__}: {exc}") from exc
+                                      f"{type(exc).__name__}: {exc}{whose}") from exc
             self._set_up.append(st)
+            self.declared_by.update(dict.fromkeys(set(bank.names()) - before, st.name))
         for st in self.stages:
             for buf in st.writes:
                 if buf not in bank:

@@ -6,10 +6,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..errors import VrshareError
+
 if TYPE_CHECKING:
     from ..weights import WeightBank
 
 DEFAULT_FRAME_HZ = 90.0  # display refresh rate (Hz) when a run file names none
+
+
+class BufferMismatch(VrshareError, ValueError):
+    """A buffer a stage reads is not what the stage needs (shape, dtype, missing); the
+    pipeline adds which stage declared it, since that stage is usually the one to fix."""
+
+    def __init__(self, buffer: str, problem: str) -> None:
+        super().__init__(f"buffer {buffer!r} {problem}")
+        self.buffer = buffer
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ import numpy as np
 
 from ... import layout
 from ...backend import array_module, to_host
-from ...pipeline import Frame, Stage, StageConfig
+from ...pipeline import BufferMismatch, Frame, Stage, StageConfig
 from ...weights import WeightBank
 from .tables import PLANE_ROWS, check_lod_tables, transpose_matrix
 
@@ -96,12 +96,12 @@ class SceneFilterStage(Stage):
 
     def _input(self, bank: WeightBank, name: str, shape: tuple[int, ...], dtype: str) -> Any:
         if name not in bank:
-            raise ValueError(f"stage {self.name!r} reads {name!r}, which is not in the bank; "
-                             "the stage that writes it must declare it in its setup")
+            raise BufferMismatch(name, "is not in the bank; the stage that writes it must "
+                                       "declare it in its setup")
         array = bank[name]
         if tuple(array.shape) != shape or np.dtype(array.dtype) != np.dtype(dtype):
-            raise ValueError(f"stage {self.name!r}: buffer {name!r} is {tuple(array.shape)} "
-                             f"{np.dtype(array.dtype)}, expected {shape} {np.dtype(dtype)}")
+            raise BufferMismatch(name, f"is {tuple(array.shape)} {np.dtype(array.dtype)}, "
+                                       f"expected {shape} {np.dtype(dtype)}")
         return array
 
     def setup(self, bank: WeightBank, config: StageConfig) -> None:
