@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stagekit import Sleeper, SleepSettings, make
 
 from vrshare import (
@@ -233,3 +235,51 @@ def test_extra_tracks_can_be_filled_in_later_by_frame_index():
     assert {s.name: s.over_budget for s in stats.summary()}["gpu:left"] == 1
     per_frame = stats.as_dict()["per_frame"]["gpu:left"]
     assert per_frame[0] is None and per_frame[2] is None and math.isclose(per_frame[1], 3.0)
+
+
+@st.composite
+def dag_of_stages(draw):
+    """Stages over buffers b0..b9, each written by at most one stage, reading any number of
+    buffers written by stages earlier in a hidden order (so there is no cycle), listed in
+    a random order; some reads are optional and some buffers come from sources."""
+    n = draw(st.integers(1, 8))
+    buffers = [f"b{i}" for i in range(10)]
+    owner = draw(st.lists(st.integers(-1, n - 1), min_size=10, max_size=10))  # -1: a source
+    rank = draw(st.permutations(range(n)))  # the hidden order
+    stages = []
+    for s in range(n):
+        writes = [b for b, o in zip(buffers, owner, strict=True) if o == s]
+        earlier = [b for b, o in zip(buffers, owner, strict=True)
+                   if o == -1 or (o != s and rank[o] < rank[s])]
+        reads = draw(st.lists(st.sampled_from(earlier), unique=True)) if earlier else []
+        optional = draw(st.lists(st.sampled_from(earlier), unique=True)) if earlier else []
+        stage = make(f"s{s}", reads=reads, writes=writes)
+        stage.optional_reads = tuple(b for b in optional if b not in reads)
+        stages.append(stage)
+    sources = [b for b, o in zip(buffers, owner, strict=True) if o == -1]
+    return draw(st.permutations(stages)), sources
+
+
+@settings(max_examples=200, deadline=None)
+@given(dag_of_stages())
+def test_every_reader_runs_after_every_writer_of_what_it_reads(case):
+    stages, sources = case
+    order = schedule(stages, sources)
+    assert sorted(names(order)) == sorted(names(stages))
+    position = {s.name: i for i, s in enumerate(order)}
+    writer = {b: s for s in stages for b in s.writes}
+    for s in stages:
+        for b in (*s.reads, *s.optional_reads):
+            if b in writer:
+                assert position[writer[b].name] < position[s.name], (b, names(order))
+    # file order is kept wherever the data allows: each next stage is the earliest listed
+    # of those whose writers have all run
+    given_at = {s.name: i for i, s in enumerate(stages)}
+    done: set[str] = set()
+    for chosen in order:
+        ready = [s for s in stages if s.name not in done and all(
+            writer[b].name in done or writer[b] is s
+            for b in (*s.reads, *s.optional_reads) if b in writer)]
+        assert chosen.name == min(ready, key=lambda s: given_at[s.name]).name, (
+            names(order), [(s.name, s.reads, s.optional_reads, s.writes) for s in stages])
+        done.add(chosen.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphlib
+import heapq
 import itertools
 from collections.abc import Iterable, Sequence
 
@@ -19,8 +20,8 @@ def schedule(stages: Sequence[Stage], sources: Iterable[str] = ()) -> list[Stage
 
     ``sources`` are buffers written outside any stage (by a target or the caller).
     A stage's ``optional_reads`` order it after their writers when they have one and
-    are no error when they have none. Stages with no dependency between them keep
-    their given order. Raises :class:`PipelineError` for duplicate stage names, two
+    are no error when they have none. Each next stage is the earliest listed of those
+    whose writers have run, so stages keep their given order wherever the data allows. Raises :class:`PipelineError` for duplicate stage names, two
     writers of one buffer, a read that nothing writes, or a cycle.
     """
     sources = set(sources)
@@ -73,9 +74,14 @@ def schedule(stages: Sequence[Stage], sources: Iterable[str] = ()) -> list[Stage
             links.append(f"{a!r} writes {buf!r} read by {b!r}")
         raise PipelineError("stages form a cycle: " + "; ".join(links)) from None
 
+    # one stage at a time, the earliest listed of those ready: file order is kept
+    # wherever the data allows (taking whole batches of ready stages would not)
     order: list[Stage] = []
+    ready: list[tuple[int, str]] = []
     while graph.is_active():
-        ready = sorted(graph.get_ready(), key=position.__getitem__)
-        order.extend(names[n] for n in ready)
-        graph.done(*ready)
+        for n in graph.get_ready():
+            heapq.heappush(ready, (position[n], n))
+        _, n = heapq.heappop(ready)
+        order.append(names[n])
+        graph.done(n)
     return order
