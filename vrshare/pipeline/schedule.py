@@ -21,8 +21,9 @@ def schedule(stages: Sequence[Stage], sources: Iterable[str] = ()) -> list[Stage
     ``sources`` are buffers written outside any stage (by a target or the caller).
     A stage's ``optional_reads`` order it after their writers when they have one and
     are no error when they have none. Each next stage is the earliest listed of those
-    whose writers have run, so stages keep their given order wherever the data allows. Raises :class:`PipelineError` for duplicate stage names, two
-    writers of one buffer, a read that nothing writes, or a cycle.
+    whose writers have run, so stages keep their given order wherever the data allows.
+    Raises :class:`PipelineError` for duplicate stage names, two writers of one buffer,
+    a read that nothing writes, or a cycle.
     """
     sources = set(sources)
     names: dict[str, Stage] = {}
