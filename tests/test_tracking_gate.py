@@ -1,0 +1,70 @@
+"""The tracking stage's outputs hold unit quaternions on every path: accepted samples
+(renormalised by the gate), predictions, and the held last good sample when a
+prediction is rejected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vrshare import FrameLoop, Pipeline, Stage, StageConfig, VirtualClock, WeightBank
+from vrshare.layout import DEVICE_POSES, TARGET_POSES
+from vrshare.stages.tracking import TrackingSettings, TrackingStage
+from vrshare.stages.tracking.gate import InputGate
+
+LONG = 1.009  # |q| of every raw quaternion: off unit length, inside the 0.01 tolerance
+
+
+def raw_rows(rng: np.random.Generator, n: int, t: float) -> np.ndarray:
+    """``n`` valid rows at time ``t`` with quaternions of length LONG."""
+    q = rng.normal(size=(n, 4))
+    q *= LONG / np.linalg.norm(q, axis=1, keepdims=True)
+    return np.c_[rng.uniform(-1, 1, (n, 3)), q, np.full(n, t), np.ones(n)]
+
+
+def test_the_gate_renormalises_what_it_accepts_and_keeps_the_last_otherwise():
+    rng = np.random.default_rng(0)
+    gate = InputGate(np, 3, quat_tolerance=0.01, max_distance=10.0)
+    raw = raw_rows(rng, 3, 0.1)
+    assert gate.check(raw).all()
+    np.testing.assert_allclose(np.linalg.norm(gate.pose[:, 3:], axis=1), 1.0, atol=1e-12)
+    kept = gate.pose.copy()
+    worse = raw_rows(rng, 3, 0.2)
+    worse[:, 3:7] *= 1.05  # outside the tolerance: rejected
+    assert not gate.check(worse).any()
+    np.testing.assert_array_equal(gate.pose, kept)
+
+
+class Zigzag(Stage):
+    """Target poses jumping +-0.9 m every frame with over-long quaternions: constant
+    velocity extrapolates them past twice max_distance_m, so every prediction is
+    rejected and the stage holds the last accepted sample."""
+
+    name = "zigzag"
+    writes = (TARGET_POSES,)
+
+    def setup(self, bank, config):
+        self.out = bank.state(TARGET_POSES, (3, 9), "float64")
+        self.rng = np.random.default_rng(1)
+
+    def process(self, frame, bank):
+        self.out[...] = raw_rows(self.rng, 3, frame.t_now)
+        self.out[:, :3] = [0.9 * (-1) ** frame.index, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("predictor", ["none", "constant_velocity", "learned"])
+def test_device_poses_are_unit_quaternions_on_every_path(predictor):
+    stage = TrackingStage(TrackingSettings(source="openxr", predictor=predictor,
+                                           max_distance_m=1.0))
+    bank = WeightBank()
+    pipeline = Pipeline([Zigzag(), stage])
+    pipeline.setup(bank, {s.name: StageConfig(s.settings) for s in pipeline.stages})
+    loop = FrameLoop(pipeline, bank, VirtualClock(90.0))
+    held = 0
+    for _ in range(12):
+        assert not loop.run(1).faults
+        q = bank[DEVICE_POSES][:, 3:].astype(np.float64)
+        np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-6)
+        held = int(stage.bad_predictions.sum())
+    if predictor == "constant_velocity":
+        assert held > 0  # the held path was taken
