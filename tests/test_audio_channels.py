@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 import vrshare
-from vrshare.stages.audio import Settings, AudioStage, SourceSettings
+from vrshare.stages.audio import AudioStage, Settings, SourceSettings
 from vrshare.stages.audio import stage as audio_stage
 
 LEFT = (-2.0, 0.0, 0.0)  # m: the listener faces -Z, so -X is their left
