@@ -399,3 +399,46 @@ def test_close_does_not_wait_forever_for_exiting(manifest, tmp_path):
     log = kit.sim_log(tmp_path)
     assert "session state EXITING" not in log and "session destroyed" in log
     assert kit.sim_errors(tmp_path) == []
+
+
+FRAME_TIMES = """
+import json, sys
+from vrshare import display
+run = display.open_display(sys.argv[1], target="openxr")
+seen = []
+wait = run.loop.clock.wait_frame
+def recording():
+    frame = wait()
+    seen.append([frame.index, frame.t_now, frame.t_display])
+    return frame
+run.loop.clock.wait_frame = recording
+stats = run.loop.run(30)
+recorded = stats.t_display[:stats.frames].tolist()
+run.close()
+print("TIMES " + json.dumps({"seen": seen, "recorded": recorded}))
+"""
+
+
+def test_frame_times_are_the_runtimes_predicted_display_times(manifest, tmp_path):
+    """Frame.t_display (what tracking predicts to and scene motion animates at, and what
+    the stats record) is the runtime's predictedDisplayTime, on the first frame's
+    timeline, and lies ahead of the frame's start."""
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    env = kit.xr_env(manifest, tmp_path, timing="real", dump_dir=dump)
+    done = kit.run(["-c", FRAME_TIMES, str(kit.BOX_SCENE)], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("TIMES "))
+    data = json.loads(line.removeprefix("TIMES "))
+    seen = np.array(data["seen"])
+    runtime = {int(r["frame"]): int(r["display_time"]) for r in kit.read_views(dump)
+               if r["eye"] == "0"}
+    common = [int(i) for i in seen[:, 0] if int(i) in runtime]
+    assert len(common) >= 25
+    t_display = {int(i): t for i, _, t in seen}
+    first = common[0]
+    for i in common:
+        expected = (runtime[i] - runtime[first]) * 1e-9
+        assert abs((t_display[i] - t_display[first]) - expected) < 1e-6, i
+    assert np.all(seen[:, 2] > seen[:, 1])  # shown after the frame starts
+    np.testing.assert_array_equal(data["recorded"], seen[:, 2])
