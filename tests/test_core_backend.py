@@ -41,10 +41,15 @@ def test_forcing_cupy_without_device_is_an_error(monkeypatch):
         backend.select()
 
 
-def test_automatic_choice_logs_its_reason(monkeypatch):
-    monkeypatch.delenv("VRSHARE_BACKEND")
-    b = backend.select()
+def test_automatic_choice_logs_its_reason(monkeypatch, caplog):
+    monkeypatch.delenv("VRSHARE_BACKEND", raising=False)
+    with caplog.at_level("INFO", logger="vrshare.backend"):
+        b = backend.select()
     assert b.reason  # "CUDA device found" or why NumPy was chosen
+    assert f"array backend: {b.reason}" in caplog.messages
+    from vrshare.info import probe_backend
+
+    assert probe_backend()["reason"] == b.reason  # and `vrshare info` shows it
 
 
 def test_array_module_of_numpy_and_scalars():
