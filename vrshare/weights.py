@@ -17,8 +17,11 @@ loop stamps versions after a stage returns (the stage does not), and publishes a
 host snapshot of every buffer some other thread subscribed to. Readers on other
 threads (the audio callback) call :meth:`WeightBank.snapshot`, which never blocks
 the frame loop and never returns a half-written buffer: snapshots are kept in a
-small ring of host slots, each guarded by a sequence counter (a seqlock), and a
-reader that raced a write simply copies again.
+small ring of host slots, each guarded by a sequence counter (a seqlock). A reader
+that raced a write copies again, a bounded number of times; a reader too slow for
+that then holds the newest slot's lock while it copies, and the writer, which only
+ever *tries* slot locks, writes another slot meanwhile (see :class:`SnapshotRing`).
+A publish that fails part-way leaves the previous version the newest.
 """
 
 from __future__ import annotations
@@ -70,30 +73,82 @@ class SnapshotRing:
 
     The bank keeps one per subscribed buffer; a part that hands arrays from one
     thread to another (the audio callback to the frame loop) can use one directly.
+
+    **Writer** (:meth:`publish`): copies into a slot that is neither the newest one
+    nor one a reader holds, then makes it the newest. It never waits for a reader:
+    it only *tries* slot locks (one of the two non-newest slots is always free,
+    because readers hold at most one slot at a time). A publish that raises part-way
+    marks its slot incomplete, leaves the previous version the newest, and lets
+    the error propagate; the next publish works as usual.
+
+    **Reader** (:meth:`read`): gets a whole copy of one complete publish and the
+    version that publish carried; never a torn or a failed one, and never an
+    older publish than one it already got. It first makes up to
+    :attr:`FAST_TRIES` lock-free copies of the newest slot, each checked against
+    the slot's sequence counter; a try fails only if the writer came round to that
+    very slot during the copy, which takes two completed publishes (one while
+    another reader holds a slot), so a reader copying faster than that needs one
+    try. A slower reader then takes the slow path: slow readers go one at a time;
+    each locks the newest slot and copies it while the writer writes the others.
+    It waits there only for a publish the writer may have started into that slot
+    meanwhile (one host copy of this buffer), at most :attr:`WAIT_S` seconds per
+    look; after such a wait, or if that publish failed, it looks at the newest
+    slot again, which a writer stuck mid-copy cannot be holding. So a read costs
+    at most ``FAST_TRIES + 1`` copies plus those waits, and never spins: every
+    retry copies or sleeps on a lock.
     """
 
     SLOTS = 3
+    FAST_TRIES = 3  # lock-free attempts before the slow path
+    WAIT_S = 0.001  # longest single wait (seconds) for a slot the writer is copying into
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.slots = [np.zeros(shape, dtype) for _ in range(self.SLOTS)]
         self.seq = [0] * self.SLOTS  # odd while the slot is being written
         self.versions = [-1] * self.SLOTS
-        self.latest = 0
+        self.complete = [True] * self.SLOTS  # False after a publish into it failed
+        self.latest = 0  # only ever names a complete slot
+        self._locks = [threading.Lock() for _ in range(self.SLOTS)]  # held while copying
+        self._slow = threading.Lock()  # readers only: one slow reader at a time
 
     def publish(self, array: Any, version: int, label: str) -> None:
-        i = (self.latest + 1) % self.SLOTS
-        self.seq[i] += 1
-        backend.to_host(array, out=self.slots[i], label=label)
-        self.versions[i] = version
-        self.seq[i] += 1
-        self.latest = i
+        """Copy ``array`` into a free slot and make it the newest (writer thread only).
+
+        On an exception the slot is left incomplete and even, the newest version is
+        unchanged, and the exception propagates.
+        """
+        i = self._claim()
+        try:
+            self.seq[i] += 1  # odd: being written
+            self.complete[i] = False
+            try:
+                backend.to_host(array, out=self.slots[i], label=label)
+                self.versions[i] = version
+                self.complete[i] = True
+            finally:
+                self.seq[i] += 1  # even again, also when the copy raised
+        finally:
+            self._locks[i].release()
+        self.latest = i  # reached only when the copy succeeded
+
+    def _claim(self) -> int:
+        """Lock a slot to write: the next one after the newest that no reader holds."""
+        latest = self.latest
+        for step in range(1, self.SLOTS):
+            i = (latest + step) % self.SLOTS
+            if self._locks[i].acquire(blocking=False):
+                return i
+        raise RuntimeError(
+            "SnapshotRing: no free slot to publish into; a ring has one writer thread"
+        )
 
     def read(self, out: np.ndarray | None) -> Snapshot:
-        while True:
+        """The newest complete copy (into ``out`` when given); see the class docstring."""
+        for _ in range(self.FAST_TRIES):
             i = self.latest
             seq = self.seq[i]
-            if seq & 1:
-                continue
+            if seq & 1 or not self.complete[i]:
+                continue  # the writer came round to this slot: look at the newest again
             if out is None:
                 data = self.slots[i].copy()
             else:
@@ -102,6 +157,26 @@ class SnapshotRing:
             version = self.versions[i]
             if self.seq[i] == seq:
                 return Snapshot(data, version)
+        return self._read_held(out)
+
+    def _read_held(self, out: np.ndarray | None) -> Snapshot:
+        """Slow path: copy the newest slot while holding its lock (the writer skips it)."""
+        with self._slow:
+            while True:
+                i = self.latest
+                lock = self._locks[i]
+                if not lock.acquire(timeout=self.WAIT_S):
+                    continue  # the writer holds it, so the newest is another slot now
+                try:
+                    if self.complete[i]:  # False only if a publish into it failed meanwhile
+                        if out is None:
+                            data = self.slots[i].copy()
+                        else:
+                            np.copyto(out, self.slots[i])
+                            data = out
+                        return Snapshot(data, self.versions[i])
+                finally:
+                    lock.release()
 
 
 @dataclass
@@ -224,14 +299,26 @@ class WeightBank:
         """Mark ``names`` as written by frame ``frame_index`` and publish subscribed ones.
 
         Called by the frame loop after a stage's ``process`` returns, on the loop's
-        thread; stages never call it.
+        thread; stages never call it. If a publish raises (say, a device error while
+        copying to the host), the other names are still stamped and published, that
+        buffer's readers keep getting its previous snapshot, and the first error is
+        raised once all are done.
         """
         buffers = self._buffers
+        error: Exception | None = None
         for name in names:
             buf = buffers[name]
             buf.version = frame_index
             if buf.ring is not None:
-                buf.ring.publish(buf.array, frame_index, name)
+                try:
+                    buf.ring.publish(buf.array, frame_index, name)
+                except Exception as exc:
+                    if error is None:
+                        error = exc
+                    else:
+                        error.add_note(f"publishing {name!r} also failed: {exc!r}")
+        if error is not None:
+            raise error
 
     def subscribe(self, name: str) -> None:
         """Ask the loop to publish host snapshots of ``name`` for other threads.
@@ -249,8 +336,13 @@ class WeightBank:
     def snapshot(self, name: str, out: np.ndarray | None = None) -> Snapshot:
         """The last complete published version of ``name``; safe from any thread.
 
-        Never blocks the writer; copies into ``out`` when given (no allocation).
-        Requires an earlier :meth:`subscribe`.
+        Returns a whole copy of one complete publish with the frame index it was
+        stamped with (a publish that failed is never seen: its previous version
+        stays the newest). Never blocks the writer; copies into ``out`` when given
+        (no allocation). A reader normally makes one copy; one slower than the
+        writer waits at most for the publish in progress (one host copy of this
+        buffer, each wait capped at :attr:`SnapshotRing.WAIT_S` seconds), see
+        :class:`SnapshotRing`. Requires an earlier :meth:`subscribe`.
         """
         ring = self.buffer(name).ring
         if ring is None:
