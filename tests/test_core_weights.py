@@ -484,3 +484,16 @@ def test_a_reader_does_not_wait_on_a_writer_stuck_mid_copy(monkeypatch):
     snap = ring.read(None)
     assert snap.version == 4
     _assert_whole(snap)
+
+
+def test_parameter_sharing_keeps_dtypes_and_shapes_apart():
+    """Same bytes are not the same parameter: int32 zeros and float32 zeros, or one
+    array in two shapes, stay two buffers, each with its own dtype and shape."""
+    bank = WeightBank()
+    a = bank.param("a", np.zeros(4, np.float32))
+    b = bank.param("b", np.zeros(4, np.int32))  # the same 16 bytes
+    c = bank.param("c", np.zeros((2, 2), np.float32))  # the same bytes, another shape
+    d = bank.param("d", np.zeros(4, np.float32))  # truly the same: shared
+    assert (a.dtype, b.dtype, c.shape) == (np.float32, np.int32, (2, 2))
+    assert b is not a and c is not a and d is a
+    assert bank.report().shared_params == {"d": "a"}
