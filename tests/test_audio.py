@@ -514,11 +514,13 @@ def test_bad_source_fields():
         (SourceSettings("a", signal="file"), "needs a file"),
         (SourceSettings("a", signal="tone", file=Path("x.wav")), "use signal = 'file'"),
         (SourceSettings("a", frequency_hz=30000.0), "frequency_hz"),
-        (SourceSettings("a", gain=-1.0), "gain"),
         (SourceSettings("a", object_index=2), "object_index"),
     ]:
         with pytest.raises(AudioError, match=text):
             sources.resolve([spec], RATE, Path("."), None)
+    # ranges are the settings' own: refused when the settings are made
+    with pytest.raises(ConfigError, match=r"'gain': -1\.0 is out of range \(gain must be"):
+        SourceSettings("a", gain=-1.0)
     with pytest.raises(AudioError, match="share this name"):
         sources.resolve([SourceSettings("a"), SourceSettings("a")], RATE, Path("."), None)
     msg = setup_error(Settings(output="none", sources=[SourceSettings("o", object_index=0)]))

@@ -90,7 +90,7 @@ def test_ctrl_c_ends_a_bench_cleanly_and_still_writes_results(tmp_path):
     time.sleep(3.0)  # imports + a few thousand frames
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 130, stderr  # 128 + SIGINT
     data = json.loads(out.read_text())
     assert data["interrupted"] and 0 < data["frames"] < 10000000
     assert "interrupted" in stdout
@@ -109,3 +109,12 @@ def test_wheel_ships_shaders_and_scenes(tmp_path):
     assert expected, "no shaders or scenes found in the source tree"
     assert expected <= names, sorted(expected - names)[:5]
     assert "vrshare/resources.py" in names
+
+
+@pytest.mark.parametrize("args", [["--seconds", "nan"], ["--seconds", "-1"], ["--seconds", "0"],
+                                  ["--frames", "0"], ["--frames", "-5"]])
+def test_run_lengths_must_be_positive(args, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["run", str(COUNTER), "--target", "none", *args])
+    assert done.value.code == 2
+    assert args[0] in capsys.readouterr().err

@@ -97,7 +97,7 @@ def test_stage_settings_are_validated_against_the_stage(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'steps' \\(expected one of: step\\)"):
         make_stages(load_run_file(f))
     f.write_text('[[stage]]\nname = "x"\n')
-    with pytest.raises(ConfigError, match=r"'stage'\[0\]: missing required key 'type'"):
+    with pytest.raises(ConfigError, match=r"s\.toml \[\[stage\]\] #1: missing required key 'type'"):
         load_run_file(f)
 
 

@@ -283,3 +283,19 @@ def test_every_reader_runs_after_every_writer_of_what_it_reads(case):
         assert chosen.name == min(ready, key=lambda s: given_at[s.name]).name, (
             names(order), [(s.name, s.reads, s.optional_reads, s.writes) for s in stages])
         done.add(chosen.name)
+
+
+def test_a_failed_publish_disables_the_stage_and_the_run_goes_on(monkeypatch):
+    writer = make("w", writes=("a",))
+    reader = make("r", reads=("a",), writes=("b",))
+    bank = WeightBank()
+    pipeline = Pipeline([writer, reader])
+    pipeline.setup(bank, StageConfig(None))
+    bank.subscribe("a")
+    loop = FrameLoop(pipeline, bank, VirtualClock(90.0))
+    assert loop.run(2).faults == []
+    ring = bank.buffer("a").ring
+    monkeypatch.setattr(ring, "publish", lambda *a: (_ for _ in ()).throw(OSError("device")))
+    stats = loop.run(3)
+    assert stats.frames == 5 and [f.phase for f in stats.faults] == ["publish"]
+    assert loop.active_stages == ["r"] and bank.snapshot("a").version == 1

@@ -8,13 +8,23 @@ as *sources* (buffers a target writes, such as desktop input).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, RunFile, build, load_run_file
-from .pipeline import Clock, FrameLoop, Pipeline, Stage, StageConfig, make_clock, resolve
+from .pipeline import (
+    Clock,
+    FrameLoop,
+    FrameStats,
+    Pipeline,
+    Stage,
+    StageConfig,
+    StageFault,
+    make_clock,
+    resolve,
+)
 from .pipeline.loop import Step
 from .weights import WeightBank
 
@@ -60,15 +70,49 @@ class Run:
     target: Any = None  # the vrshare.targets.Target drawn into
     renderer: Any = None  # the vrshare.render.Renderer
 
+    def play(self, frames: int | None = None, *, seconds: float | None = None,
+             progress: Callable[[int], None] | None = None,
+             ) -> tuple[FrameStats, Exception | None]:
+        """Run the frame loop and keep its stats however the run ends.
+
+        Returns the stats and, when a step raised (which ends the run; the loop has
+        recorded it as a fault), that exception instead of raising it. Ctrl-C and
+        ``SystemExit`` from a stage end the run as the loop documents; a
+        ``KeyboardInterrupt`` that lands just after the loop returned is treated alike.
+        """
+        error = None
+        try:
+            self.loop.run(frames, seconds=seconds, progress=progress)
+        except KeyboardInterrupt as exc:
+            stats = self.loop.stats
+            if not stats.interrupted:
+                stats.interrupted = True
+                stats.ending = getattr(exc, "ending", "interrupted")
+        except Exception as exc:
+            error = exc
+        return self.loop.stats, error
+
     def close(self) -> None:
         """Close the stages, then the renderer, then the target (whose GL context the
-        renderer's objects live in); closing twice does nothing."""
-        self.loop.stats.faults.extend(self.pipeline.close())
+        renderer's objects live in); closing twice does nothing.
+
+        Every part is closed even when one before it fails (a WAV file or a video is
+        finalised in its part's ``close``); a failure is logged and recorded in the
+        stats as a fault with phase ``"close"``, so the summary printed afterwards and
+        the exit code show it.
+        """
+        faults = self.loop.stats.faults
+        faults.extend(self.pipeline.close())
         for part in ("renderer", "target"):
             obj = getattr(self, part)
             setattr(self, part, None)
-            if obj is not None:
+            if obj is None:
+                continue
+            try:
                 obj.close()
+            except Exception as exc:
+                log.error("the %s failed in close: %s: %s", part, type(exc).__name__, exc)
+                faults.append(StageFault.from_exception(part, -1, exc, phase="close"))
 
     def __enter__(self) -> Run:
         return self

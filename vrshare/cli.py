@@ -1,23 +1,107 @@
-"""The ``vrshare`` command: demo, run, bench, info, stages."""
+"""The ``vrshare`` command: demo, run, bench, info, stages.
+
+Exit codes: 0 the run completed without faults; 1 a stage or step faulted (in a
+frame or in ``close``); 2 bad input (a run file, a setting, an unwritable ``--out``:
+any :class:`~vrshare.errors.VrshareError`); 130 after SIGINT (Ctrl-C); 143 after
+SIGTERM. A signal ends a run as Ctrl-C does (the results are still written, the WAV
+and video files finalised); further signals while the run finishes are noted and do
+not cut the finishing short (``FORCE_AFTER`` more of them give up at once).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import app, resources
 from .errors import VrshareError
 from .pipeline.clock import CLOCK_NAMES
+from .pipeline.loop import Activity
 from .targets.base import TARGET_NAMES
 
 log = logging.getLogger("vrshare")
 
 TARGETS = ("auto", *TARGET_NAMES, "none")  # "none": the stages alone, nothing drawn
+
+EXIT_OK = 0
+EXIT_FAULT = 1  # a stage or step faulted
+EXIT_INPUT = 2  # bad input or configuration (VrshareError)
+EXIT_SIGNAL = 128  # + the signal number: 130 after SIGINT, 143 after SIGTERM
+FORCE_AFTER = 3  # signals while finishing after which vrshare gives up and exits at once
+
+
+def interrupted(signum: int) -> KeyboardInterrupt:
+    """What SIGINT or SIGTERM raises in the main thread, so that the run ends as after
+    Ctrl-C: a KeyboardInterrupt whose ``ending`` (which the frame loop records) is the
+    signal's name."""
+    exc = KeyboardInterrupt(signal.Signals(signum).name)
+    exc.signum = signum  # type: ignore[attr-defined]
+    exc.ending = signal.Signals(signum).name  # type: ignore[attr-defined]
+    return exc
+
+
+def _say(message: str) -> None:
+    """Write to stderr from a signal handler (print could re-enter a busy stream)."""
+    try:
+        os.write(2, (message + "\n").encode(errors="replace"))
+    except OSError:
+        pass
+
+
+class Endings:
+    """The command's SIGINT and SIGTERM handling, installed for one ``main`` call.
+
+    The first signal raises :func:`interrupted` while the run is being set up or
+    is producing frames (the frame loop turns it into the end of the run); once the
+    frames are over (closing, writing results) a signal is only noted, so that the
+    results are written whole. Every signal counts for the exit code (128 + the
+    first signal's number).
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self.raised = False
+        self._previous: dict[int, Any] = {}
+        self._runs_before = 0
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        self._runs_before = Activity.started
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signals.append(signum)
+        name = signal.Signals(signum).name
+        setting_up = Activity.started == self._runs_before
+        if not self.raised and (Activity.running is not None or setting_up):
+            self.raised = True
+            raise interrupted(signum)
+        late = len(self.signals) - (1 if self.raised else 0)
+        if late >= FORCE_AFTER:
+            _say(f"vrshare: {name} again: giving up on finishing; exiting now")
+            os._exit(self.exit_code or EXIT_SIGNAL)
+        _say(f"vrshare: {name}: finishing first (closing the run, writing its results); "
+             f"{FORCE_AFTER - late} more to give up")
+
+    @property
+    def exit_code(self) -> int | None:
+        """128 + the first signal received, or None."""
+        return EXIT_SIGNAL + self.signals[0] if self.signals else None
 
 
 def _open(path: Path, target: str, clock: str | None, **display: Any) -> app.Run:
@@ -46,23 +130,50 @@ def _progress(total: int | None, description: str):
     return (lambda n: bar.update(task, completed=n)), bar
 
 
-def _execute(run: app.Run, frames: int | None, seconds: float | None, title: str):
-    from .report import print_summary
+def _finish(run: app.Run, frames: int | None, seconds: float | None, title: str,
+            write: Callable[[Any, bool], list[Path]] | None = None) -> int:
+    """Run the frames, then write the results first (``write(stats, again=False)``),
+    close the run (stages, renderer, target: the WAV and video are finalised), write
+    the results again if closing added faults, and print the summary (after closing,
+    so that a fault in ``close`` shows). Returns 0, or 1 after a fault."""
+    from .report import ResultsError, print_summary
 
     update, bar = _progress(frames, title)
-    with bar:
-        stats = run.loop.run(frames, seconds=seconds, progress=update)
+    written: list[Path] = []
+    results_error: ResultsError | None = None
+    try:
+        with bar:
+            stats, error = run.play(frames, seconds=seconds, progress=update)
+        if write is not None:
+            try:
+                written = write(stats, False)
+            except ResultsError as exc:
+                results_error = exc
+    finally:
+        faults = len(run.loop.stats.faults)
+        run.close()
+    stats = run.loop.stats
+    if write is not None and results_error is None and len(stats.faults) != faults:
+        try:
+            write(stats, True)  # the JSON, now with the faults in close
+        except ResultsError as exc:
+            results_error = exc
     print_summary(stats, title=f"{title}: frame times (ms)")
-    return stats
+    if written:
+        print("wrote " + ", ".join(str(p) for p in written))
+    if error is not None:
+        print(f"vrshare: {stats.ending_detail or error}", file=sys.stderr)
+    if results_error is not None:
+        raise results_error
+    return EXIT_FAULT if stats.faults else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     frames, seconds = args.frames, args.seconds
     if frames is None and seconds is None:
         seconds = float("inf")  # until the window closes or Ctrl-C
-    with _open(args.file, args.target, args.clock) as run:
-        stats = _execute(run, frames, seconds, str(args.file))
-    return 1 if stats.faults else 0
+    run = _open(args.file, args.target, args.clock)
+    return _finish(run, frames, seconds, str(args.file))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -72,17 +183,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .report import write_results
+    from .report import check_writable, write_results
 
-    with _open(args.file, args.target, "unthrottled") as run:
-        stats = _execute(run, args.frames, None, f"bench {args.file}")
-        report = run.bank.report().as_dict()
-    report["transfers_per_frame"] = (
-        (report["transfers_to_device"] + report["transfers_to_host"]) / max(stats.frames, 1))
-    paths = write_results(stats, args.out, {"file": str(args.file), "bank": report})
-    print(f"transfers per frame (host<->device): {report['transfers_per_frame']:.2f}")
-    print("wrote " + ", ".join(str(p) for p in paths))
-    return 1 if stats.faults else 0
+    check_writable(args.out)  # before any frame: an unwritable --out fails now
+    run = _open(args.file, args.target, "unthrottled")
+    extra: dict[str, Any] = {"file": str(args.file)}
+
+    def write(stats, again: bool) -> list[Path]:
+        if not again:
+            report = run.bank.report().as_dict()
+            report["transfers_per_frame"] = (
+                (report["transfers_to_device"] + report["transfers_to_host"])
+                / max(stats.frames, 1))
+            extra["bank"] = report
+            print(f"transfers per frame (host<->device): {report['transfers_per_frame']:.2f}")
+            return write_results(stats, args.out, extra)
+        return write_results(stats, args.out, extra, trace=False, plot_png=False)
+
+    return _finish(run, args.frames, None, f"bench {args.file}", write)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -110,6 +228,22 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    """``--seconds``: a duration > 0 s (finite, or inf: until closed)."""
+    value = float(text)
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    """``--frames``: a whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vrshare", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -117,7 +251,7 @@ def parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the bundled demo (headless without display/headset)")
     demo.add_argument("--target", choices=TARGETS[:-1], default="auto")
-    demo.add_argument("--seconds", type=float, default=None,
+    demo.add_argument("--seconds", type=_seconds, default=None,
                       help="how long to run (default: until closed; 4 s headless)")
     demo.add_argument("--out", type=Path, default=Path("vrshare-demo"),
                       help="folder for the headless video, contact sheet and summary")
@@ -128,13 +262,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--target", choices=TARGETS, default="auto")
     run.add_argument("--clock", choices=CLOCK_NAMES, default=None,
                      help="override the file's [pipeline] clock")
-    run.add_argument("--frames", type=int, default=None)
-    run.add_argument("--seconds", type=float, default=None)
+    run.add_argument("--frames", type=_count, default=None)
+    run.add_argument("--seconds", type=_seconds, default=None)
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("bench", help="run unthrottled and report frame times")
     bench.add_argument("file", type=Path)
-    bench.add_argument("--frames", type=int, default=1000)
+    bench.add_argument("--frames", type=_count, default=1000)
     bench.add_argument("--out", type=Path, default=Path("results.json"),
                        help="JSON path; the trace and plot are written beside it")
     bench.add_argument("--target", choices=("headless", "none"), default="headless")
@@ -149,21 +283,53 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, exit_on_leak: bool | None = None) -> int:
+    """The command; returns its exit code (see the module docstring).
+
+    After the run has closed, a non-daemon thread that a stage or plug-in started and
+    left running is named in a warning; the process then exits anyway (``os._exit``,
+    after flushing) when ``exit_on_leak`` (default: when called as the program, with
+    ``argv`` None), since such a thread would otherwise keep it alive forever.
+    """
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if exit_on_leak is None:
+        exit_on_leak = argv is None
     if args.command in ("run", "bench") and not args.file.exists():
         try:
             args.file = resources.path("scenes", str(args.file))
         except FileNotFoundError:
             print(f"vrshare: {args.file}: file not found", file=sys.stderr)
-            return 2
+            return EXIT_INPUT
+    before = set(threading.enumerate())
+    endings = Endings()
+    endings.install()
     try:
-        return args.func(args)
+        code = args.func(args)
     except VrshareError as exc:
         print(f"vrshare: {exc}", file=sys.stderr)
-        return 2
+        code = EXIT_INPUT
+    except KeyboardInterrupt:  # before the frames started (setting up)
+        print("vrshare: interrupted", file=sys.stderr)
+        code = EXIT_SIGNAL + signal.SIGINT
+    finally:
+        endings.restore()
+    code = endings.exit_code or code
+    leaked = [t for t in threading.enumerate()
+              if t not in before and t.is_alive() and not t.daemon]
+    for t in leaked:
+        log.warning("thread %r (started during the run, not a daemon) is still running after "
+                    "the run closed%s", t.name, "; exiting anyway" if exit_on_leak else "")
+    if leaked and exit_on_leak:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

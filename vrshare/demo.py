@@ -9,6 +9,7 @@ sheet of both eyes and the frame-time results behind.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,13 +49,17 @@ def contact_sheet(video: Path, out: Path, count: int = CONTACT_SHEET_FRAMES) -> 
 
 def run_demo(target: str = "auto", seconds: float | None = None,
              out_dir: Path = Path("vrshare-demo")) -> int:
-    """Run the bundled demo scene; returns a process exit code.
+    """Run the bundled demo scene; returns a process exit code (0, or 1 after a fault).
 
     With a window (or headset) it runs until closed (or ``seconds``); headless it
     runs ``seconds`` (default 4 s) of the virtual clock and writes a video, a contact
-    sheet of both eyes and the frame-time results into ``out_dir``.
+    sheet of both eyes and the frame-time results into ``out_dir``, which is checked
+    writable before the first frame. However the run ends (its seconds, Ctrl-C, a
+    signal through the ``vrshare`` command, a stage's ``SystemExit``, a step's error),
+    the results of the completed frames are written first, then the run is closed
+    (the video finalised), then the contact sheet is made.
     """
-    from .report import print_summary, write_results
+    from .report import check_writable, print_summary, write_results
 
     path = resources.path("scenes", "demo.toml")
     run_file = load_run_file(path)
@@ -62,21 +67,38 @@ def run_demo(target: str = "auto", seconds: float | None = None,
     log.info("demo on the %s target (%s)", name, why)
     if name != "headless":
         with open_display(run_file, target=name) as run:
-            stats = run.loop.run(seconds=seconds if seconds is not None else float("inf"))
+            _, error = run.play(seconds=seconds if seconds is not None else float("inf"))
+        stats = run.loop.stats  # printed after closing: faults in close show
         print_summary(stats, title="demo: frame times (ms)")
+        if error is not None:
+            print(f"vrshare: {stats.ending_detail or error}", file=sys.stderr)
         return 1 if stats.faults else 0
 
     seconds = DEMO_SECONDS if seconds is None else seconds
     frame_hz = run_file.pipeline.frame_hz
     every = max(1, round(frame_hz / DEMO_VIDEO_HZ))
     out_dir = Path(out_dir)
-    with open_display(run_file, target="headless", clock="virtual", capture="video",
-                      capture_every=every, capture_dir=out_dir,
-                      video_fps=frame_hz / every) as run:
-        stats = run.loop.run(seconds=seconds)
+    check_writable(out_dir, folder=True)
+    results = out_dir / "results.json"
+    extra = {"file": str(path)}
+    run = open_display(run_file, target="headless", clock="virtual", capture="video",
+                       capture_every=every, capture_dir=out_dir, video_fps=frame_hz / every)
+    try:
+        stats, error = run.play(seconds=seconds)
+        written = write_results(stats, results, extra)
+    finally:
+        faults = len(run.loop.stats.faults)
+        run.close()  # finalises the video
+    if len(stats.faults) != faults:
+        write_results(stats, results, extra, trace=False, plot_png=False)
     video = out_dir / VIDEO_NAME
     print_summary(stats, title="demo (headless): frame times (ms)")
-    written = [video, contact_sheet(video, out_dir / "contact_sheet.png")]
-    written += write_results(stats, out_dir / "results.json", {"file": str(path)})
+    if error is not None:
+        print(f"vrshare: {stats.ending_detail or error}", file=sys.stderr)
+    try:
+        written = [video, contact_sheet(video, out_dir / "contact_sheet.png"), *written]
+    except Exception as exc:  # no frames, or no video: the results are what matters
+        log.error("no contact sheet: %s: %s", type(exc).__name__, exc)
+        written = [video, *written] if video.exists() else written
     print("wrote " + ", ".join(str(p) for p in written))
     return 1 if stats.faults else 0

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .errors import VrshareError
 from .pipeline import FrameStats
 
 log = logging.getLogger(__name__)
+
+
+class ResultsError(VrshareError, OSError):
+    """Results cannot be written where asked; the message names the path."""
+
+
+_UMASK = os.umask(0o022)  # read once, at import (setting it is process-wide)
+os.umask(_UMASK)
 
 COLUMNS = ("median", "p95", "p99", "p99.9", "max", "over budget")
 
@@ -36,12 +48,33 @@ def _counter_lines(stats: FrameStats) -> list[str]:
     return lines
 
 
+def _ending(stats: FrameStats) -> str:
+    if stats.interrupted:
+        by = stats.ending not in ("completed", "interrupted")
+        return ", interrupted" + (f" ({stats.ending})" if by else "")
+    return "" if stats.ending == "completed" else f", ended by {stats.ending}"
+
+
+def _event_lines(stats: FrameStats) -> list[tuple[str, bool]]:
+    """Faults, hangs and where an interrupted run stopped: (line, is it bad)."""
+    lines = [(f"{'step' if f.phase == 'step' else 'stage'} {f.describe()}", True)
+             for f in stats.faults]
+    lines += [(f"watchdog: {h.describe()}", True) for h in stats.hangs]
+    where = stats.interrupted_in
+    if where is not None and not any(h.returned is False for h in stats.hangs):
+        lines.append((f"the run ended while {where['stage']!r} was running in frame "
+                      f"{where['frame']} (for {where['seconds']:.3f} s)", False))
+    return lines
+
+
 def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
-    """Print the summary table (rich when installed, plain text otherwise)."""
+    """Print the summary table (rich when installed, plain text otherwise), with the
+    faults (close faults too, when called after the run closed), the watchdog's hangs
+    and how the run ended."""
     rows = summary_rows(stats)
     footer = (f"{stats.frames} frames, budget {stats.budget_s * 1e3:.2f} ms, "
               f"{stats.deadline_misses} deadline misses, {len(stats.faults)} stage faults"
-              + (", interrupted" if stats.interrupted else ""))
+              + (f", {len(stats.hangs)} hangs" if stats.hangs else "") + _ending(stats))
     try:
         from rich.console import Console
         from rich.table import Table
@@ -54,8 +87,8 @@ def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
         print(footer)
         for line in _counter_lines(stats):
             print(line)
-        for fault in stats.faults:
-            print(f"stage {fault.stage!r} disabled at frame {fault.frame}: {fault.error}")
+        for line, _ in _event_lines(stats):
+            print(line)
         return
     table = Table(title=title, caption=footer)
     table.add_column("track")
@@ -64,30 +97,81 @@ def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
     for r in rows:
         table.add_row(*r)
     Console().print(table)
-    for line in _counter_lines(stats):
-        Console().print(line)
-    for fault in stats.faults:
-        Console().print(f"[red]stage {fault.stage!r} disabled at frame {fault.frame}: "
-                        f"{fault.error}[/red]")
+    console = Console()
+    for line in _counter_lines(stats):  # whole lines (soft wrap): easy to grep and copy
+        console.print(line, markup=False, soft_wrap=True)
+    for line, bad in _event_lines(stats):
+        console.print(line, style="red" if bad else None, markup=False, highlight=False,
+                      soft_wrap=True)
 
 
-def write_results(stats: FrameStats, out: Path, extra: dict[str, Any] | None = None) -> list[Path]:
-    """Write ``out`` (JSON), ``<out>.trace.json`` and ``<out>.png``; returns the paths.
+def check_writable(out: Path, *, folder: bool = False) -> None:
+    """Fail now, before any frame, if results cannot be written to ``out`` (a file, or
+    with ``folder`` a folder to write into): :class:`ResultsError` naming the path.
 
-    The plot needs matplotlib (the ``report`` extra); without it the plot is skipped
-    with a logged warning and the JSON and trace are still written.
+    Creates the missing folders and writes and removes a temporary file there.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    data = stats.as_dict() | (extra or {})
-    out.write_text(json.dumps(data, indent=1))
-    trace = out.with_suffix(".trace.json")
-    trace.write_text(json.dumps(stats.chrome_trace()))
-    written = [out, trace]
+    where = out if folder else out.parent
+    if not folder and out.is_dir():
+        raise ResultsError(f"cannot write results to {out}: it is a folder")
     try:
-        written.append(plot(stats, out.with_suffix(".png")))
-    except ImportError as exc:
-        log.warning("no plot written: %s (install vrshare[report])", exc)
+        where.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise ResultsError(f"cannot write results to {out}: {why}"
+                           + ("" if exc.filename in (None, str(out)) else f" ({exc.filename})")
+                           ) from exc
+
+
+def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to
+    ``path``: a reader (or a run cut short) sees the old file or the new one, never
+    half of one."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600; results are for sharing
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_results(stats: FrameStats, out: Path, extra: dict[str, Any] | None = None, *,
+                  trace: bool = True, plot_png: bool = True) -> list[Path]:
+    """Write ``out`` (JSON), ``<out>.trace.json`` and ``<out>.png``; returns the paths.
+
+    Each file is written atomically (a temporary file beside it, then a rename). The
+    plot needs matplotlib (the ``report`` extra); without it, or if it fails, the plot
+    is skipped with a logged message and the JSON and trace are still written. A
+    failure to write the JSON or the trace is a :class:`ResultsError`.
+    """
+    out = Path(out)
+    data = stats.as_dict() | (extra or {})
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, lambda p: p.write_text(json.dumps(data, indent=1)))
+        written = [out]
+        if trace:
+            path = out.with_suffix(".trace.json")
+            events = stats.chrome_trace()
+            written.append(write_atomic(path, lambda p: p.write_text(json.dumps(events))))
+    except OSError as exc:
+        raise ResultsError(f"cannot write results to {out}: {exc}") from exc
+    if plot_png:
+        try:
+            written.append(write_atomic(out.with_suffix(".png"), lambda p: plot(stats, p)))
+        except ImportError as exc:
+            log.warning("no plot written: %s (install vrshare[report])", exc)
+        except Exception as exc:  # the plot is a convenience; the JSON holds the results
+            log.error("no plot written: %s: %s", type(exc).__name__, exc)
     return written
 
 
@@ -121,6 +205,8 @@ def plot(stats: FrameStats, path: Path) -> Path:
     if stats.tracks:
         ax_s.legend(loc="upper right", fontsize="small")
     ax_s.set(xlabel="frame", ylabel="ms", title="per-stage time, stacked (measured passes dashed)")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import layout
 from .backend import to_device
+from .config import check_ranges, setting
 from .geometry import eyes, quat
 from .pipeline import Frame, Stage, StageConfig
 
@@ -24,21 +25,22 @@ Fov = tuple[float, float, float, float]
 
 @dataclass
 class FixedEyesSettings:
-    """Where the fixed head is and what its eyes see (units in the comments)."""
+    """Where the fixed head is and what its eyes see (units and ranges declared)."""
 
-    position: tuple[float, float, float] = (0.0, 0.0, 0.0)  # head position (m)
-    yaw_deg: float = 0.0  # about +Y (positive turns left)
-    pitch_deg: float = 0.0  # then about the turned +X (positive looks up)
-    ipd: float = eyes.DEFAULT_IPD  # m
-    half_fov_deg: float = 45.0  # symmetric half angle, horizontal and vertical
-    fov_deg: Fov | None = None  # left, right, up, down (deg) instead of half_fov_deg
-    near: float = 0.05  # m
-    far: float = 100.0  # m
+    position: tuple[float, float, float] = setting((0.0, 0.0, 0.0), unit="m")  # head position
+    yaw_deg: float = setting(0.0, unit="deg")  # about +Y (positive turns left)
+    pitch_deg: float = setting(0.0, unit="deg")  # then about the turned +X (positive looks up)
+    ipd: float = setting(eyes.DEFAULT_IPD, ge=0, le=1, unit="m")
+    # symmetric half angle, horizontal and vertical
+    half_fov_deg: float = setting(45.0, gt=0, lt=90, unit="deg")
+    # left, right, up, down instead of half_fov_deg
+    fov_deg: Fov | None = setting(None, gt=-90, lt=90, unit="deg")
+    near: float = setting(0.05, gt=0, unit="m")
+    far: float = setting(100.0, gt=0, unit="m")  # > near
 
     def __post_init__(self) -> None:
-        if not self.ipd >= 0:
-            raise ValueError(f"ipd must be >= 0 m, got {self.ipd}")
-        eyes.projection(self.fov, self.near, self.far)  # raises ValueError when invalid
+        check_ranges(self)
+        eyes.projection(self.fov, self.near, self.far)  # near < far, the angles' order
 
     @property
     def fov(self) -> Fov:

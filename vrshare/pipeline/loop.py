@@ -13,10 +13,25 @@ from .clock import Clock
 from .schedule import PipelineError, schedule
 from .stage import Frame, Stage, StageConfig
 from .stats import FrameStats, StageFault
+from .watchdog import HANG_BUDGET_FACTOR, HANG_DEFAULT_S, IDLE, Watchdog, hang_limits
 
 log = logging.getLogger(__name__)
 
 Step = Callable[[Frame, WeightBank], None]
+
+
+class Activity:
+    """Whether a frame loop is producing frames on this process's loop thread now.
+
+    A signal handler (the ``vrshare`` command's) reads it to decide whether raising
+    ``KeyboardInterrupt`` now ends a run cleanly (the loop turns it into the end of
+    the run) or would cut short what follows the run (closing, writing results).
+    ``running`` is set and cleared with single stores, inside the part of
+    :meth:`FrameLoop.run` that catches ``KeyboardInterrupt``.
+    """
+
+    running: FrameLoop | None = None  # the loop producing frames now
+    started = 0  # frame loop runs started in this process
 
 
 class StageSetupError(PipelineError):
@@ -82,7 +97,7 @@ class Pipeline:
                 st.close()
             except Exception as exc:
                 log.error("stage %r failed in close: %s", st.name, exc)
-                faults.append(StageFault.from_exception(st.name, -1, exc))
+                faults.append(StageFault.from_exception(st.name, -1, exc, phase="close"))
         return faults
 
     def __enter__(self) -> Pipeline:
@@ -108,11 +123,21 @@ class FrameLoop:
 
     Steps are callables ``(frame, bank)`` run after the stages each frame, timed
     like stages; unlike a stage, a step that raises ends the run (the display path
-    is broken, nothing is left to keep presenting).
+    is broken, nothing is left to keep presenting): the error is recorded in the
+    stats (a fault with phase ``"step"``) and re-raised; ``self.stats`` keeps every
+    completed frame. ``SystemExit`` from a stage or step ends the run too, recorded
+    (phase ``"exit"``) and not re-raised.
+
+    A watchdog (:mod:`vrshare.pipeline.watchdog`) reports a stage or step that has not
+    returned within its limit: ``hang_limits_s`` per name, else ``hang_factor`` times
+    its budget, else ``hang_default_s``.
     """
 
     def __init__(self, pipeline: Pipeline, bank: WeightBank, clock: Clock,
-                 steps: Sequence[tuple[str, Step]] = ()) -> None:
+                 steps: Sequence[tuple[str, Step]] = (), *,
+                 hang_limits_s: dict[str, float] | None = None,
+                 hang_factor: float = HANG_BUDGET_FACTOR,
+                 hang_default_s: float = HANG_DEFAULT_S) -> None:
         self.pipeline = pipeline
         self.bank = bank
         self.clock = clock
@@ -125,6 +150,13 @@ class FrameLoop:
         self._slots += [_Slot(name, fn, (), k + i, None) for i, (name, fn) in enumerate(steps)]
         self._budgets = [(n, names.index(n), b) for n, b in budgets.items()]
         self._overrun_logged: set[str] = set()
+        limits = hang_limits(names, budgets, limits_s=hang_limits_s, factor=hang_factor,
+                             default_s=hang_default_s)
+        kinds = ["stage"] * k + ["step"] * len(steps)
+        self.watchdog = Watchdog(names, kinds, limits, self.stats, first_limit_s=hang_default_s)
+        # parts other than stages with event counts for the stats (a display target's
+        # failed captures): (name, callable returning {event: count}), asked at the end
+        self.counter_sources: list[tuple[str, Callable[[], dict[str, int]]]] = []
 
     @property
     def active_stages(self) -> list[str]:
@@ -135,70 +167,129 @@ class FrameLoop:
         """Run ``frames`` frames, or until ``seconds`` of clock time, or until Ctrl-C.
 
         Ctrl-C (KeyboardInterrupt) ends the run after the current step; the stats of
-        every completed frame are returned with ``interrupted`` set.
+        every completed frame are returned with ``interrupted`` set (and ``ending``
+        taken from the exception's ``ending`` attribute when it has one). A step that
+        raises ends the run with its exception, after recording it in ``self.stats``.
         """
         if frames is None and seconds is None:
             raise ValueError("give frames or seconds (or both)")
         stats, bank, slots = self.stats, self.bank, self._slots
+        watch = self.watchdog
         perf = time.perf_counter
         nan_row = [float("nan")] * len(stats.tracks)  # tracks of disabled stages stay NaN
         done = 0
+        ended: BaseException | None = None
+        stats.ending, stats.ending_detail = "completed", ""
+        watch.start()
         try:
+            Activity.running = self
+            Activity.started += 1
             while frames is None or done < frames:
                 frame = self.clock.wait_frame()
                 if seconds is not None and frame.t_now >= seconds:
                     break
+                if done == 0:
+                    watch.first_frame = frame.index
+                watch.frame = frame.index
                 start = perf()
                 offsets = nan_row.copy()
                 durations = nan_row.copy()
                 failed: list[_Slot] = []
                 for slot in slots:
                     t0 = perf()
+                    watch.track = slot.track
+                    watch.t0 = t0
                     try:
                         slot.process(frame, bank)
                     except Exception as exc:
                         if slot.stage is None:
+                            watch.t0 = IDLE
+                            self._fault(slot, frame, exc, "step")
+                            stats.ending = "error"
+                            stats.ending_detail = (f"step {slot.name!r} raised in frame "
+                                                   f"{frame.index}: {type(exc).__name__}: {exc}")
                             raise
                         self._fault(slot, frame, exc)
                         failed.append(slot)
                         t1 = perf()
+                    except SystemExit as exc:
+                        watch.t0 = IDLE
+                        self._fault(slot, frame, exc, "exit")
+                        stats.ending = "SystemExit"
+                        stats.ending_detail = (f"{slot.name!r} raised SystemExit({exc.code!r}) "
+                                               f"in frame {frame.index}")
+                        ended = exc
+                        break
                     else:
                         t1 = perf()
                         if slot.writes:
-                            bank.stamp(slot.writes, frame.index)
+                            try:
+                                bank.stamp(slot.writes, frame.index)
+                            except Exception as exc:  # its snapshots cannot be published
+                                self._fault(slot, frame, exc, "publish")
+                                failed.append(slot)
                     offsets[slot.track] = t0 - start
                     durations[slot.track] = t1 - t0
+                watch.t0 = IDLE
+                if ended is not None:
+                    break  # the frame did not complete: it is not recorded
                 end = perf()
                 row = stats.record(frame.index, frame.t_display, start, end, offsets, durations)
                 if failed:
                     self._slots = slots = [s for s in slots if s not in failed]
                 if self._budgets:
                     self._check_overruns(row)
+                if watch.hung:
+                    watch.settle()
                 done += 1
                 if progress is not None:
                     progress(done)
-        except KeyboardInterrupt:
+            Activity.running = None
+        except KeyboardInterrupt as exc:
+            Activity.running = None
+            ended = exc
             stats.interrupted = True
-            log.warning("interrupted after %d frames", stats.count)
-        self._collect_counters()
+            stats.ending = getattr(exc, "ending", "interrupted")
+            stats.ending_detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            log.warning("interrupted after %d frames (%s)", stats.count, stats.ending_detail)
+        except BaseException as exc:
+            Activity.running = None
+            ended = exc
+            raise
+        finally:
+            Activity.running = None
+            watch.stop()
+            watch.finish(ended)
+            if stats.interrupted_in is not None and ended is not None:
+                where = stats.interrupted_in
+                log.warning("the run ended while %r was running in frame %d (for %.3f s)",
+                            where["stage"], where["frame"], where["seconds"])
+            self._collect_counters()
         return stats
 
     def _collect_counters(self) -> None:
-        """Ask every stage (disabled ones too) for its event counts."""
-        for st in self.pipeline.stages:
+        """Ask every stage (disabled ones too), then every counter source, for its
+        event counts."""
+        sources = [(st.name, st.counters) for st in self.pipeline.stages]
+        for name, counters in (*sources, *self.counter_sources):
             try:
-                counts = st.counters()
+                counts = counters()
             except Exception as exc:
-                log.error("stage %r failed in counters(): %s", st.name, exc)
+                log.error("%r failed in counters(): %s", name, exc)
                 continue
             if counts:
-                self.stats.counters[st.name] = {k: int(v) for k, v in counts.items()}
+                self.stats.counters[name] = {k: int(v) for k, v in counts.items()}
 
-    def _fault(self, slot: _Slot, frame: Frame, exc: Exception) -> None:
-        fault = StageFault.from_exception(slot.name, frame.index, exc)
+    def _fault(self, slot: _Slot, frame: Frame, exc: BaseException,
+               phase: str = "process") -> None:
+        fault = StageFault.from_exception(slot.name, frame.index, exc, phase)
         self.stats.faults.append(fault)
-        log.error("stage %r raised in frame %d and is disabled: %s\n%s",
-                  slot.name, frame.index, fault.error, fault.traceback)
+        what = {"process": "and is disabled", "step": "and ends the run",
+                "exit": "(SystemExit), which ends the run",
+                "publish": "(publishing its outputs) and is disabled"}[phase]
+        kind = "stage" if slot.stage is not None else "step"
+        log.error("%s %r raised in frame %d %s: %s\n%s",
+                  kind, slot.name, frame.index, what, fault.error, fault.traceback)
 
     def _check_overruns(self, row: int) -> None:
         """Log a stage's first overrun; later ones show in the stats' ``over_budget``."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import traceback
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
@@ -63,6 +64,11 @@ def _import(target: str, what: str) -> type:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise PipelineError(f"{what}: cannot import {module_name!r}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # the plug-in's own code failed while importing
+        tb = traceback.extract_tb(exc.__traceback__)
+        at = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+        raise PipelineError(f"{what}: importing {module_name!r} raised "
+                            f"{type(exc).__name__}: {exc}{at}") from exc
     obj = module
     for part in attr.split("."):
         try:

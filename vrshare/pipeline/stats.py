@@ -29,21 +29,66 @@ def percentiles_ms(times_s) -> tuple[float, float, float, float, float]:
 
 @dataclass(frozen=True)
 class StageFault:
-    """A stage that raised: it was disabled from ``frame`` on."""
+    """A stage (or step) that raised.
+
+    ``phase`` says what followed: ``"process"``, the stage was disabled from ``frame``
+    on and the run went on; ``"step"``, a step raised and ended the run; ``"exit"``, a
+    stage or step raised ``SystemExit``, which ends the run; ``"publish"``, the bank
+    could not publish what it wrote (the stage was disabled, readers keep the previous
+    snapshot); ``"close"``, it raised in ``close`` (``frame`` is -1).
+    """
 
     stage: str
     frame: int
     error: str  # "ValueError: ..."
     traceback: str
+    phase: str = "process"
 
     @classmethod
-    def from_exception(cls, stage: str, frame: int, exc: BaseException) -> StageFault:
+    def from_exception(cls, stage: str, frame: int, exc: BaseException,
+                       phase: str = "process") -> StageFault:
         return cls(
             stage,
             frame,
             f"{type(exc).__name__}: {exc}",
             "".join(tb.format_exception(type(exc), exc, exc.__traceback__)),
+            phase,
         )
+
+    def describe(self) -> str:
+        """One line for people: who, what happened, and the error."""
+        what = {
+            "process": f"raised in frame {self.frame} and was disabled",
+            "step": f"raised in frame {self.frame} and ended the run",
+            "exit": f"raised SystemExit in frame {self.frame}, which ended the run",
+            "publish": f"could not publish its outputs in frame {self.frame} and was disabled",
+            "close": "failed in close",
+        }.get(self.phase, f"failed ({self.phase})")
+        return f"{self.stage!r} {what}: {self.error}"
+
+
+@dataclass
+class StageHang:
+    """A stage or step that had not returned within its limit (the watchdog's finding).
+
+    ``seconds`` is how long it ran: when it returned, or until the run ended (then
+    ``returned`` is False: still running when the run was interrupted or ended).
+    ``stack`` is the frame loop thread's stack when the hang was noticed.
+    """
+
+    stage: str
+    frame: int
+    limit_s: float
+    seconds: float
+    returned: bool | None  # None: still running when last looked at
+    stack: str
+
+    def describe(self) -> str:
+        state = {True: f"returned after {self.seconds:.3f} s",
+                 False: f"had not returned after {self.seconds:.3f} s when the run ended",
+                 None: f"had not returned after {self.seconds:.3f} s"}[self.returned]
+        return (f"{self.stage!r} hung in frame {self.frame}: {state} "
+                f"(limit {self.limit_s:.3f} s)")
 
 
 @dataclass(frozen=True)
@@ -72,6 +117,15 @@ class FrameStats:
     counters: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> event counts
     interrupted: bool = False
     capacity: int = 1024
+    hangs: list[StageHang] = field(default_factory=list)  # the watchdog's findings
+    # how the run ended: "completed" (its frames or seconds), "interrupted" (Ctrl-C, a
+    # closed target), "SIGINT"/"SIGTERM" (the vrshare command's signal handling),
+    # "SystemExit" (a stage or step called sys.exit) or "error" (a step raised)
+    ending: str = "completed"
+    ending_detail: str = ""
+    # the stage or step that was running when the run was interrupted (it did not finish
+    # that frame): {"stage", "frame", "seconds"}; None when it ended between frames
+    interrupted_in: dict | None = None
 
     def __post_init__(self) -> None:
         self.measured: list[str] = []  # tracks added by add_track: not part of the frame's sum
@@ -174,8 +228,12 @@ class FrameStats:
             "budget_ms": self.budget_s * 1e3,
             "deadline_misses": self.deadline_misses,
             "interrupted": self.interrupted,
+            "ending": self.ending,
+            "ending_detail": self.ending_detail,
+            "interrupted_in": self.interrupted_in,
             "summary": [s.__dict__ for s in self.summary()],
             "faults": [f.__dict__ for f in self.faults],
+            "hangs": [dict(h.__dict__) for h in list(self.hangs)],
             "counters": self.counters,
             "per_frame": {
                 "index": self.index[:n].tolist(),

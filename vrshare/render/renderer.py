@@ -16,11 +16,29 @@ calls, no data moved). Attributes beat a storage buffer indexed by
 
 On the NumPy backend the bank arrays are written to GL directly; on CuPy they are
 copied to the host through :func:`vrshare.backend.to_host` (counted as transfers).
+
+What it draws is checked. At :meth:`Renderer.bind`, each buffer's dtype and shape
+against :mod:`vrshare.layout` (the error names the stage that declared it). Each
+frame, on the host copies it uploads anyway:
+
+* draw ranges reaching outside the instance buffer (``first < 0``, ``count < 0``,
+  ``first + count > capacity``) are clamped to it (skipped when nothing is left);
+* instance rows with a non-finite model matrix or colour are left out of their draw:
+  the good rows of a draw range holding one are packed into a spare region after the
+  instance rows (allocated with the first such row) and the draw points there, so the
+  other instances of that mesh are still drawn and no row is ever moved in the bank;
+  one ``isfinite`` over the rows in use tells whether there is one at all;
+* non-finite eye matrices: the frame is drawn with the last good ones (the uniform
+  buffer keeps them), or only cleared while there never were any.
+
+Each event is counted in :attr:`Renderer.counts` (the run's ``stats.counters["render"]``)
+and warned about once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +58,14 @@ if TYPE_CHECKING:
     from ..targets.base import EyeSurface
     from ..weights import WeightBank
 
+log = logging.getLogger(__name__)
+
 EYE_NAMES = ("left", "right")
+# the renderer's event counters (stats.counters["render"])
+RANGES_CLAMPED = "draw ranges clamped"  # draw slots x frames with a range outside the buffer
+ROWS_SKIPPED = "instance rows skipped"  # rows x frames not drawn: non-finite matrix or colour
+EYES_HELD = "eye matrices held"  # frames drawn with the last good eye matrices
+EYES_MISSING = "frames not drawn"  # frames cleared only: non-finite eyes, never a good one
 # the vertex layout of vrshare.scene.Geometry, read in full by the textured program and
 # without texture coordinates and layer (skipped bytes) by the plain one
 VERTEX_FORMATS = {
@@ -133,8 +158,8 @@ class Renderer:
         align = int(ctx.info.get("GL_UNIFORM_BUFFER_OFFSET_ALIGNMENT", 256))
         self.eye_stride = -(-64 // align) * align  # bytes
         self.eyes_ubo = ctx.buffer(reserve=2 * self.eye_stride)
-        self.view_host = np.zeros((2, 4, 4), np.float32)
-        self.proj_host = np.zeros((2, 4, 4), np.float32)
+        self.eyes_in = np.zeros((2, 2, 4, 4), np.float32)  # view, proj: checked in one call
+        self.view_host, self.proj_host = self.eyes_in
         self.eyes_host = np.zeros((2, self.eye_stride // 4), np.float32)
         self.view_proj = self.eyes_host[:, :16].reshape(2, 4, 4)  # a view: written in place
         self.encode_uniforms = {t: [p["u_encode_srgb"], None] for t, p in self.programs.items()}
@@ -143,6 +168,14 @@ class Renderer:
         self.stats: FrameStats | None = None
         self.flags = moderngl.DEPTH_TEST | moderngl.CULL_FACE
         self.ranges_host = np.zeros((len(self.meshes), 2), np.int32)
+        self.slot_names = [f"{m.name!r} LOD {lod}" for m in scene.meshes
+                           for lod in range(len(m.lods))]
+        self._eyes_good = False  # whether the uniform buffer holds good eye matrices
+        self._spare: np.ndarray | None = None  # host rows packed past the bank's rows
+        self.counts: dict[str, int] = dict.fromkeys(
+            (RANGES_CLAMPED, ROWS_SKIPPED, EYES_HELD, EYES_MISSING), 0)
+        self._warned: set[str] = set()
+        self.declared_by: Mapping[str, str] | None = None
         self._bound = False
 
     def _program(self, textured: bool) -> Any:
@@ -177,8 +210,14 @@ class Renderer:
                 self._textures[id(layers)] = texture
         return _GpuMesh(vbo, ibo, vao, program, texture, geometry.triangles)
 
-    def bind(self, bank: WeightBank, stats: FrameStats | None = None) -> None:
-        """Look up the buffers to draw from and (optionally) report GPU pass times."""
+    def bind(self, bank: WeightBank, stats: FrameStats | None = None,
+             declared_by: Mapping[str, str] | None = None) -> None:
+        """Look up the buffers to draw from, check them against :mod:`vrshare.layout`,
+        and (optionally) report GPU pass times and events into ``stats``.
+
+        ``declared_by`` maps a buffer to the stage whose setup declared it
+        (``Pipeline.declared_by``), so that a mismatch names the stage to fix.
+        """
         missing = [n for n in (layout.INSTANCES, layout.DRAW_RANGES, layout.EYE_VIEW,
                                layout.EYE_PROJ) if n not in bank]
         if missing:
@@ -187,45 +226,170 @@ class Renderer:
                     layout.EYE_VIEW: "a 'tracking' stage", layout.EYE_PROJ: "a 'tracking' stage"}
             raise RenderError("the renderer draws from bank buffers the pipeline does not have: "
                               + ", ".join(f"{n!r} (add {hint[n]})" for n in missing))
+        self.declared_by = None if declared_by is None else dict(declared_by)
         self.instances = bank[layout.INSTANCES]
         self.ranges = bank[layout.DRAW_RANGES]
         self.eye_view = bank[layout.EYE_VIEW]
         self.eye_proj = bank[layout.EYE_PROJ]
-        if tuple(self.ranges.shape) != (len(self.meshes), 2):
-            raise RenderError(f"{layout.DRAW_RANGES!r} has shape {tuple(self.ranges.shape)}, "
-                              f"the scene has {len(self.meshes)} draw slots")
-        if self.instances.ndim != 2 or self.instances.shape[1] != layout.INSTANCE_FLOATS:
-            raise RenderError(f"{layout.INSTANCES!r} must be (capacity, "
-                              f"{layout.INSTANCE_FLOATS}), got {tuple(self.instances.shape)}")
+        self._check_contract()
+        self.capacity = int(self.instances.shape[0])
         if self.instance_buffer is not None:
             self.instance_buffer.release()
         self.instance_buffer = self.ctx.buffer(reserve=max(self.instances.nbytes, 16))
+        self._spare = None
         for mesh in self.meshes:
             mesh.first = -1
         self.gpu = backend.array_module(self.instances) is not np
-        if stats is not None and self.timer is not None:
-            self.timer.attach(stats)
-            self.stats = stats
+        self.counts = dict.fromkeys(self.counts, 0)
+        self._warned = set()
+        self._eyes_good = False
+        if stats is not None:
+            stats.counters["render"] = self.counts  # the same dict: updated in place
+            if self.timer is not None:
+                self.timer.attach(stats)
+                self.stats = stats
         self._bound = True
 
-    def _upload_frame(self) -> int:
+    def _owner(self, name: str) -> str:
+        """`` (declared by stage 'x')`` for a buffer, as far as :meth:`bind` was told."""
+        if self.declared_by is None:
+            return ""
+        owner = self.declared_by.get(name)
+        return (f" (declared by stage {owner!r})" if owner
+                else " (declared outside the stages: a source of the pipeline)")
+
+    def _check_contract(self) -> None:
+        """RenderError naming every drawn buffer whose dtype or shape breaks the contract."""
+        d = len(self.meshes)
+        expected = {  # name: (dtype, shape test, shape as said, what it holds)
+            layout.INSTANCES: (np.float32, lambda sh: len(sh) == 2
+                               and sh[1] == layout.INSTANCE_FLOATS,
+                               f"(capacity, {layout.INSTANCE_FLOATS})",
+                               "a model matrix and a colour per row"),
+            layout.DRAW_RANGES: (np.int32, lambda sh: sh == (d, 2), f"({d}, 2)",
+                                 f"[first, count] for each of the scene's {d} draw slots"),
+            layout.EYE_VIEW: (np.float32, lambda sh: sh == (2, 4, 4), "(2, 4, 4)",
+                              "world -> eye per eye"),
+            layout.EYE_PROJ: (np.float32, lambda sh: sh == (2, 4, 4), "(2, 4, 4)",
+                              "eye -> clip per eye"),
+        }
+        arrays = {layout.INSTANCES: self.instances, layout.DRAW_RANGES: self.ranges,
+                  layout.EYE_VIEW: self.eye_view, layout.EYE_PROJ: self.eye_proj}
+        problems = []
+        for name, (dtype, fits, said, holds) in expected.items():
+            a = arrays[name]
+            shape = tuple(int(n) for n in a.shape)
+            contiguous = bool(a.flags.c_contiguous) or name != layout.INSTANCES
+            if a.dtype != dtype or not fits(shape) or not contiguous:
+                what = f"{shape} {a.dtype}" + ("" if contiguous else " (not C-contiguous)")
+                problems.append(f"{name!r} is {what}, the renderer needs {said} "
+                                f"{np.dtype(dtype)}{'' if contiguous else ' C-contiguous'} "
+                                f"({holds}; see vrshare.layout){self._owner(name)}")
+        if problems:
+            raise RenderError("cannot draw from these buffers: " + "; ".join(problems))
+
+    def _warn_once(self, key: str, message: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message + "; further ones are counted in the run's stats "
+                        "(render: %s)", *args, key)
+
+    def _upload_frame(self) -> tuple[int, bool]:
         """Copy this frame's draw ranges, instance rows and eye matrices to GL; returns
-        the number of instance rows in use."""
+        the number of instance rows in use and whether there are eye matrices to draw
+        with. Ranges outside the buffer are clamped, rows that are not finite left out
+        of their draw, non-finite eye matrices replaced by the last good ones."""
+        ranges = self.ranges_host
         if self.gpu:
-            ranges = backend.to_host(self.ranges, out=self.ranges_host, label="draw_ranges")
+            backend.to_host(self.ranges, out=ranges, label="draw_ranges")
         else:
-            ranges = self.ranges
-        used = int((ranges[:, 0] + ranges[:, 1]).max(initial=0))
+            np.copyto(ranges, self.ranges)
+        # seen unsigned, a negative value is huge: one reduction finds values below 0 or
+        # above the capacity; only then can first + count overflow or pass the end
+        if ranges.view(np.uint32).max(initial=0) > self.capacity:
+            used = self._clamp_ranges(ranges)
+        else:
+            used = int((ranges[:, 0] + ranges[:, 1]).max(initial=0))
+            if used > self.capacity:
+                used = self._clamp_ranges(ranges)
         if used:
             rows = self.instances[:used]
             data = backend.to_host(rows, label="instances") if self.gpu else rows
+            if not np.isfinite(data).all():
+                self._skip_rows(data, ranges)
             self.instance_buffer.write(data)
         for host, m in ((self.view_host, self.eye_view), (self.proj_host, self.eye_proj)):
             host[...] = backend.to_host(m, label="eye") if self.gpu else m
-        np.matmul(self.proj_host, self.view_host, out=self.view_proj)
-        self.eyes_ubo.write(self.eyes_host)
-        self.ranges_host[...] = ranges
-        return used
+        if np.isfinite(self.eyes_in).all():
+            np.matmul(self.proj_host, self.view_host, out=self.view_proj)
+            self.eyes_ubo.write(self.eyes_host)
+            self._eyes_good = True
+        else:  # the uniform buffer keeps the last good matrices
+            key = EYES_HELD if self._eyes_good else EYES_MISSING
+            self.counts[key] += 1
+            self._warn_once(key, "%r%s or %r%s hold NaN or inf; %s", layout.EYE_VIEW,
+                            self._owner(layout.EYE_VIEW), layout.EYE_PROJ,
+                            self._owner(layout.EYE_PROJ),
+                            "frames are drawn with the last good eye matrices" if
+                            self._eyes_good else "frames are not drawn (only cleared) until "
+                            "there are finite ones")
+        return used, self._eyes_good
+
+    def _clamp_ranges(self, ranges: np.ndarray) -> int:
+        """Clamp draw ranges (host copy) to the instance buffer; returns the rows in use."""
+        first, count = ranges[:, 0], ranges[:, 1]
+        ends = ranges.sum(axis=1, dtype=np.int64)
+        bad = (first < 0) | (count < 0) | (ends > self.capacity)
+        slot = int(np.flatnonzero(bad)[0])
+        self._warn_once(RANGES_CLAMPED, "%r%s: draw slot %d (%s) has [first, count] = "
+                        "[%d, %d], outside the instance buffer's %d rows; ranges are clamped "
+                        "to the buffer", layout.DRAW_RANGES, self._owner(layout.DRAW_RANGES),
+                        slot, self.slot_names[slot], first[slot], count[slot], self.capacity)
+        self.counts[RANGES_CLAMPED] += int(np.count_nonzero(bad))
+        empty = (first < 0) | (count <= 0) | (first >= self.capacity)
+        first[empty] = 0
+        count[empty] = 0
+        np.minimum(count, self.capacity - first, out=count)
+        return int(ranges.sum(axis=1).max(initial=0))
+
+    def _skip_rows(self, data: np.ndarray, ranges: np.ndarray) -> None:
+        """Leave rows with a NaN or inf out of their draws: each range holding one gets
+        its good rows packed past the instance rows (the spare region) and points there."""
+        bad = ~np.isfinite(data).all(axis=1)
+        before = np.concatenate([[0], np.cumsum(bad)])  # bad rows before each row
+        first, count = ranges[:, 0], ranges[:, 1]
+        used = len(data)  # >= first + count of every non-empty range
+        in_range = (before[np.minimum(first + count, used)]
+                    - before[np.minimum(first, used)])
+        hit = np.flatnonzero(in_range)
+        if not hit.size:  # only rows no draw uses
+            return
+        skipped = int(in_range.sum())
+        self.counts[ROWS_SKIPPED] += skipped
+        row = int(np.flatnonzero(bad[first[hit[0]]:])[0] + first[hit[0]])
+        self._warn_once(ROWS_SKIPPED, "%r%s: %d instance row(s) in use hold NaN or inf "
+                        "(first: row %d, draw slot %d, %s); they are not drawn",
+                        layout.INSTANCES, self._owner(layout.INSTANCES), skipped, row,
+                        int(hit[0]), self.slot_names[hit[0]])
+        if self._spare is None:
+            self._spare = np.zeros((self.capacity, layout.INSTANCE_FLOATS), np.float32)
+            self.instance_buffer.release()  # room for the spare region after the rows
+            self.instance_buffer = self.ctx.buffer(reserve=max(2 * self.instances.nbytes, 16))
+            for mesh in self.meshes:
+                mesh.first = -1
+        at = 0
+        for d in hit:
+            f, c = int(first[d]), int(count[d])
+            good = c - int(in_range[d])
+            if at + good > self.capacity:  # only with overlapping ranges: no room left
+                good = 0
+            else:
+                np.compress(~bad[f:f + c], data[f:f + c], axis=0,
+                            out=self._spare[at:at + good])
+            first[d], count[d] = self.capacity + at, good
+            at += good
+        if at:
+            self.instance_buffer.write(self._spare[:at], offset=self.capacity * INSTANCE_BYTES)
 
     def render(self, frame: Frame, surfaces: Sequence[EyeSurface]) -> None:
         """Draw every non-empty draw slot into each eye surface."""
@@ -233,7 +397,7 @@ class Renderer:
             raise RenderError("Renderer.render called before bind(bank)")
         if not surfaces:
             return
-        self._upload_frame()
+        _, drawable = self._upload_frame()
         ctx = self.ctx
         ctx.enable_only(self.flags)
         ctx.cull_face = "back"
@@ -242,7 +406,7 @@ class Renderer:
             timer.begin_frame(frame.index)
         draws = [(mesh, int(first), int(count))
                  for mesh, (first, count) in zip(self.meshes, self.ranges_host, strict=True)
-                 if count > 0]
+                 if count > 0] if drawable else []
         for surface, clear_mode in zip(surfaces, clear_modes(surfaces), strict=True):
             fbo = surface.framebuffer
             fbo.use()

@@ -53,11 +53,9 @@ def _motion(spec: MotionSpec, copy: int, where: str) -> Motion | None:
 
 def _placements(spec: ObjectSpec, mesh: int, tint: np.ndarray,
                 where: str) -> list[SceneObject]:
-    """The object's copies; ``tint`` (linear RGBA) is its mesh's primitive colour."""
-    if any(n < 1 for n in spec.grid):
-        raise SceneError(f"{where} 'grid': counts must be >= 1, got {spec.grid}")
-    if spec.importance < 0:
-        raise SceneError(f"{where} 'importance': must be >= 0, got {spec.importance}")
+    """The object's copies; ``tint`` (linear RGBA) is its mesh's primitive colour.
+
+    The spec's numbers are already in their declared ranges (:mod:`.spec`)."""
     scale = np.broadcast_to(np.asarray(spec.scale, np.float64), (3,))
     if np.any(scale == 0):
         raise SceneError(f"{where} 'scale': must not be zero, got {spec.scale}")
@@ -110,8 +108,6 @@ def _sounds(specs: list[SoundSpec], names: dict[str, int], base_dir: Path,
                 raise SceneError(f"{at} 'object': no object named {spec.object!r} "
                                  f"(named objects: {', '.join(names) or 'none'})")
             index = names[spec.object]
-        if spec.frequency_hz <= 0:
-            raise SceneError(f"{at} 'frequency_hz': must be > 0, got {spec.frequency_hz}")
         out.append(Sound(spec.name, tuple(spec.position), index, file, signal,
                          spec.frequency_hz, spec.gain, spec.loop))
     return out

@@ -5,14 +5,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from ..config import ConfigError
+from ..config import ConfigError, check_ranges, setting
 
 Vec3 = tuple[float, float, float]
 Color = tuple[float, float, float] | tuple[float, float, float, float]
 
 LOD_DISTANCES = (0.0, 4.0, 10.0)  # m, default distances from which LODs 0, 1, 2 are used
+MAX_FREQUENCY_HZ = 192_000.0  # a tone is also below half the audio stage's sample rate
+
+
+def _color(default: tuple[float, ...]) -> Any:
+    """A colour field: sRGB 0..1 (alpha, where given, linear 0..1)."""
+    return setting(default, ge=0, le=1)
+
+
+# the largest magnitude of a scene number (m, deg, deg/s, a scale factor): bounds what
+# float32 model matrices and bounding spheres must hold, products included
+MAX_MAGNITUDE = 1e6
+
+
+def _finite(default: Any, unit: str = "") -> Any:
+    """A field whose numbers may be any moderate value (positions, angles, axes, rates)."""
+    return setting(default, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE, unit=unit)
 
 
 class SceneError(ConfigError):
@@ -33,8 +49,11 @@ class PrimitiveSpec:
 
     name: str
     shape: Literal["box", "sphere", "plane"]
-    size: Vec3 = (1.0, 1.0, 1.0)  # extents along X, Y, Z (m); a plane uses X and Z
-    color: Color = (1.0, 1.0, 1.0)  # sRGB base colour (alpha linear)
+    size: Vec3 = _finite((1.0, 1.0, 1.0), "m")  # extents along X, Y, Z; a plane: X and Z
+    color: Color = _color((1.0, 1.0, 1.0))  # sRGB base colour (alpha linear)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass
@@ -45,16 +64,20 @@ class MotionSpec:
     ``orbit_center`` and bobs along ``bob_axis``.
     """
 
-    spin_deg_s: float = 0.0  # spin rate about spin_axis (deg/s)
-    spin_axis: Vec3 = (0.0, 1.0, 0.0)
-    orbit_deg_s: float = 0.0  # orbit rate about orbit_axis through orbit_center (deg/s)
-    orbit_center: Vec3 = (0.0, 0.0, 0.0)  # m, world
-    orbit_axis: Vec3 = (0.0, 1.0, 0.0)
-    bob_m: float = 0.0  # bobbing amplitude (m)
-    bob_hz: float = 0.0  # bobbing frequency (Hz)
-    bob_axis: Vec3 = (0.0, 1.0, 0.0)
-    phase_deg: float = 0.0  # added to every angle (spin, orbit, bob phase)
-    phase_step_deg: float = 0.0  # added per grid copy, so copies do not move in lockstep
+    spin_deg_s: float = _finite(0.0, "deg/s")  # spin rate about spin_axis
+    spin_axis: Vec3 = _finite((0.0, 1.0, 0.0))
+    orbit_deg_s: float = _finite(0.0, "deg/s")  # orbit rate about orbit_axis through the centre
+    orbit_center: Vec3 = _finite((0.0, 0.0, 0.0), "m")  # world
+    orbit_axis: Vec3 = _finite((0.0, 1.0, 0.0))
+    bob_m: float = _finite(0.0, "m")  # bobbing amplitude
+    bob_hz: float = setting(0.0, ge=0, unit="Hz")  # bobbing frequency
+    bob_axis: Vec3 = _finite((0.0, 1.0, 0.0))
+    phase_deg: float = _finite(0.0, "deg")  # added to every angle (spin, orbit, bob phase)
+    # added per grid copy, so copies do not move in lockstep
+    phase_step_deg: float = _finite(0.0, "deg")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass
@@ -63,15 +86,18 @@ class ObjectSpec:
 
     mesh: str
     name: str = ""  # lets a sound follow the object (a grid: its first copy)
-    position: Vec3 = (0.0, 0.0, 0.0)  # m
-    rotation: Vec3 = (0.0, 0.0, 0.0)  # degrees about X, then Y, then Z (world axes)
-    scale: float | Vec3 = 1.0
-    color: Color = (1.0, 1.0, 1.0)  # sRGB multiplier (alpha linear)
-    palette: tuple[Color, ...] = ()  # grid copies cycle through these instead of color
-    importance: float = 1.0  # >= 0; the scene filter keeps important objects first
-    grid: tuple[int, int, int] = (1, 1, 1)  # copies along X, Y, Z
-    spacing: Vec3 = (1.0, 1.0, 1.0)  # distance between grid copies (m)
+    position: Vec3 = _finite((0.0, 0.0, 0.0), "m")
+    rotation: Vec3 = _finite((0.0, 0.0, 0.0), "deg")  # about X, then Y, then Z (world axes)
+    scale: float | Vec3 = _finite(1.0)  # not zero (checked on load)
+    color: Color = _color((1.0, 1.0, 1.0))  # sRGB multiplier (alpha linear)
+    palette: tuple[Color, ...] = _color(())  # grid copies cycle through these instead of color
+    importance: float = setting(1.0, ge=0)  # the scene filter keeps important objects first
+    grid: tuple[int, int, int] = setting((1, 1, 1), ge=1, what="counts")  # copies along X, Y, Z
+    spacing: Vec3 = _finite((1.0, 1.0, 1.0), "m")  # distance between grid copies
     motion: MotionSpec | None = None
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass
@@ -79,9 +105,12 @@ class LightSpec:
     """``[[scene.light]]``: at most one directional and one ambient light."""
 
     type: Literal["directional", "ambient"]
-    color: Vec3 = (1.0, 1.0, 1.0)  # sRGB
-    intensity: float = 1.0
-    direction: Vec3 = (-0.3, -1.0, -0.5)  # directional: where the light travels, world
+    color: Vec3 = _color((1.0, 1.0, 1.0))  # sRGB
+    intensity: float = setting(1.0, ge=0)
+    direction: Vec3 = _finite((-0.3, -1.0, -0.5))  # directional: where the light travels, world
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass
@@ -89,23 +118,31 @@ class SoundSpec:
     """``[[scene.sound]]``: a point source of sound."""
 
     name: str
-    position: Vec3 = (0.0, 0.0, 0.0)  # m: world, or offset from the followed object
+    position: Vec3 = _finite((0.0, 0.0, 0.0), "m")  # world, or offset from the followed object
     object: str = ""  # name of the object to follow; empty: fixed in the world
     file: Path | None = None  # audio file, relative to the run file
     signal: Literal["file", "tone", "noise", "chirp"] | None = None  # default: file if given
-    frequency_hz: float = 440.0  # tone frequency; chirp start frequency
-    gain: float = 1.0  # linear
+    # tone frequency; chirp start frequency
+    frequency_hz: float = setting(440.0, gt=0, lt=MAX_FREQUENCY_HZ, unit="Hz")
+    gain: float = setting(1.0, ge=0)  # linear
     loop: bool = True
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass
 class SceneSpec:
     """The ``[scene]`` table."""
 
-    background: Vec3 = (0.05, 0.05, 0.07)  # sRGB clear colour
-    lod_distances: tuple[float, ...] = LOD_DISTANCES  # m, where each sphere / model LOD starts
+    background: Vec3 = _color((0.05, 0.05, 0.07))  # sRGB clear colour
+    # where each sphere / model LOD starts (from 0, increasing: checked on load)
+    lod_distances: tuple[float, ...] = setting(LOD_DISTANCES, ge=0, unit="m")
     model: list[ModelSpec] = field(default_factory=list)
     primitive: list[PrimitiveSpec] = field(default_factory=list)
     object: list[ObjectSpec] = field(default_factory=list)
     light: list[LightSpec] = field(default_factory=list)
     sound: list[SoundSpec] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ..config import ConfigError, check_ranges, setting
 from ..errors import VrshareError
 
 if TYPE_CHECKING:
@@ -44,10 +45,18 @@ TARGET_NAMES = ("openxr", "window", "headless")
 # OpenGL version every target's context must offer: the renderer's shaders are GLSL 4.30
 # (shaders/scene.vert binds its uniform block with layout(binding = ...))
 GL_REQUIRE = 430
+# largest per-eye width/height a run file may ask for (px); the GL context's own limit
+# (GL_MAX_TEXTURE_SIZE and friends, usually 8192..32768) is checked when a target opens
+MAX_EYE_PX = 1 << 17
 
 
 class TargetError(VrshareError, RuntimeError):
     """A target cannot be opened or has failed (no display, no runtime, no GL)."""
+
+
+class DisplaySizeError(TargetError, ConfigError):
+    """The ``[display]`` size asks for a framebuffer larger than the GL context allows; the
+    message names the key, the value and the context's limit."""
 
 
 class TargetClosed(KeyboardInterrupt):  # noqa: N818  (an ending, not an error)
@@ -87,23 +96,21 @@ class DisplaySettings:
     """
 
     target: str = "auto"  # "auto" or one of TARGET_NAMES
-    width: int = 512  # per eye (px)
-    height: int = 512  # per eye (px)
+    width: int = setting(512, ge=1, le=MAX_EYE_PX, unit="px")  # per eye
+    height: int = setting(512, ge=1, le=MAX_EYE_PX, unit="px")  # per eye
     vsync: bool = True  # window: swap on the monitor's refresh
     eyes: Literal["both", "left", "right"] = "both"  # window: side by side, or one eye
     capture: Literal["none", "numpy", "png", "video"] = "none"  # headless
-    capture_every: int = 1  # headless: keep every Nth submitted frame
+    capture_every: int = setting(1, ge=1)  # headless: keep every Nth submitted frame
     capture_dir: Path = Path("capture")  # headless: PNG/video folder (relative: to the run file)
-    video_fps: float = 0.0  # headless video rate (Hz); 0: the frame rate / capture_every
+    # headless video rate; 0: the frame rate / capture_every
+    video_fps: float = setting(0.0, ge=0, le=1000, unit="Hz")
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.target != "auto" and self.target not in TARGET_NAMES:
             raise ValueError(f"'target': expected {' or '.join(map(repr, ('auto', *TARGET_NAMES)))}"
                              f", got {self.target!r}")
-        if self.width < 1 or self.height < 1:
-            raise ValueError(f"width and height must be >= 1 px, got {self.width}x{self.height}")
-        if self.capture_every < 1:
-            raise ValueError(f"capture_every must be >= 1, got {self.capture_every}")
 
 
 class Target(ABC):
@@ -165,6 +172,44 @@ class Target(ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# GL limits on a framebuffer's width and height (ModernGL's ctx.info keys; VIEWPORT_DIMS is
+# a (width, height) pair)
+GL_SIZE_LIMITS = ("GL_MAX_TEXTURE_SIZE", "GL_MAX_RENDERBUFFER_SIZE", "GL_MAX_VIEWPORT_DIMS")
+
+
+def gl_size_limit(ctx: Any) -> tuple[tuple[int, str], tuple[int, str]]:
+    """The largest framebuffer ``ctx`` can draw: ((width, limit name), (height, limit name))."""
+    width: tuple[int, str] | None = None
+    height: tuple[int, str] | None = None
+    for name in GL_SIZE_LIMITS:
+        value = ctx.info.get(name)
+        if value is None:
+            continue
+        w, h = (value[0], value[1]) if isinstance(value, list | tuple) else (value, value)
+        if width is None or int(w) < width[0]:
+            width = (int(w), name)
+        if height is None or int(h) < height[0]:
+            height = (int(h), name)
+    unknown = (1 << 31, "no GL limit reported")
+    return width or unknown, height or unknown
+
+
+def check_gl_size(ctx: Any, settings: DisplaySettings, columns: int, target: str) -> None:
+    """Refuse a ``[display]`` size whose framebuffer (``columns`` eyes side by side) the GL
+    context cannot hold, with a :class:`DisplaySizeError` naming the key and the limit,
+    instead of the driver's error when the framebuffer is made."""
+    (max_w, w_name), (max_h, h_name) = gl_size_limit(ctx)
+    for key, value, total, limit, name, per in (
+            ("width", settings.width, columns * settings.width, max_w, w_name, columns),
+            ("height", settings.height, settings.height, max_h, h_name, 1)):
+        if total > limit:
+            side = f" ({columns} eyes side by side: {total} px)" if per > 1 else ""
+            raise DisplaySizeError(
+                f"[display] {key!r}: {value} px is too large for the {target} target's GL "
+                f"context{side}: its {name} is {limit} px, so {key} must be <= "
+                f"{limit // per} px here")
 
 
 def side_by_side(framebuffer: moderngl.Framebuffer, width: int, height: int,

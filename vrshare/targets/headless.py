@@ -24,6 +24,7 @@ from .base import (
     EyeSurface,
     Target,
     TargetError,
+    check_gl_size,
     side_by_side,
 )
 
@@ -62,6 +63,12 @@ class HeadlessTarget(Target):
         self.settings = settings = settings or DisplaySettings(target="headless")
         self._owns_ctx = ctx is None
         self.ctx = standalone_context() if ctx is None else ctx
+        try:
+            check_gl_size(self.ctx, settings, 2, self.name)
+        except TargetError:
+            if self._owns_ctx:
+                self.ctx.release()
+            raise
         self.eye_size = (settings.width, settings.height)
         self.size = (2 * settings.width, settings.height)
         self.color = self.ctx.texture(self.size, 4)
@@ -99,30 +106,74 @@ class HeadlessTarget(Target):
         self.fbo.read_into(self._pixels, components=4)
         return self._pixels[::-1]
 
+    # capture bookkeeping (class defaults, so that __init__ need not set them)
+    captured = 0  # frames captured
+    capture_errors = 0  # captures that failed (capturing stops at the first)
+    _capture_stopped = False
+
     def submit(self, frame: Frame) -> None:
         """Finish the frame as presenting it would: wait until the GPU has drawn it (or
         read it back for a capture), so each frame's time holds its own GPU work rather
-        than the driver's queue deciding which later frame pays for it."""
+        than the driver's queue deciding which later frame pays for it.
+
+        A capture that fails (the folder became unwritable, the disk is full, the
+        encoder died) stops capturing with a logged error and is counted; the run goes
+        on, and a video keeps the frames written before."""
         self.submitted += 1
         s = self.settings
-        if s.capture == "none" or (self.submitted - 1) % s.capture_every:
+        if s.capture == "none" or self._capture_stopped or (self.submitted - 1) % s.capture_every:
             self.ctx.finish()
             return
         image = self.capture()
-        if s.capture == "numpy":
-            self.frames.append((frame.index, image.copy()))
-        elif s.capture == "png":
-            Image = require("PIL.Image", "media", "PNG capture")  # noqa: N806
-            Image.fromarray(image).save(s.capture_dir / f"frame_{frame.index:06d}.png")
+        try:
+            if s.capture == "numpy":
+                self.frames.append((frame.index, image.copy()))
+            elif s.capture == "png":
+                Image = require("PIL.Image", "media", "PNG capture")  # noqa: N806
+                Image.fromarray(image).save(s.capture_dir / f"frame_{frame.index:06d}.png")
+            else:
+                self._writer.append_data(image[..., :3])
+        except Exception as exc:
+            self._stop_capture(frame, exc)
         else:
-            self._writer.append_data(image[..., :3])
+            self.captured += 1
+
+    def _stop_capture(self, frame: Frame, exc: Exception) -> None:
+        self.capture_errors += 1
+        self._capture_stopped = True
+        where = self.video_path if self.settings.capture == "video" else self.settings.capture_dir
+        log.error("headless capture (%s) failed in frame %d: %s: %s; capturing stops, the run "
+                  "goes on (%d frames captured)", where, frame.index, type(exc).__name__, exc,
+                  self.captured)
+        if self._writer is not None:
+            try:
+                self._finish_video()  # keep what was written: a video that opens
+            except Exception:  # logged; the run goes on without capture
+                pass
+
+    def _finish_video(self) -> None:
+        """Close the video writer (ffmpeg writes the file's index): the video opens."""
+        writer, self._writer = self._writer, None
+        try:
+            writer.close()
+        except Exception as exc:
+            log.error("closing the video %s failed: %s: %s", self.video_path,
+                      type(exc).__name__, exc)
+            raise
+        log.info("wrote %s", self.video_path)
+
+    def counters(self) -> dict[str, int]:
+        """Frames captured and failed captures (for the run's stats)."""
+        if self.settings.capture == "none":
+            return {}
+        return {"captured": self.captured, "capture errors": self.capture_errors}
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-            log.info("wrote %s", self.video_path)
-        for obj in (self.fbo, self.color, self.depth):
-            obj.release()
-        if self._owns_ctx:
-            self.ctx.release()
+        try:
+            if self._writer is not None:
+                self._finish_video()
+        finally:
+            for obj in (self.fbo, self.color, self.depth):
+                obj.release()
+            if self._owns_ctx:
+                self.ctx.release()

@@ -22,7 +22,15 @@ import numpy as np
 from .. import backend, layout
 from ..geometry import quat
 from ..pipeline import DEFAULT_FRAME_HZ, Frame
-from .base import GL_REQUIRE, Capabilities, DisplaySettings, EyeSurface, Target, TargetError
+from .base import (
+    GL_REQUIRE,
+    Capabilities,
+    DisplaySettings,
+    EyeSurface,
+    Target,
+    TargetError,
+    check_gl_size,
+)
 
 START_POSITION = (0.0, 1.6, 2.5)  # m: standing, eyes 1.6 m up, 2.5 m back from the origin
 WALK_SPEED = 1.4  # m/s
@@ -121,6 +129,13 @@ class WindowTarget(Target):
             glfw.destroy_window(self.window)
             glfw.terminate()
             raise TargetError(f"cannot use the window's OpenGL context: {exc}") from exc
+        try:
+            check_gl_size(self.ctx, settings, columns, self.name)
+        except TargetError:
+            self.ctx.release()
+            glfw.destroy_window(self.window)
+            glfw.terminate()
+            raise
         self.head = DesktopHead()
         self._cursor: tuple[float, float] | None = None
         self._t_last: float | None = None

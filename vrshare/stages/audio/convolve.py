@@ -15,6 +15,15 @@ bins (FFT size ``N``, a multiple of ``B`` and ``>= B + taps - 1``):
 4. a linear crossfade over the block from the old filters' output to the new
    ones', so a filter that changes between blocks (a head turn) never clicks.
 
+Non-finite input never reaches the output. A head pose with a NaN or infinite
+value (or one so large, beyond about 1e19, that its square overflows float32) is
+ignored and the last good one kept; a source whose world position is not finite
+(its object's model matrix holds a NaN or inf) keeps its last good position, or
+stays muted until it has one. Each case is counted per block in :attr:`BinauralRenderer.events`
+(on the device; nothing is read back per block). As a last line, non-finite output
+samples are zeroed and counted. All checks are a few array operations on the
+(S, 3) positions and the (2, B) output block.
+
 When nothing moves, old and new filters are equal and the output is exactly a
 linear convolution of each signal with its responses. There is no loop over
 sources: the cost per block is a fixed number of array operations, so the NumPy
@@ -27,6 +36,7 @@ time may call :meth:`BinauralRenderer.render`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -38,6 +48,9 @@ from . import grid
 from .sources import SignalTable, Source
 
 _W_EPS = np.array([0, 0, 0, 1e-9], np.float32)
+# Indices into BinauralRenderer.events after the S per-source counts.
+HEAD_POSE_EVENTS = -2  # blocks whose head pose was not usable (the last good one was kept)
+SAMPLE_EVENTS = -1  # non-finite output samples zeroed
 # On the CPU, more than UNGROUPED sources are filtered in groups of GROUP, so that a
 # group's gathered grid spectra (32 x 4 x 2 x 257 complex64: 0.5 MB at 512-point FFTs)
 # and products are still in cache when the next step reads them (measured 1.25x at 256
@@ -156,6 +169,19 @@ class BinauralRenderer:
         self.w_eps = dev(_W_EPS, label="audio_constants")
         self.pose = dev(np.array([0, 0, 0, 0, 0, 0, 1], np.float32), label="audio_constants")
         # ^ the last finite head pose
+        # per source: blocks whose world position was not usable (held or muted), then
+        # blocks with an unusable head pose, then non-finite output samples zeroed
+        self.events = xp.zeros(s + 2, np.int64)
+        self.held = xp.zeros((s, 3), np.float32)  # last usable world position per source
+        self.heard = xp.zeros(s, bool)  # whether it ever had one (muted until then)
+        self.bad_out = xp.zeros((2, block), bool)
+        self.all_heard = False
+        # On the CPU the checks read their answer on the host and skip the bookkeeping
+        # when all is well; on a GPU they always run as array operations (no sync).
+        self.host = xp is np
+        # NumPy warns about inf * 0 or overflow in the head-frame maths of bad input
+        self._quiet = ((lambda: np.errstate(invalid="ignore", over="ignore")) if xp is np
+                       else contextlib.nullcontext)
         self.history = xp.zeros((s, n_fft), np.float32)  # ring of n_fft / block input blocks
         self.filters = xp.zeros((2, s, 2, k), np.complex64)  # [old/new halves] x source x ear
         self.group = GROUP if xp is np and s > UNGROUPED else max(s, 1)
@@ -179,27 +205,44 @@ class BinauralRenderer:
         ``pose`` is the head pose (7,) ``[px, py, pz, qx, qy, qz, qw]`` (m, unit
         quaternion) on this renderer's device; a non-finite pose is ignored (the last
         finite one is kept). ``models`` (N, 4, 4) object->world matrices are needed
-        when a source is attached to a scene object.
+        when a source is attached to a scene object; a source whose matrix gives a
+        non-finite position keeps its last good one (muted if it never had one).
+        Every such event is counted in :attr:`events`; the output is always finite.
         """
         out = self.out if out is None else out
         if self.count == 0:
             out[...] = 0
             self.position += self.block
             return out
-        unit, dist = self._head_frame(pose, models)
+        with self._quiet():  # bad input is counted and reported once, by the stage
+            unit, dist = self._head_frame(pose, models)
         idx = self._weights(unit, dist)
         self._convolve(idx, out)
+        self._guard(out)
         self.position += self.block
         self.new ^= 1
         self.primed = True
         return out
+
+    def event_counts(self) -> dict[str, Any]:
+        """The :attr:`events` counts on the host: ``positions`` (S,) int64 per source,
+        ``head_pose`` and ``samples`` ints (one small transfer)."""
+        events = backend.to_host(self.events, label="audio_events")
+        return {"positions": events[:self.count], "head_pose": int(events[HEAD_POSE_EVENTS]),
+                "samples": int(events[SAMPLE_EVENTS])}
 
     # -- steps ---------------------------------------------------------------------
 
     def _head_frame(self, pose: Any, models: Any) -> tuple[Any, Any]:
         """Source directions (S, 3) and distances (S,) in the head frame."""
         xp = self.xp
-        xp.copyto(self.pose, pose, where=xp.isfinite(pose).all())
+        # usable: finite, and its square too (NaN, inf and overflow all end in the sum)
+        usable = xp.isfinite(xp.dot(pose, pose))
+        if self.host and usable:
+            self.pose[...] = pose
+        else:
+            xp.copyto(self.pose, pose, where=usable)
+            self.events[HEAD_POSE_EVENTS] += ~usable
         p = self.pose[:3]
         q = self.pose[3:] + self.w_eps  # a zero quaternion (nothing tracked yet) reads as identity
         rot = (self.rot_map @ (q[:, None] * q[None, :]).reshape(16)).reshape(3, 3)
@@ -212,6 +255,16 @@ class BinauralRenderer:
             m = models[self.object_index]
             moved = xp.matmul(m[:, :3, :3], self.positions[:, :, None])[:, :, 0] + m[:, :3, 3]
             world = xp.where(self.on_object, moved, self.positions)
+            usable = xp.isfinite((world * world).sum(axis=1))  # (S,), as for the pose
+            if self.host and usable.all():
+                self.held[...] = world
+                if not self.all_heard:
+                    self.heard[...] = self.all_heard = True
+            else:
+                self.events[:self.count] += ~usable
+                xp.copyto(self.held, world, where=usable[:, None])
+                self.heard |= usable
+            world = self.held
         v = xp.matmul(world - p, rot)  # rows (R^T (x - p))^T = (x - p)^T R: world -> head
         dist = xp.sqrt((v * v).sum(axis=1))
         v /= xp.maximum(dist, 1e-9)[:, None]
@@ -224,6 +277,8 @@ class BinauralRenderer:
         xp.maximum(dist, d.min_m, out=dist)
         xp.minimum(dist, d.max_m, out=dist)
         xp.divide(self.gains_ref, dist, out=dist)  # now the distance gain
+        if self.attached and not self.all_heard:
+            dist *= self.heard  # a source that never had a usable position is muted
         xp.multiply(weights, dist[:, None], out=self.blend[:, 0, :])
         return idx
 
@@ -248,6 +303,16 @@ class BinauralRenderer:
         xp.subtract(new, old, out=out)
         out *= self.ramp
         out += old
+
+    def _guard(self, out: Any) -> None:
+        """Zero and count non-finite samples of ``out``: the last line before any output."""
+        xp, bad = self.xp, self.bad_out
+        xp.isfinite(out, out=bad)
+        if self.host and bad.all():
+            return
+        xp.logical_not(bad, out=bad)
+        self.events[SAMPLE_EVENTS] += xp.count_nonzero(bad)
+        xp.copyto(out, 0, where=bad)
 
     def _filter_group(self, idx: Any, first: int, last: int) -> None:
         """Filters of sources ``first:last`` into the ``new`` half: bilinear HRTF blend x gain."""

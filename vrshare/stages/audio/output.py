@@ -109,8 +109,17 @@ def start(stream: Any) -> None:
         raise AudioError(f"cannot start audio output: {exc}") from exc
 
 
+_SFC_UPDATE_HEADER_NOW = 0x1060  # libsndfile: rewrite the header for the data written so far
+
+
 class WavWriter:
-    """Appends stereo blocks to a 32-bit float WAV file (no clipping, bit-exact)."""
+    """Appends stereo blocks to a 32-bit float WAV file (no clipping, bit-exact).
+
+    :meth:`close` finishes the file (the header records its length); the stage's
+    ``close`` calls it on every ending of a run. Besides, the header is brought up to
+    date about once a second of audio, so that even a process killed outright leaves
+    a WAV that opens, short of at most that last second.
+    """
 
     def __init__(self, path: Path, rate: int) -> None:
         soundfile = require("soundfile", "audio", f"writing {path}")
@@ -122,6 +131,8 @@ class WavWriter:
             raise AudioError(f"cannot write audio file {path}: {exc}") from exc
         self.path = path
         self.frame = np.zeros((0, 2), np.float32)
+        self.header_every = rate  # samples between header updates
+        self._since_header = 0
 
     def write(self, block: np.ndarray) -> None:
         """Append one (2, B) float32 host block."""
@@ -129,6 +140,28 @@ class WavWriter:
             self.frame = np.zeros((block.shape[1], 2), np.float32)
         np.copyto(self.frame, block.T)
         self.file.write(self.frame)
+        self._since_header += block.shape[1]
+        if self._since_header >= self.header_every:
+            self._since_header = 0
+            self._update_header()
+
+    def _update_header(self) -> None:
+        """Make the header describe what was written so far (libsndfile's
+        SFC_UPDATE_HEADER_NOW; soundfile has no public call for it, so it is skipped
+        if soundfile's internals change)."""
+        try:
+            import soundfile
+
+            soundfile._snd.sf_command(self.file._file, _SFC_UPDATE_HEADER_NOW,
+                                      soundfile._ffi.NULL, 0)
+        except Exception:  # a convenience for killed processes; close() is what counts
+            self.header_every = 1 << 62
+
+    @property
+    def closed(self) -> bool:
+        return self.file.closed
 
     def close(self) -> None:
-        self.file.close()
+        """Finish the file; closing twice does nothing."""
+        if not self.file.closed:
+            self.file.close()

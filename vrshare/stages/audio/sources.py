@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ...config import check_ranges, setting
 from ...errors import require
 from .errors import AudioError
 from .rates import resample
@@ -42,13 +43,17 @@ class SourceSettings:
     """
 
     name: str
-    position: tuple[float, float, float] = (0.0, 0.0, -1.0)
-    object_index: int = -1
+    position: tuple[float, float, float] = setting((0.0, 0.0, -1.0), unit="m")
+    object_index: int = setting(-1, ge=-1)  # -1: fixed in the world
     file: Path | None = None
     signal: Signal | None = None
-    frequency_hz: float = 440.0  # tone frequency, or where a chirp starts (Hz)
-    gain: float = 1.0  # linear gain at the reference distance
+    # tone frequency, or where a chirp starts (and below half the sample rate)
+    frequency_hz: float = setting(440.0, gt=0, lt=192_000, unit="Hz")
+    gain: float = setting(1.0, ge=0)  # linear gain at the reference distance
     loop: bool = True
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass
@@ -119,15 +124,11 @@ def resolve(specs: Iterable[SourceSettings], rate: int, base_dir: Path, n_object
         if spec.name in seen:
             raise AudioError(f"{what}: two sources share this name")
         seen.add(spec.name)
-        if len(spec.position) != 3 or not np.all(np.isfinite(spec.position)):
-            raise AudioError(f"{what}: position must be 3 finite numbers (m), got {spec.position}")
-        if not np.isfinite(spec.gain) or spec.gain < 0:
-            raise AudioError(f"{what}: gain must be finite and >= 0, got {spec.gain}")
+        if len(spec.position) != 3:
+            raise AudioError(f"{what}: position must be 3 numbers (m), got {spec.position}")
         if spec.object_index >= 0 and (n_objects is None or spec.object_index >= n_objects):
             have = "no scene objects" if n_objects is None else f"{n_objects} scene objects"
             raise AudioError(f"{what}: object_index {spec.object_index} but there are {have}")
-        if spec.object_index < -1:
-            raise AudioError(f"{what}: object_index must be -1 (fixed) or an object's index")
         signal = _signal(spec, rate, base_dir, seed)
         sources.append(Source(spec.name, np.asarray(spec.position, np.float64), spec.object_index,
                               float(spec.gain), bool(spec.loop), signal))

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ... import backend
+from ...config import check_ranges, setting
 from ...layout import AUDIO_BLOCK, HEAD_POSE, HRTF_SPECTRA, OBJECT_MODEL
 from ...pipeline import Frame, Stage, StageConfig
 from ...weights import SnapshotRing, WeightBank
@@ -27,26 +28,34 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Settings:
-    """The ``[stage.settings]`` of an ``audio`` stage."""
+    """The ``[stage.settings]`` of an ``audio`` stage (units and ranges declared; the
+    stage checks ``min_distance_m < max_distance_m``)."""
 
-    sample_rate: int = 48000  # output rate (Hz)
-    block: int = 256  # samples per rendered block
+    sample_rate: int = setting(48000, ge=8000, le=384000, unit="Hz")  # output rate
+    block: int = setting(256, ge=16, le=16384, unit="samples")  # samples per rendered block
     hrtf: str = "spherical"  # "spherical" (analytic), "kemar" (bundled SOFA) or a SOFA path
-    hrir_taps: int = 256  # impulse-response length the HRTFs are cut or padded to
-    head_radius_m: float = HEAD_RADIUS_M  # head of the "spherical" model (m)
+    # impulse-response length the HRTFs are cut or padded to
+    hrir_taps: int = setting(256, ge=16, le=4096, unit="samples")
+    # head of the "spherical" model
+    head_radius_m: float = setting(HEAD_RADIUS_M, gt=0, le=1, unit="m")
     # "auto": the audio device, else (logged) headless; "device": the device or an error;
     # "wav": headless into ``wav``; "none": headless, the audio_block buffer only
     output: Literal["auto", "device", "wav", "none"] = "auto"
     wav: Path | None = None  # headless output file (relative to the run file)
-    device: int | str | None = None  # sounddevice output device (default: the system's)
+    # sounddevice output device: index or name (default: the system's)
+    device: int | str | None = setting(None, ge=0)
     # PortAudio output latency: "low", "high" or seconds; raise it if underruns are counted
-    device_latency: Literal["low", "high"] | float = "low"
-    reference_distance_m: float = 1.0  # distance at which a source plays at its own gain (m)
-    min_distance_m: float = 0.25  # closer sources get no louder (m)
-    max_distance_m: float = 100.0  # farther sources get no quieter (m)
+    device_latency: Literal["low", "high"] | float = setting("low", gt=0, le=10, unit="s")
+    # distance at which a source plays at its own gain
+    reference_distance_m: float = setting(1.0, gt=0, unit="m")
+    min_distance_m: float = setting(0.25, gt=0, unit="m")  # closer sources get no louder
+    max_distance_m: float = setting(100.0, gt=0, unit="m")  # farther sources get no quieter
     follow_objects: bool = False  # read object_model: needed by sources on scene objects
-    seed: int = 0  # noise sources' seed
+    seed: int = setting(0, ge=0)  # noise sources' seed
     sources: list[SourceSettings] = field(default_factory=list)  # besides the scene's sounds
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 class AudioStage(Stage):
@@ -62,6 +71,13 @@ class AudioStage(Stage):
     samples every run. Live, blocks are rendered in the audio device's callback
     thread from snapshots of the pose (see :mod:`.output`), and ``process`` only
     copies the latest block into ``audio_block``.
+
+    NaN or inf in the head pose or in an object's model matrix never reaches the
+    output: the renderer keeps the last good pose and each source's last good
+    position (a source that never had one is muted), and zeroes any non-finite
+    output sample. The counts are read back about once a second of audio (and at
+    the end), reported by :meth:`counters` when non-zero, and each kind (each
+    source) is warned about once.
     """
 
     name = "audio"
@@ -72,15 +88,9 @@ class AudioStage(Stage):
     def __init__(self, settings: Settings | None = None, *, name: str | None = None) -> None:
         super().__init__(settings, name=name)
         s = self.settings
-        if not 8000 <= s.sample_rate <= 384000:
-            raise ValueError(f"sample_rate must be 8000..384000 Hz, got {s.sample_rate}")
-        if not 16 <= s.block <= 16384:
-            raise ValueError(f"block must be 16..16384 samples, got {s.block}")
-        if not 16 <= s.hrir_taps <= 4096:
-            raise ValueError(f"hrir_taps must be 16..4096, got {s.hrir_taps}")
-        if not 0 < s.min_distance_m < s.max_distance_m or s.reference_distance_m <= 0:
-            raise ValueError("distances must satisfy 0 < min_distance_m < max_distance_m and "
-                             "reference_distance_m > 0")
+        if not s.min_distance_m < s.max_distance_m:
+            raise ValueError(f"min_distance_m ({s.min_distance_m} m) must be less than "
+                             f"max_distance_m ({s.max_distance_m} m)")
         if s.output == "wav" and s.wav is None:
             raise ValueError("output 'wav' needs a wav = \"path.wav\"")
         self.reads = (HEAD_POSE, OBJECT_MODEL) if s.follow_objects else (HEAD_POSE,)
@@ -91,6 +101,10 @@ class AudioStage(Stage):
         self.wav: WavWriter | None = None
         self.blocks = 0  # blocks rendered headless
         self._t0: float | None = None
+        self._events = {"positions": np.zeros(0, np.int64), "head_pose": 0, "samples": 0}
+        self._warned: set[Any] = set()  # source indices, "head_pose", "samples"
+        self._checked_at = 0  # blocks rendered when the event counts were last read
+        self._check_every = 1  # blocks between reads of the event counts (set in setup)
 
     # -- setup -------------------------------------------------------------------------
 
@@ -114,6 +128,7 @@ class AudioStage(Stage):
             shared, n_fft, s.block, srcs,
             Distance(s.reference_distance_m, s.min_distance_m, s.max_distance_m))
         self.block_buf = bank.state(AUDIO_BLOCK, (2, s.block), np.float32)
+        self._check_every = max(1, round(s.sample_rate / s.block))  # about once a second
         self.host_block = np.zeros((2, s.block), np.float32)  # the frame loop's host copy
         log.info("%s: %d sources, HRTF %s, %d Hz, %d-sample blocks", where, len(srcs),
                  hrirs.description, s.sample_rate, s.block)
@@ -187,6 +202,7 @@ class AudioStage(Stage):
         if self.feeder is not None:
             self._ring.read(out=self.host_block)
             backend.to_device(self.host_block, out=self.block_buf, label=AUDIO_BLOCK)
+            self._maybe_check(self.feeder.blocks)
             return
         s = self.settings
         if self._t0 is None:
@@ -200,19 +216,63 @@ class AudioStage(Stage):
                 self.wav.write(backend.to_host(self.block_buf, out=self.host_block,
                                                label=AUDIO_BLOCK))
             self.blocks += 1
+        self._maybe_check(self.blocks)
+
+    # -- non-finite input ------------------------------------------------------------------
+
+    def _maybe_check(self, blocks: int) -> None:
+        if blocks - self._checked_at >= self._check_every:
+            self._checked_at = blocks
+            self._check_events()
+
+    def _check_events(self) -> None:
+        """Read the renderer's event counts; warn once per source (and kind) with new ones."""
+        if self.renderer is None:
+            return
+        ev = self._events = self.renderer.event_counts()
+        where = f"audio stage {self.name!r}"
+        for i in np.flatnonzero(ev["positions"]):
+            if int(i) not in self._warned:
+                self._warned.add(int(i))
+                src = self.sources[i]
+                log.warning("%s: sound source %r on scene object %d got a non-finite position "
+                            "(NaN or inf in object_model) in %d block(s); %s, further blocks "
+                            "are counted", where, src.name, src.object_index,
+                            ev["positions"][i], "its last good position is held"
+                            if bool(self.renderer.heard[i]) else "it is muted until it has one")
+        if ev["head_pose"] and "head_pose" not in self._warned:
+            self._warned.add("head_pose")
+            log.warning("%s: %r was not finite in %d block(s); the last good head pose is "
+                        "used, further blocks are counted", where, HEAD_POSE, ev["head_pose"])
+        if ev["samples"] and "samples" not in self._warned:
+            self._warned.add("samples")
+            log.warning("%s: %d non-finite output sample(s) were zeroed (further ones are "
+                        "counted)", where, ev["samples"])
 
     def counters(self) -> dict[str, int]:
-        """Blocks rendered, and for live output underruns and failed callbacks."""
+        """Blocks rendered, for live output underruns and failed callbacks, and (when
+        non-zero) blocks with non-finite source positions or head pose and non-finite
+        samples zeroed."""
+        self._check_events()
         if self.feeder is None:
-            return {"blocks": self.blocks}
-        return {"blocks": self.feeder.blocks, "underruns": self.feeder.underruns,
-                "render errors": self.feeder.errors}
+            counts = {"blocks": self.blocks}
+        else:
+            counts = {"blocks": self.feeder.blocks, "underruns": self.feeder.underruns,
+                      "render errors": self.feeder.errors}
+        ev = self._events
+        for key, n in (("non-finite positions", int(ev["positions"].sum())),
+                       ("non-finite head poses", ev["head_pose"]),
+                       ("non-finite samples", ev["samples"])):
+            if n:
+                counts[key] = n
+        return counts
 
     def close(self) -> None:
         if self.stream is not None:
             self.stream.stop()
             self.stream.close()
             self.stream = None
+        self._check_events()
         if self.feeder is not None:
             log.info("audio stage %r: %d blocks played live, %d underruns, %d render errors",
                      self.name, self.feeder.blocks, self.feeder.underruns, self.feeder.errors)

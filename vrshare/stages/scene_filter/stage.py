@@ -40,6 +40,7 @@ import numpy as np
 
 from ... import layout
 from ...backend import array_module, to_host
+from ...config import check_ranges, setting
 from ...pipeline import BufferMismatch, Frame, Stage, StageConfig
 from ...weights import WeightBank
 from .tables import PLANE_ROWS, check_lod_tables, transpose_matrix
@@ -54,14 +55,17 @@ class SceneFilterSettings:
 
     # Half-width of the band around each LOD switch distance, as a fraction of it:
     # coarser from s (1 + h), finer below s (1 - h). 0 switches exactly at s.
-    lod_hysteresis: float = 0.1
+    lod_hysteresis: float = setting(0.1, ge=0, lt=1)
     # Most instances drawn per frame; 0 draws every visible object.
-    instance_budget: int = 0
+    instance_budget: int = setting(0, ge=0)
     # Threads NumPy's BLAS may use during this stage (0: leave the library's setting).
     # Its products here are tiny (inner size 4 and 16): extra threads only add
     # synchronisation, and on a loaded machine wait for a free core (measured 10-50x
     # slower with 2 threads on 2 busy cores).
-    blas_threads: int = 1
+    blas_threads: int = setting(1, ge=0, le=1024)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 class SceneFilterStage(Stage):
@@ -83,13 +87,6 @@ class SceneFilterStage(Stage):
     def __init__(self, settings: SceneFilterSettings | None = None, *,
                  name: str | None = None) -> None:
         super().__init__(settings, name=name)
-        s = self.settings
-        if not 0.0 <= s.lod_hysteresis < 1.0:
-            raise ValueError(f"'lod_hysteresis' must be in [0, 1), got {s.lod_hysteresis}")
-        if s.instance_budget < 0:
-            raise ValueError(f"'instance_budget' must be >= 0, got {s.instance_budget}")
-        if s.blas_threads < 0:
-            raise ValueError(f"'blas_threads' must be >= 0, got {s.blas_threads}")
         self.drawn = 0  # instances written by the last frame
 
     # -- setup ----------------------------------------------------------------------

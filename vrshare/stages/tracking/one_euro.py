@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from vrshare.config import check_ranges, setting
 from vrshare.geometry import quat
 
 
@@ -34,14 +35,12 @@ from vrshare.geometry import quat
 class OneEuroParams:
     """Tuning of one quantity: cutoffs in Hz, ``beta`` in 1/(unit of the speed)."""
 
-    min_cutoff: float = 1.0  # Hz, the cutoff at rest
-    beta: float = 0.0  # cutoff gain per unit speed (per m/s or per rad/s)
-    d_cutoff: float = 1.0  # Hz, the cutoff of the speed estimate
+    min_cutoff: float = setting(1.0, gt=0, unit="Hz")  # the cutoff at rest
+    beta: float = setting(0.0, ge=0)  # cutoff gain per unit speed (per m/s or per rad/s)
+    d_cutoff: float = setting(1.0, gt=0, unit="Hz")  # the cutoff of the speed estimate
 
     def __post_init__(self) -> None:
-        if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
-            raise ValueError(f"1€ filter needs min_cutoff > 0, d_cutoff > 0 and beta >= 0, "
-                             f"got {self}")
+        check_ranges(self)
 
 
 def smoothing(cutoff: Any, dt: Any) -> Any:

@@ -22,6 +22,7 @@ reaches the outputs.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from vrshare.backend import active, to_device, to_host
+from vrshare.config import check_ranges, setting
 from vrshare.geometry import eyes
 from vrshare.layout import (
     DEVICE_POSES,
@@ -59,57 +61,69 @@ REST_POSES = np.array([  # m, identity orientation: where unseen devices sit
 ])
 LEARN_QUEUE = 16  # predictions awaiting their true pose per device (> frames per horizon)
 SYMMETRIC_FOV = (-0.8727, 0.8727, 0.8727, -0.8727)  # rad (50° each way): left, right, up, down
+HALF_PI = math.pi / 2  # a field-of-view angle lies strictly between -HALF_PI and HALF_PI
 
 Fov = tuple[float, float, float, float]
 
 
 @dataclass
 class TrackingSettings:
-    """The ``[stage.settings]`` of a ``tracking`` stage (units in the comments)."""
+    """The ``[stage.settings]`` of a ``tracking`` stage (units and ranges declared).
+
+    Cross-field checks (a trace file for ``source = "trace"``, ``near < far``, the order
+    of the field-of-view angles) are made by :class:`TrackingStage`.
+    """
 
     source: Literal["synthetic", "trace", "desktop", "openxr"] = "synthetic"
-    # synthetic: seed of the scripted motion, sensor rate (Hz), sensor noise (std)
-    seed: int = 0
-    sample_hz: float = DEFAULT_FRAME_HZ
-    noise_mm: float = 0.0
-    noise_deg: float = 0.0
+    # synthetic: seed of the scripted motion, sensor rate, sensor noise (std)
+    seed: int = setting(0, ge=0)
+    sample_hz: float = setting(DEFAULT_FRAME_HZ, gt=0, le=100_000, unit="Hz")
+    noise_mm: float = setting(0.0, ge=0, le=1000, unit="mm")
+    noise_deg: float = setting(0.0, ge=0, le=180, unit="deg")
     # trace: CSV file (relative to the pipeline file), replay speed, loop at the end
     trace: str = ""
-    speed: float = 1.0
+    speed: float = setting(1.0, gt=0, le=1000)
     loop: bool = True
     # 1€ filter: position (Hz, 1/(m/s), Hz) and orientation (Hz, 1/(rad/s), Hz). Off by
     # default: on clean runtime/recorded poses its lag costs more prediction accuracy than
     # its smoothing gains (README, "Tracking"); these values are its low-lag corner
     filter: bool = False
-    min_cutoff: float = 4.0
-    beta: float = 30.0
-    d_cutoff: float = 1.0
-    rot_min_cutoff: float = 4.0
-    rot_beta: float = 3.0
-    rot_d_cutoff: float = 1.0
+    min_cutoff: float = setting(4.0, gt=0, unit="Hz")
+    beta: float = setting(30.0, ge=0, unit="s/m")
+    d_cutoff: float = setting(1.0, gt=0, unit="Hz")
+    rot_min_cutoff: float = setting(4.0, gt=0, unit="Hz")
+    rot_beta: float = setting(3.0, ge=0, unit="s/rad")
+    rot_d_cutoff: float = setting(1.0, gt=0, unit="Hz")
     # prediction to the display time
     predictor: Literal["none", "constant_velocity", "constant_acceleration", "learned"] = \
         "constant_velocity"
-    history_k: int = 8  # learned: past deltas per axis
-    forgetting: float = 0.999  # learned: RLS forgetting per frame with matured predictions
-    prior: float = 1.0  # learned: prior variance of the weights (weight units^2)
+    history_k: int = setting(8, ge=1, le=64)  # learned: past deltas per axis
+    # learned: RLS forgetting per frame with matured predictions
+    forgetting: float = setting(0.999, gt=0, le=1)
+    # learned: prior variance of the weights (weight units^2)
+    prior: float = setting(1.0, gt=0)
     weights: str = ""  # learned: .npz to start from (relative to the pipeline file)
     save_weights: str = ""  # learned: .npz written when the stage closes
-    # bad input
-    max_extrapolation_ms: float = 50.0  # furthest a pose is predicted past its sample
-    lost_after_ms: float = 500.0  # no good sample for this long: device_valid = 0
-    quat_tolerance: float = 0.01  # accepted | |q| - 1 |
-    max_distance_m: float = 1000.0  # positions farther from the origin are rejected
+    # bad input: furthest a pose is predicted past its sample; no good sample for this
+    # long: device_valid = 0; accepted | |q| - 1 |; farther positions are rejected
+    max_extrapolation_ms: float = setting(50.0, ge=0, le=1000, unit="ms")
+    lost_after_ms: float = setting(500.0, gt=0, unit="ms")
+    quat_tolerance: float = setting(0.01, gt=0, le=1)
+    max_distance_m: float = setting(1000.0, gt=0, unit="m")
     # eyes
-    ipd: float = 0.063  # m
-    near: float = 0.05  # m
-    far: float = 100.0  # m
-    fov_left: Fov = SYMMETRIC_FOV  # rad: left, right, up, down
-    fov_right: Fov = SYMMETRIC_FOV
+    ipd: float = setting(0.063, ge=0, le=1, unit="m")
+    near: float = setting(0.05, gt=0, unit="m")
+    far: float = setting(100.0, gt=0, unit="m")  # > near
+    # left, right, up, down (left and down negative)
+    fov_left: Fov = setting(SYMMETRIC_FOV, gt=-HALF_PI, lt=HALF_PI, unit="rad")
+    fov_right: Fov = setting(SYMMETRIC_FOV, gt=-HALF_PI, lt=HALF_PI, unit="rad")
     fov_from_target: bool = False  # openxr: per-eye fov from target_fov each frame
     # follow the display target's poses when it senses them (the window's desktop head, a
     # headset; per-eye fov too when it reports one); `source` drives headless runs
     prefer_target: bool = False
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 class TrackingStage(Stage):
@@ -126,18 +140,11 @@ class TrackingStage(Stage):
             raise ValueError("source = 'trace' needs a trace file: set trace = 'path.csv'")
         if s.fov_from_target and s.source != "openxr":
             raise ValueError("fov_from_target needs source = 'openxr'")
-        if not s.ipd >= 0:
-            raise ValueError(f"ipd must be >= 0 m, got {s.ipd}")
-        if s.max_extrapolation_ms < 0 or s.lost_after_ms <= 0:
-            raise ValueError("max_extrapolation_ms must be >= 0 and lost_after_ms > 0")
         for eye, fov in (("fov_left", s.fov_left), ("fov_right", s.fov_right)):
-            try:
+            try:  # ranges are the settings' own; this checks near < far and the angles' order
                 eyes.projection(fov, s.near, s.far)
             except ValueError as exc:
                 raise ValueError(f"{eye}: {exc}") from None
-        # both are validated here, not at frame 1
-        OneEuroParams(s.min_cutoff, s.beta, s.d_cutoff)
-        OneEuroParams(s.rot_min_cutoff, s.rot_beta, s.rot_d_cutoff)
         if s.source in ("desktop", "openxr"):
             self.reads = (TARGET_POSES, TARGET_FOV) if s.fov_from_target else (TARGET_POSES,)
         elif s.prefer_target:

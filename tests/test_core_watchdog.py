@@ -1,0 +1,150 @@
+"""The frame loop's watchdog: a stage or step that does not return within its limit is
+reported (stage, frame, the loop thread's stack) in the log and in the stats, also when
+the run is interrupted. Slow stages are injected (an Event the test releases once the
+hang is reported); nothing here asserts on wall-clock time beyond hang guards."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from stagekit import make
+
+from vrshare import Stage, VirtualClock, WeightBank
+from vrshare.pipeline import FrameLoop, FrameStats, Pipeline, StageConfig
+from vrshare.pipeline.watchdog import HANG_BUDGET_FACTOR, HANG_DEFAULT_S, Watchdog, hang_limits
+from vrshare.report import print_summary
+
+GUARD_S = 30.0
+
+
+class Blocking(Stage):
+    """Waits for ``release`` in frame ``at`` (a hang the test ends)."""
+
+    name = "slow"
+    writes = ("s",)
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.release = at, threading.Event()
+
+    def setup(self, bank, config):
+        self.out = bank.state("s", (1,))
+
+    def process(self, frame, bank):
+        if frame.index == self.at:
+            self.release.wait(GUARD_S)
+        self.out[0] = frame.index
+
+
+def loop_of(stages, steps=(), budgets=None, **kw) -> FrameLoop:
+    bank = WeightBank()
+    pipe = Pipeline(stages, budgets_s=budgets)
+    pipe.setup(bank, StageConfig(None))
+    return FrameLoop(pipe, bank, VirtualClock(90), steps, **kw)
+
+
+def release_when_reported(loop: FrameLoop, release: threading.Event) -> threading.Thread:
+    def watch():
+        deadline = time.monotonic() + GUARD_S
+        while not loop.stats.hangs and time.monotonic() < deadline:
+            time.sleep(0.005)
+        release.set()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("where", ["stage", "step"])
+def test_a_stage_or_step_that_does_not_return_in_time_is_reported(where, caplog, capsys):
+    if where == "stage":
+        slow = Blocking(at=2)
+        loop = loop_of([make("a", writes=("a",)), slow], hang_limits_s={"slow": 0.05})
+        release, name = slow.release, "slow"
+    else:
+        release, name = threading.Event(), "submit"
+
+        def submit(frame, bank):
+            if frame.index == 2:
+                release.wait(GUARD_S)
+
+        loop = loop_of([make("a", writes=("a",))], [("submit", submit)],
+                       hang_limits_s={"submit": 0.05})
+    helper = release_when_reported(loop, release)
+    stats = loop.run(5)
+    helper.join()
+    assert stats.frames == 5 and not stats.faults
+    [hang] = stats.hangs
+    assert (hang.stage, hang.frame, hang.limit_s, hang.returned) == (name, 2, 0.05, True)
+    track = stats.tracks.index(name)
+    assert hang.seconds == stats.dur[2, track] > hang.limit_s  # its full, recorded duration
+    assert "in process" in hang.stack if where == "stage" else "in submit" in hang.stack
+    assert "release.wait" in hang.stack and "loop.py" in hang.stack
+    assert f"{where} {name!r} has not returned" in caplog.text
+    assert f"{where} {name!r} returned after" in caplog.text
+    data = json.loads(json.dumps(stats.as_dict()))
+    assert data["hangs"][0]["stage"] == name and data["hangs"][0]["returned"] is True
+    print_summary(stats)
+    assert f"watchdog: {name!r} hung in frame 2: returned after" in capsys.readouterr().out
+    assert not [t for t in threading.enumerate() if t.name == "vrshare-watchdog"]
+
+
+def test_limits_follow_budgets_with_a_default():
+    limits = hang_limits(["a", "b", "c"], {"a": 0.002, "b": 0.004}, limits_s={"b": 1.5})
+    assert limits == [HANG_BUDGET_FACTOR * 0.002, 1.5, HANG_DEFAULT_S]
+    loop = loop_of([make("a", writes=("a",))], budgets={"a": 0.001})
+    assert loop.watchdog.limits == [HANG_BUDGET_FACTOR * 0.001]
+
+
+def test_the_check_reports_once_per_call_and_relaxes_the_first_frame():
+    stats = FrameStats(["a", "b"], 0.01)
+    watch = Watchdog(["a", "b"], ["stage", "step"], [1.0, 1.0], stats, first_limit_s=2.0)
+    watch.start()
+    watch.stop()  # what the loop thread is: this one; no monitor running
+    watch.first_frame = watch.frame = 0
+    watch.track, watch.t0 = 0, 100.0
+    assert watch.check(now=100.5) is None
+    assert watch.check(now=101.5) is None  # a first frame may take the default
+    hang = watch.check(now=102.5)
+    assert hang is not None and (hang.stage, hang.frame, hang.limit_s) == ("a", 0, 2.0)
+    assert "test_the_check_reports_once_per_call" in hang.stack  # this thread's stack
+    assert watch.check(now=110.0) is None  # reported once
+    watch.frame, watch.track, watch.t0 = 1, 1, 200.0  # the next call
+    assert watch.check(now=201.5).stage == "b"
+    watch.t0 = -1.0
+    watch.settle()
+    assert [h.returned for h in stats.hangs] == [True, True]
+
+
+def test_ctrl_c_in_a_stage_names_it_and_keeps_a_hang_past_its_limit():
+    class Stuck(Stage):
+        name = "stuck"
+        writes = ("x",)
+
+        def setup(self, bank, config):
+            self.out = bank.state("x", (1,))
+
+        def process(self, frame, bank):
+            if frame.index == 1:
+                time.sleep(0.02)
+                raise KeyboardInterrupt
+            self.out[0] = frame.index
+
+    stats = loop_of([make("a", writes=("a",)), Stuck()], hang_limits_s={"stuck": 0.005}).run(9)
+    assert stats.interrupted and stats.frames == 1
+    assert stats.interrupted_in["stage"] == "stuck" and stats.interrupted_in["frame"] == 1
+    [hang] = stats.hangs  # seen by the monitor, or at the interruption from its traceback
+    assert (hang.stage, hang.frame, hang.returned) == ("stuck", 1, False)
+    assert "in process" in hang.stack
+
+
+def test_ctrl_c_before_the_limit_names_the_stage_but_is_no_hang():
+    stats = loop_of([make("a", writes=("a",)),
+                     make("k", reads=("a",), writes=("k",), raise_at=3, exc=KeyboardInterrupt)]
+                    ).run(9)
+    assert stats.interrupted and stats.frames == 3 and not stats.hangs
+    assert stats.interrupted_in["stage"] == "k" and stats.interrupted_in["frame"] == 3
+    assert stats.as_dict()["interrupted_in"]["stage"] == "k"
