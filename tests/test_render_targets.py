@@ -293,7 +293,7 @@ def test_headless_demo_writes_video_contact_sheet_and_results(gl_ctx, tmp_path, 
 def test_eyes_that_tile_their_framebuffer_clear_it_once():
     from types import SimpleNamespace
 
-    from vrshare.render.renderer import clear_modes
+    from vrshare.render.surfaces import clear_modes
     from vrshare.targets.base import EyeSurface
 
     wide, window, left, right = (SimpleNamespace(size=s) for s in

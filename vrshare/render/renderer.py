@@ -45,9 +45,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import backend, layout
-from ..pipeline import PipelineError
 from ..resources import shader_source
 from ..scene import linear_to_srgb
+from .contract import RenderError, check_contract, declared_by_note
+from .surfaces import clear_modes
 from .timer import PassTimer
 
 if TYPE_CHECKING:
@@ -77,10 +78,6 @@ MODEL_LOCATION = 5  # in_model: locations 5-8 (one vec4 column each), then the c
 INSTANCE_BYTES = layout.INSTANCE_FLOATS * 4
 
 
-class RenderError(PipelineError):
-    """The renderer cannot draw this pipeline (a buffer is missing or mismatched)."""
-
-
 @dataclass
 class _GpuMesh:
     """One draw slot: a mesh at one level of detail, uploaded once."""
@@ -97,41 +94,6 @@ class _GpuMesh:
         """Release the mesh's buffers (its texture belongs to the renderer: shared)."""
         for obj in (self.vao, self.vbo, self.ibo):
             obj.release()
-
-
-def clear_modes(surfaces: Sequence[EyeSurface]) -> list[str]:
-    """How to clear before drawing each surface: ``"full"`` (the whole framebuffer),
-    ``"viewport"`` (its viewport only) or ``"none"`` (already cleared this frame).
-
-    Surfaces that tile their framebuffer exactly (both eyes side by side, or one eye
-    per swapchain image), in one sRGB mode, clear it once in full: on llvmpipe one full
-    clear is cheaper than a scissored clear per eye, which writes every pixel.
-    """
-    groups: dict[int, list[int]] = {}
-    for i, surface in enumerate(surfaces):
-        groups.setdefault(id(surface.framebuffer), []).append(i)
-    modes = ["viewport"] * len(surfaces)
-    for members in groups.values():
-        if _tiles([surfaces[i] for i in members]):
-            modes[members[0]] = "full"
-            for i in members[1:]:
-                modes[i] = "none"
-    return modes
-
-
-def _tiles(surfaces: list[EyeSurface]) -> bool:
-    """Whether the viewports cover their framebuffer without overlap, in one sRGB mode."""
-    width, height = surfaces[0].framebuffer.size
-    rects = [s.viewport for s in surfaces]
-    if len({s.encode_srgb for s in surfaces}) != 1:
-        return False
-    if any(x < 0 or y < 0 or x + w > width or y + h > height for x, y, w, h in rects):
-        return False
-    if sum(w * h for _, _, w, h in rects) != width * height:
-        return False
-    return not any(ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
-                   for i, (ax, ay, aw, ah) in enumerate(rects)
-                   for bx, by, bw, bh in rects[i + 1:])
 
 
 class Renderer:
@@ -231,7 +193,9 @@ class Renderer:
         self.ranges = bank[layout.DRAW_RANGES]
         self.eye_view = bank[layout.EYE_VIEW]
         self.eye_proj = bank[layout.EYE_PROJ]
-        self._check_contract()
+        check_contract({layout.INSTANCES: self.instances, layout.DRAW_RANGES: self.ranges,
+                        layout.EYE_VIEW: self.eye_view, layout.EYE_PROJ: self.eye_proj},
+                       len(self.meshes), self.declared_by)
         self.capacity = int(self.instances.shape[0])
         if self.instance_buffer is not None:
             self.instance_buffer.release()
@@ -251,42 +215,7 @@ class Renderer:
         self._bound = True
 
     def _owner(self, name: str) -> str:
-        """`` (declared by stage 'x')`` for a buffer, as far as :meth:`bind` was told."""
-        if self.declared_by is None:
-            return ""
-        owner = self.declared_by.get(name)
-        return (f" (declared by stage {owner!r})" if owner
-                else " (declared outside the stages: a source of the pipeline)")
-
-    def _check_contract(self) -> None:
-        """RenderError naming every drawn buffer whose dtype or shape breaks the contract."""
-        d = len(self.meshes)
-        expected = {  # name: (dtype, shape test, shape as said, what it holds)
-            layout.INSTANCES: (np.float32, lambda sh: len(sh) == 2
-                               and sh[1] == layout.INSTANCE_FLOATS,
-                               f"(capacity, {layout.INSTANCE_FLOATS})",
-                               "a model matrix and a colour per row"),
-            layout.DRAW_RANGES: (np.int32, lambda sh: sh == (d, 2), f"({d}, 2)",
-                                 f"[first, count] for each of the scene's {d} draw slots"),
-            layout.EYE_VIEW: (np.float32, lambda sh: sh == (2, 4, 4), "(2, 4, 4)",
-                              "world -> eye per eye"),
-            layout.EYE_PROJ: (np.float32, lambda sh: sh == (2, 4, 4), "(2, 4, 4)",
-                              "eye -> clip per eye"),
-        }
-        arrays = {layout.INSTANCES: self.instances, layout.DRAW_RANGES: self.ranges,
-                  layout.EYE_VIEW: self.eye_view, layout.EYE_PROJ: self.eye_proj}
-        problems = []
-        for name, (dtype, fits, said, holds) in expected.items():
-            a = arrays[name]
-            shape = tuple(int(n) for n in a.shape)
-            contiguous = bool(a.flags.c_contiguous) or name != layout.INSTANCES
-            if a.dtype != dtype or not fits(shape) or not contiguous:
-                what = f"{shape} {a.dtype}" + ("" if contiguous else " (not C-contiguous)")
-                problems.append(f"{name!r} is {what}, the renderer needs {said} "
-                                f"{np.dtype(dtype)}{'' if contiguous else ' C-contiguous'} "
-                                f"({holds}; see vrshare.layout){self._owner(name)}")
-        if problems:
-            raise RenderError("cannot draw from these buffers: " + "; ".join(problems))
+        return declared_by_note(self.declared_by, name)
 
     def _warn_once(self, key: str, message: str, *args: Any) -> None:
         if key not in self._warned:
