@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from benchkit import Column, Samples, Table, summary_ms, write_json  # noqa: E402
 
 from vrshare import backend  # noqa: E402
+from vrshare.geometry import quat  # noqa: E402
 from vrshare.stages.audio import SourceSettings, convolve, grid, hrtf, sources  # noqa: E402
 
 WARMUP_BLOCKS = 50  # FFT plans, caches, allocator pools
@@ -58,9 +59,9 @@ def scene(count: int, rate: int, seed: int = 7) -> list[sources.Source]:
 
 
 def pose_at(t: float) -> np.ndarray:
-    a = np.deg2rad(TURN_DEG_S * t) / 2
-    return np.array([SWAY_M * np.sin(2 * np.pi * SWAY_HZ * t), 0, 0,
-                     0, np.sin(a), 0, np.cos(a)], np.float32)
+    """The head at ``t`` (s): swaying along X while it turns left at TURN_DEG_S."""
+    position = [SWAY_M * np.sin(2 * np.pi * SWAY_HZ * t), 0.0, 0.0]
+    return np.r_[position, quat.from_yaw_pitch(np.deg2rad(TURN_DEG_S * t))].astype(np.float32)
 
 
 class Naive:
