@@ -373,3 +373,12 @@ def test_every_settings_dataclass_checks_its_ranges_when_made_in_python():
             assert bad is not None, f"{cls.__name__}.{f.name}: no value out of its range"
             with pytest.raises(ConfigError, match=rf"'{f.name}'"):
                 cls(**{**_required(cls), f.name: bad})
+
+
+def test_a_grid_too_large_for_any_scene_is_refused_before_placing_it():
+    from vrshare.scene.load import MAX_OBJECTS
+
+    table = {**SCENE, "object": [{"mesh": "p", "grid": [2, 1, 2**62]}]}
+    with pytest.raises(ConfigError, match=rf"'grid': \(2, 1, {2**62}\) makes {2**63} copies; "
+                                          rf"a scene holds at most {MAX_OBJECTS} objects"):
+        load_scene(table, Path("."), Path("big.toml"))

@@ -26,6 +26,10 @@ from .spec import (
     Vec3,
 )
 
+# objects a scene may hold: each is a row of every per-object buffer (and a Python
+# object while the scene loads); the scene filter is measured up to a million
+MAX_OBJECTS = 4_000_000
+
 
 def _unit(v: Vec3, where: str) -> np.ndarray:
     a = np.asarray(v, np.float64)
@@ -152,6 +156,10 @@ def load_scene(table: dict[str, Any], base_dir: Path, path: Path) -> Scene:
         if obj.mesh not in index:
             raise SceneError(f"{at} 'mesh': no mesh named {obj.mesh!r} "
                              f"(meshes: {', '.join(index) or 'none'})")
+        copies = math.prod(obj.grid)
+        if len(objects) + copies > MAX_OBJECTS:
+            raise SceneError(f"{at} 'grid': {obj.grid} makes {copies} copies; a scene holds "
+                             f"at most {MAX_OBJECTS} objects")
         objects += _placements(obj, index[obj.mesh], tints[obj.mesh], at)
     objects.sort(key=lambda o: o.motion is not None)  # stable: static first, then moving
     names: dict[str, int] = {}
