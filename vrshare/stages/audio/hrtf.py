@@ -16,6 +16,8 @@ shoulder echo is left out. It needs no data file.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,8 @@ BASE_DELAY_S = 0.0005  # bulk delay of every response, room for the fractional-d
 FADE_TAPS = 16  # half-Hann fade at the end of a truncated response (taps)
 KEMAR = "kemar"  # the bundled MIT KEMAR set (scenes/hrtf)
 KEMAR_FILE = "hrtf/MIT_KEMAR_normal_pinna.sofa"
-SOFA_CONVENTION = "SimpleFreeFieldHRIR"
+SOFA_CONVENTIONS = ("SimpleFreeFieldHRIR",)  # supported
+SOFA_DATA_TYPES = ("FIR",)
 
 # Brown & Duda's head shadow and pinna parameters (their Table I; delays in samples at 44.1 kHz)
 ALPHA_MIN = 0.1
@@ -58,13 +61,43 @@ class HrirSet:
 
 
 def load(spec: str, rate: int, taps: int, base_dir: Path,
-         head_radius_m: float = HEAD_RADIUS_M) -> HrirSet:
-    """``"spherical"`` (analytic), ``"kemar"`` (bundled SOFA) or a SOFA file path."""
+         head_radius_m: float = HEAD_RADIUS_M, normalize: str = "diffuse") -> HrirSet:
+    """``"spherical"`` (analytic), ``"kemar"`` (bundled SOFA) or a SOFA file path,
+    brought to a level by ``normalize`` (see :func:`normalized`)."""
     if spec == "spherical":
-        return spherical_head(rate, taps, head_radius_m)
-    if spec == KEMAR:
-        return read_sofa(resources.path("scenes", KEMAR_FILE), rate, taps)
-    return read_sofa(base_dir / spec, rate, taps)
+        hrirs = spherical_head(rate, taps, head_radius_m)
+    elif spec == KEMAR:
+        hrirs = read_sofa(resources.path("scenes", KEMAR_FILE), rate, taps, shown=KEMAR)
+    else:
+        hrirs = read_sofa(base_dir / spec, rate, taps, shown=spec)
+    return normalized(hrirs, normalize)
+
+
+def normalized(hrirs: HrirSet, how: str) -> HrirSet:
+    """``hrirs`` scaled so that its level is 0 dB, logging the gain.
+
+    ``"diffuse"``: the RMS over all its directions and both ears (the diffuse-field
+    level: the mean over directions and ears of each response's energy, which is its
+    mean squared magnitude over frequency) is 1; ``"frontal"``: the same over the two
+    ears of the direction nearest straight ahead; ``"none"``: left as it is.
+    """
+    if how == "none":
+        return hrirs
+    h = hrirs.hrir.astype(np.float64)
+    energy = np.sum(h * h, axis=-1)  # (D, 2)
+    if how == "diffuse":
+        level = float(np.mean(energy))
+    elif how == "frontal":
+        level = float(np.mean(energy[np.argmax(-hrirs.directions[:, 2])]))
+    else:
+        raise AudioError(f"hrtf_normalize {how!r}: expected 'diffuse', 'none' or 'frontal'")
+    if not level > 0:
+        raise AudioError(f"HRTF {hrirs.description}: the responses are silent")
+    gain = 1.0 / np.sqrt(level)
+    log.info("HRTF %s: %s normalisation, gain %+.2f dB", hrirs.description, how,
+             20 * np.log10(gain))
+    return HrirSet(hrirs.directions, (h * gain).astype(np.float32), hrirs.rate,
+                   hrirs.description)
 
 
 def spherical_head(rate: int, taps: int, head_radius_m: float = HEAD_RADIUS_M,
@@ -95,44 +128,192 @@ def spherical_head(rate: int, taps: int, head_radius_m: float = HEAD_RADIUS_M,
                    f"spherical head (Brown & Duda 1998), radius {head_radius_m} m")
 
 
-def read_sofa(path: Path, rate: int, taps: int) -> HrirSet:
-    """A SimpleFreeFieldHRIR SOFA file, resampled to ``rate`` Hz and cut to ``taps``."""
-    sofar = require("sofar", "audio", f"reading the SOFA file {path}")
-    if not Path(path).is_file():
-        raise AudioError(f"HRTF file {path} not found")
-    try:
-        sofa = sofar.read_sofa(str(path), verify=False, verbose=False)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
-        raise AudioError(f"HRTF file {path}: not a readable SOFA file ({exc})") from exc
-    convention = getattr(sofa, "GLOBAL_SOFAConventions", "?")
-    if convention != SOFA_CONVENTION:
-        raise AudioError(f"HRTF file {path}: SOFA convention {convention!r}, expected "
-                         f"{SOFA_CONVENTION!r}")
+def read_sofa(path: Path, rate: int, taps: int, shown: str | None = None) -> HrirSet:
+    """A SimpleFreeFieldHRIR SOFA file, resampled to ``rate`` Hz and cut to ``taps``.
+
+    ``shown`` is how the user named the file (messages say it). Which receiver is the
+    left ear is read from the responses (:func:`_left_receiver`); ``Data.Delay`` is
+    applied as a fractional delay at the file's rate before resampling.
+    """
+    name = f"HRTF file {shown if shown is not None else path}"
+    sofa = _open_sofa(Path(path), name)
+    convention = str(getattr(sofa, "GLOBAL_SOFAConventions", "?"))
+    if convention not in SOFA_CONVENTIONS:
+        raise AudioError(f"{name}: SOFA convention {convention!r} is not supported; "
+                         f"supported: {', '.join(map(repr, SOFA_CONVENTIONS))}")
+    data_type = str(getattr(sofa, "GLOBAL_DataType", "FIR"))
+    if data_type not in SOFA_DATA_TYPES:
+        raise AudioError(f"{name}: SOFA data type {data_type!r} is not supported; "
+                         f"supported: {', '.join(map(repr, SOFA_DATA_TYPES))}")
     ir = np.asarray(sofa.Data_IR, np.float64)
     if ir.ndim != 3 or ir.shape[1] != 2 or ir.shape[0] < 1:
-        raise AudioError(f"HRTF file {path}: Data.IR has shape {ir.shape}, expected "
+        raise AudioError(f"{name}: Data.IR has shape {ir.shape}, expected "
                          "(measurements, 2 receivers, samples)")
+    if not np.all(np.isfinite(ir)):
+        raise AudioError(f"{name}: Data.IR holds NaN or infinite values")
     file_rate = np.ravel(np.asarray(sofa.Data_SamplingRate, np.float64))
     if file_rate.size != 1:
-        raise AudioError(f"HRTF file {path}: one sampling rate expected, got {file_rate.size}")
-    check_rate(float(file_rate[0]), f"HRTF file {path}")
-    if _receivers_swapped(sofa):
+        raise AudioError(f"{name}: one sampling rate expected, got {file_rate.size}")
+    check_rate(float(file_rate[0]), name)
+    positions = np.atleast_2d(np.asarray(sofa.SourcePosition, np.float64))
+    if len(positions) == 1 and len(ir) > 1:
+        positions = np.repeat(positions, len(ir), axis=0)
+    if len(positions) != len(ir):
+        raise AudioError(f"{name}: {len(positions)} source positions for {len(ir)} "
+                         "measurements")
+    sofa_dirs = _unit_sofa(positions, str(sofa.SourcePosition_Type), name)
+    _check_view(sofa, name)
+    delay = _delays(sofa, ir.shape[:2], name)
+    if np.any(delay):
+        delayed = _delayed(ir, delay)
+        _warn_if_cut(ir, delayed, int(np.ceil(taps * file_rate[0] / rate)), name)
+        ir = delayed
+    left = _left_receiver(sofa, ir, sofa_dirs, name)
+    if left == 1:
         ir = ir[:, ::-1]
-    dirs = _to_head_frame(np.asarray(sofa.SourcePosition, np.float64),
-                          str(sofa.SourcePosition_Type), path)
-    _check_view(sofa, path)
-    ir = resample(ir, float(file_rate[0]), rate, f"HRTF file {path}")
+    ir = resample(ir, float(file_rate[0]), rate, name)
+    dirs = np.stack([-sofa_dirs[:, 1], sofa_dirs[:, 2], -sofa_dirs[:, 0]], axis=1)  # -> OpenXR
+    label = Path(shown).name if shown is not None else Path(path).name
     return HrirSet(dirs, _fit(ir, taps), rate,
-                   f"{Path(path).name} ({len(dirs)} directions, {int(file_rate[0])} Hz)")
+                   f"{label} ({len(dirs)} directions, {int(file_rate[0])} Hz)")
 
 
-def _receivers_swapped(sofa) -> bool:
-    """True when receiver 0 is the right ear (SOFA: +y is the listener's left)."""
-    pos = np.asarray(getattr(sofa, "ReceiverPosition", np.zeros((2, 3))), np.float64)
-    if str(getattr(sofa, "ReceiverPosition_Type", "cartesian")) != "cartesian" or pos.shape[0] != 2:
-        return False
-    y = pos.reshape(2, 3, -1)[:, 1, 0]
-    return bool(y[0] < y[1])
+HDF5_MAGIC = b"\x89HDF"  # SOFA files are netCDF-4, i.e. HDF5
+
+
+def _open_sofa(path: Path, name: str):
+    sofar = require("sofar", "audio", f"reading the SOFA file {path}")
+    if not path.is_file():
+        raise AudioError(f"{name} not found ({path})")
+    with open(path, "rb") as f:
+        head = f.read(len(HDF5_MAGIC))
+    if head != HDF5_MAGIC:
+        raise AudioError(f"{name}: not a SOFA file (a SOFA file is netCDF-4/HDF5; {path.name} "
+                         f"starts with {head[:8]!r})")
+    try:
+        if path.suffix == ".sofa":
+            return sofar.read_sofa(str(path), verify=False, verbose=False)
+        # sofar reads <name>.sofa whatever it is given: give it a link by that name
+        with tempfile.TemporaryDirectory() as tmp:
+            link = Path(tmp) / "hrtf.sofa"
+            try:
+                link.symlink_to(path.resolve())
+            except OSError:
+                shutil.copyfile(path, link)
+            return sofar.read_sofa(str(link), verify=False, verbose=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        raise AudioError(f"{name}: not a readable SOFA file ({exc})") from exc
+
+
+def _delays(sofa, shape: tuple[int, int], name: str) -> np.ndarray:
+    """``Data.Delay`` as (M, R) samples at the file's rate (shapes (1, R), (M, R), (I, R))."""
+    raw = getattr(sofa, "Data_Delay", None)
+    if raw is None:
+        return np.zeros(shape)
+    d = np.asarray(raw, np.float64)
+    if d.ndim == 0:
+        d = d.reshape(1, 1)
+    elif d.ndim == 1:
+        d = d[None, :] if d.size == shape[1] else d[:, None]
+    try:
+        d = np.broadcast_to(d, shape).copy()
+    except ValueError:
+        raise AudioError(f"{name}: Data.Delay has shape {np.shape(raw)}, expected (1, {shape[1]}) "
+                         f"or ({shape[0]}, {shape[1]})") from None
+    if not np.all(np.isfinite(d)) or np.any(d < 0):
+        raise AudioError(f"{name}: Data.Delay must be finite and >= 0 samples")
+    return d
+
+
+def _delayed(ir: np.ndarray, delay: np.ndarray) -> np.ndarray:
+    """Each response delayed by its (fractional) delay in samples: a linear phase."""
+    n = ir.shape[-1]
+    out_len = n + int(np.ceil(delay.max()))
+    n_fft = 1 << int(np.ceil(np.log2(out_len + 64)))  # room for the fractional ringing
+    k = np.fft.rfftfreq(n_fft)  # cycles per sample
+    spec = np.fft.rfft(ir, n_fft, axis=-1) * np.exp(-2j * np.pi * k * delay[..., None])
+    return np.fft.irfft(spec, n_fft, axis=-1)[..., :out_len]
+
+
+def _warn_if_cut(before: np.ndarray, after: np.ndarray, taps: int, name: str) -> None:
+    """Warn when ``Data.Delay`` pushes more than 1% of a response's energy past
+    ``taps`` (both at the file's rate, ``taps`` scaled to it)."""
+    def worst_cut(ir: np.ndarray) -> float:
+        e = np.maximum(np.sum(ir * ir, axis=-1), 1e-300)
+        return float(np.max(np.sum(ir[..., taps:] ** 2, axis=-1) / e))
+
+    extra = worst_cut(after) - worst_cut(before)
+    if extra > 0.01:
+        log.warning("%s: with its Data.Delay, hrir_taps cuts up to %.0f%% more of a "
+                    "response's energy; raise hrir_taps", name, 100 * extra)
+
+
+def _left_receiver(sofa, ir: np.ndarray, dirs: np.ndarray, name: str) -> int:
+    """Which receiver (0 or 1) is the left ear: from the data, cross-checked with
+    ``ReceiverPosition`` (y > 0 is the left).
+
+    The data decide by the measurements nearest +90 deg (left) and -90 deg (right)
+    azimuth at 0 elevation (if within 45 deg of them): the left ear's response is the
+    louder and the earlier one for the left source, and the other way round for the
+    right one. When the data cannot tell (a symmetric or one-sided set), the position
+    decides, and with no usable position receiver 0 is the left ear.
+    """
+    by_data, found = _left_by_data(ir, dirs)
+    by_position = _left_by_position(sofa)
+    if by_data is None:
+        return 0 if by_position is None else by_position
+    if by_position is not None and by_position != by_data:
+        log.warning("%s: its responses show receiver %d is the left ear (%s), but "
+                    "ReceiverPosition puts receiver %d on the left (+y); using the responses",
+                    name, by_data, found, by_position)
+    return by_data
+
+
+def _left_by_data(ir: np.ndarray, dirs: np.ndarray) -> tuple[int | None, str]:
+    cos_l, cos_r = dirs[:, 1], -dirs[:, 1]  # SOFA: +y is the left
+    ml, mr = int(np.argmax(cos_l)), int(np.argmax(cos_r))
+    limit = np.cos(np.deg2rad(45.0))
+    if cos_l[ml] < limit or cos_r[mr] < limit:
+        return None, "no measurements near +-90 deg"
+    energy = np.sum(ir * ir, axis=-1) + 1e-300  # (M, R)
+    # level of receiver 0 over receiver 1 for the left source, minus the same for the right
+    level_db = 10 * (np.log10(energy[ml, 0] / energy[ml, 1])
+                     - np.log10(energy[mr, 0] / energy[mr, 1]))
+    onset = _onsets(ir[[ml, mr]])  # (2, R)
+    lead = (onset[0, 1] - onset[0, 0]) - (onset[1, 1] - onset[1, 0])  # receiver 0's lead
+    found = f"{abs(level_db):.1f} dB louder and {abs(lead):.0f} samples earlier on its side"
+    if abs(level_db) >= 1.0:
+        if abs(lead) >= 1 and np.sign(lead) != np.sign(level_db):
+            found = (f"{abs(level_db):.1f} dB louder on its side, although "
+                     f"{abs(lead):.0f} samples later")
+        return (0 if level_db > 0 else 1), found
+    if abs(lead) >= 1:
+        return (0 if lead > 0 else 1), f"{abs(lead):.0f} samples earlier on its side"
+    return None, "no level or delay difference"
+
+
+def _onsets(ir: np.ndarray) -> np.ndarray:
+    """First sample reaching 10% of each response's peak."""
+    mag = np.abs(ir)
+    return np.argmax(mag >= 0.1 * mag.max(axis=-1, keepdims=True), axis=-1).astype(np.float64)
+
+
+def _left_by_position(sofa) -> int | None:
+    raw = getattr(sofa, "ReceiverPosition", None)
+    if raw is None:
+        return None
+    pos = np.asarray(raw, np.float64)
+    if pos.ndim < 2 or pos.shape[0] != 2 or pos.shape[1] != 3:
+        return None
+    pos = pos.reshape(2, 3, -1)[:, :, 0]
+    kind = str(getattr(sofa, "ReceiverPosition_Type", "cartesian"))
+    try:
+        y = _cartesian(pos, kind, "ReceiverPosition")[:, 1]
+    except AudioError:
+        return None
+    if abs(y[0] - y[1]) < 1e-9:
+        return None
+    return 0 if y[0] > y[1] else 1
 
 
 def _cartesian(p: np.ndarray, kind: str, what: str) -> np.ndarray:
@@ -147,26 +328,26 @@ def _cartesian(p: np.ndarray, kind: str, what: str) -> np.ndarray:
     raise AudioError(f"{what}: position type {kind!r}, expected spherical or cartesian")
 
 
-def _to_head_frame(p: np.ndarray, kind: str, path: Path) -> np.ndarray:
-    c = _cartesian(np.atleast_2d(p), kind, f"HRTF file {path} SourcePosition")
+def _unit_sofa(p: np.ndarray, kind: str, name: str) -> np.ndarray:
+    """Source positions as unit vectors in SOFA's frame (x front, y left, z up)."""
+    c = _cartesian(np.atleast_2d(p), kind, f"{name} SourcePosition")
     norm = np.linalg.norm(c, axis=1, keepdims=True)
-    if np.any(norm <= 0):
-        raise AudioError(f"HRTF file {path}: a source position is at the listener's centre")
-    c = c / norm
-    return np.stack([-c[:, 1], c[:, 2], -c[:, 0]], axis=1)  # SOFA (x fwd, y left) -> OpenXR
+    if np.any(norm <= 0) or not np.all(np.isfinite(norm)):
+        raise AudioError(f"{name}: a source position is at the listener's centre or not finite")
+    return c / norm
 
 
-def _check_view(sofa, path: Path) -> None:
+def _check_view(sofa, name: str) -> None:
     """Refuse a listener that does not face +x: its directions would be silently rotated."""
     view = getattr(sofa, "ListenerView", None)
     if view is None:
         return
     v = _cartesian(np.atleast_2d(np.asarray(view, np.float64)),
                    str(getattr(sofa, "ListenerView_Type", "cartesian")),
-                   f"HRTF file {path} ListenerView")
+                   f"{name} ListenerView")
     v = v / np.linalg.norm(v, axis=1, keepdims=True)
     if not np.allclose(v, [1.0, 0.0, 0.0], atol=1e-3):
-        raise AudioError(f"HRTF file {path}: ListenerView {v[0].round(3).tolist()} is not "
+        raise AudioError(f"{name}: ListenerView {v[0].round(3).tolist()} is not "
                          "[1, 0, 0]; only listeners facing +x are supported")
 
 
@@ -184,47 +365,13 @@ def _fit(ir: np.ndarray, taps: int) -> np.ndarray:
 def on_grid(hrirs: HrirSet) -> np.ndarray:
     """Responses at every grid direction, (grid.SIZE, 2, taps) float32.
 
-    A set already on the grid is returned as is. Otherwise each grid direction is
-    the barycentric blend of the three measured directions of the triangle (of the
-    measured directions' convex hull) its ray crosses, or, where the measured
-    directions do not surround the listener, of its three nearest measured ones.
+    A set already on the grid is returned as is. Otherwise each grid direction is a
+    convex blend of measured ones (:func:`.grid.interpolation_weights`: the triangle
+    of the measurements that contains it, a measured direction alone, or, outside the
+    measured directions, the nearest ones at its own azimuth).
     """
     targets = grid.directions()
     if hrirs.directions.shape == targets.shape and np.allclose(hrirs.directions, targets):
         return hrirs.hrir
-    idx, w = _hull_weights(hrirs.directions, targets)
-    if idx is None:
-        log.info("HRTF %s does not surround the listener: interpolating the 3 nearest "
-                 "measured directions", hrirs.description)
-        idx, w = _nearest_weights(hrirs.directions, targets)
-    return np.einsum("gj,gjet->get", w, hrirs.hrir[idx]).astype(np.float32)
-
-
-def _hull_weights(dirs: np.ndarray, targets: np.ndarray):
-    spatial = require("scipy.spatial", "audio", "interpolating HRTF directions")
-    ConvexHull, QhullError = spatial.ConvexHull, spatial.QhullError  # noqa: N806
-
-    if len(dirs) < 4:
-        return None, None
-    try:
-        hull = ConvexHull(dirs)
-    except QhullError:  # coplanar directions (a horizontal-plane set, for instance)
-        return None, None
-    normals, offsets = hull.equations[:, :3], -hull.equations[:, 3]
-    if np.any(offsets <= 1e-6):  # the listener is outside or on the hull
-        return None, None
-    face = np.argmax(targets @ (normals / offsets[:, None]).T, axis=1)  # face each ray exits by
-    idx = hull.simplices[face]  # (G, 3)
-    verts = dirs[idx].transpose(0, 2, 1)  # (G, 3 coords, 3 vertices)
-    w = np.linalg.solve(verts, targets[:, :, None])[:, :, 0]
-    w = np.clip(w, 0, None)
-    return idx, w / w.sum(axis=1, keepdims=True)
-
-
-def _nearest_weights(dirs: np.ndarray, targets: np.ndarray):
-    k = min(3, len(dirs))
-    cos = targets @ dirs.T
-    idx = np.argsort(-cos, axis=1)[:, :k]
-    dist = np.arccos(np.clip(np.take_along_axis(cos, idx, axis=1), -1, 1))
-    w = 1.0 / np.maximum(dist, 1e-6)
-    return idx, w / w.sum(axis=1, keepdims=True)
+    idx, w = grid.interpolation_weights(hrirs.directions, targets)
+    return np.einsum("gj,gjet->get", w, hrirs.hrir[idx].astype(np.float64)).astype(np.float32)

@@ -34,6 +34,9 @@ class Settings:
     sample_rate: int = setting(48000, ge=8000, le=384000, unit="Hz")  # output rate
     block: int = setting(256, ge=16, le=16384, unit="samples")  # samples per rendered block
     hrtf: str = "spherical"  # "spherical" (analytic), "kemar" (bundled SOFA) or a SOFA path
+    # HRTF level: "diffuse" (diffuse-field RMS at 0 dB), "none" (as given) or "frontal"
+    # (straight ahead at 0 dB)
+    hrtf_normalize: Literal["diffuse", "none", "frontal"] = "diffuse"
     # impulse-response length the HRTFs are cut or padded to
     hrir_taps: int = setting(256, ge=16, le=4096, unit="samples")
     # head of the "spherical" model
@@ -119,7 +122,7 @@ class AudioStage(Stage):
         n_objects = bank[OBJECT_MODEL].shape[0] if s.follow_objects else None
         srcs = sources.resolve(specs, s.sample_rate, Path(config.base_dir), n_objects, s.seed)
         hrirs = hrtf.load(s.hrtf, s.sample_rate, s.hrir_taps, Path(config.base_dir),
-                          s.head_radius_m)
+                          s.head_radius_m, s.hrtf_normalize)
         n_fft = fft_size(s.block, s.hrir_taps)
         table = spectra(backend.to_device(hrtf.on_grid(hrirs), label="hrir"), n_fft)
         shared = bank.param(f"{self.name}/{HRTF_SPECTRA}", table)
