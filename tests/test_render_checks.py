@@ -91,6 +91,17 @@ def bind_error(gl_ctx, **writer) -> str:
     return str(exc.value)
 
 
+
+def cube_run_file(folder: Path, stages: list[str]) -> Path:
+    """A run file drawing one cube 3 m ahead into 16 x 16 px eyes through ``stages``."""
+    path = folder / "run.toml"
+    path.write_text('[pipeline]\nclock = "virtual"\n'
+                    + "".join(f'[[stage]]\ntype = "{t}"\n' for t in stages)
+                    + "[display]\nwidth = 16\nheight = 16\n[scene]\n"
+                    '[[scene.primitive]]\nname = "cube"\nshape = "box"\n'
+                    '[[scene.object]]\nmesh = "cube"\nposition = [0.0, 0.0, -3.0]\n')
+    return path
+
 def test_float64_instance_buffer_fails_at_bind_naming_buffer_and_stage(gl_ctx):
     msg = bind_error(gl_ctx, instances=("float64", 20))
     assert "'instances' is (4, 20) float64" in msg and "(capacity, 20) float32" in msg
@@ -135,27 +146,8 @@ def test_display_passes_the_declaring_stage(gl_ctx, tmp_path, monkeypatch):
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "wide_plugin", raising=False)
-    run = tmp_path / "run.toml"
-    run.write_text(textwrap.dedent("""
-        [pipeline]
-        clock = "virtual"
-        [[stage]]
-        type = "vrshare.testing:FixedEyes"
-        [[stage]]
-        type = "scene_motion"
-        [[stage]]
-        type = "wide_plugin:Wide"
-        [display]
-        width = 16
-        height = 16
-        [scene]
-        [[scene.primitive]]
-        name = "cube"
-        shape = "box"
-        [[scene.object]]
-        mesh = "cube"
-        position = [0.0, 0.0, -3.0]
-    """))
+    run = cube_run_file(tmp_path, ["vrshare.testing:FixedEyes", "scene_motion",
+                                   "wide_plugin:Wide"])
     with pytest.raises(RenderError, match=r"'instances' is \(8, 20\) float64.*"
                                           r"declared by stage 'wide'"):
         display.open_display(run, target="headless")
@@ -302,27 +294,8 @@ def test_counts_reach_the_run_stats_through_the_display_path(gl_ctx, tmp_path, m
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "nan_eyes_plugin", raising=False)
-    run_file = tmp_path / "run.toml"
-    run_file.write_text(textwrap.dedent("""
-        [pipeline]
-        clock = "virtual"
-        [[stage]]
-        type = "nan_eyes_plugin:NanEyes"
-        [[stage]]
-        type = "scene_motion"
-        [[stage]]
-        type = "passthrough"
-        [display]
-        width = 16
-        height = 16
-        [scene]
-        [[scene.primitive]]
-        name = "cube"
-        shape = "box"
-        [[scene.object]]
-        mesh = "cube"
-        position = [0.0, 0.0, -3.0]
-    """))
+    run_file = cube_run_file(tmp_path, ["nan_eyes_plugin:NanEyes", "scene_motion",
+                                        "passthrough"])
     with display.open_display(run_file, target="headless") as run:
         stats = run.loop.run(5)
     assert not stats.faults and stats.frames == 5
