@@ -8,6 +8,7 @@ as *sources* (buffers a target writes, such as desktop input).
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,3 +148,48 @@ def open_run(path: str | Path | RunFile, *, clock: str | Clock | None = None,
         clock = make_clock(clock or settings.clock, settings.frame_hz)
     loop = FrameLoop(pipeline, bank, clock, steps)
     return Run(run_file, bank, pipeline, loop, scene)
+
+
+Write = Callable[[FrameStats, bool], list[Path]]
+
+
+def finish(run: Run, frames: int | None, seconds: float | None, title: str,
+           write: Write | None = None) -> tuple[FrameStats, list[Path]]:
+    """Play ``run`` (with a progress bar), write its results first
+    (``write(stats, again=False)``), close it (stages, renderer, target: WAV and video
+    files are finalised), write the results again if closing added faults
+    (``write(stats, again=True)``), and print the summary, after closing so that a fault
+    in ``close`` shows. A step's error is printed; the results are kept whatever ended
+    the run.
+
+    Returns the stats and the paths written; raises the
+    :class:`~vrshare.report.ResultsError` of a failed write once the run is closed.
+    """
+    from .report import ResultsError, print_summary, progress_bar
+
+    update, bar = progress_bar(frames, title)
+    written: list[Path] = []
+    results_error: ResultsError | None = None
+    try:
+        with bar:
+            stats, error = run.play(frames, seconds=seconds, progress=update)
+        if write is not None:
+            try:
+                written = write(stats, False)
+            except ResultsError as exc:
+                results_error = exc
+    finally:
+        faults = len(run.loop.stats.faults)
+        run.close()
+    stats = run.loop.stats
+    if write is not None and results_error is None and len(stats.faults) != faults:
+        try:
+            write(stats, True)  # the JSON, now with the faults in close
+        except ResultsError as exc:
+            results_error = exc
+    print_summary(stats, title=f"{title}: frame times (ms)")
+    if error is not None:
+        print(f"vrshare: {stats.ending_detail or error}", file=sys.stderr)
+    if results_error is not None:
+        raise results_error
+    return stats, written

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,63 +117,13 @@ def _open(path: Path, target: str, clock: str | None, **display: Any) -> app.Run
     return open_display(path, target=target, clock=clock, **display)
 
 
-def _progress(total: int | None, description: str):
-    """A progress callback and a context that closes the bar (tqdm when present)."""
-    try:
-        from rich.progress import Progress
-    except ImportError:
-        from contextlib import nullcontext
-
-        return (lambda n: None), nullcontext()
-    bar = Progress(transient=True)
-    task = bar.add_task(description, total=total)
-    return (lambda n: bar.update(task, completed=n)), bar
-
-
-def _finish(run: app.Run, frames: int | None, seconds: float | None, title: str,
-            write: Callable[[Any, bool], list[Path]] | None = None) -> int:
-    """Run the frames, then write the results first (``write(stats, again=False)``),
-    close the run (stages, renderer, target: the WAV and video are finalised), write
-    the results again if closing added faults, and print the summary (after closing,
-    so that a fault in ``close`` shows). Returns 0, or 1 after a fault."""
-    from .report import ResultsError, print_summary
-
-    update, bar = _progress(frames, title)
-    written: list[Path] = []
-    results_error: ResultsError | None = None
-    try:
-        with bar:
-            stats, error = run.play(frames, seconds=seconds, progress=update)
-        if write is not None:
-            try:
-                written = write(stats, False)
-            except ResultsError as exc:
-                results_error = exc
-    finally:
-        faults = len(run.loop.stats.faults)
-        run.close()
-    stats = run.loop.stats
-    if write is not None and results_error is None and len(stats.faults) != faults:
-        try:
-            write(stats, True)  # the JSON, now with the faults in close
-        except ResultsError as exc:
-            results_error = exc
-    print_summary(stats, title=f"{title}: frame times (ms)")
-    if written:
-        print("wrote " + ", ".join(str(p) for p in written))
-    if error is not None:
-        print(f"vrshare: {stats.ending_detail or error}", file=sys.stderr)
-    if results_error is not None:
-        raise results_error
-    return EXIT_FAULT if stats.faults else EXIT_OK
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     frames, seconds = args.frames, args.seconds
     if frames is None and seconds is None:
         seconds = float("inf")  # until the window closes or Ctrl-C
     run = _open(args.file, args.target, args.clock)
-    return _finish(run, frames, seconds, str(args.file))
+    stats, _ = app.finish(run, frames, seconds, str(args.file))
+    return EXIT_FAULT if stats.faults else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -200,7 +150,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return write_results(stats, args.out, extra)
         return write_results(stats, args.out, extra, trace=False, plot_png=False)
 
-    return _finish(run, args.frames, None, f"bench {args.file}", write)
+    stats, written = app.finish(run, args.frames, None, f"bench {args.file}", write)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return EXIT_FAULT if stats.faults else EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:

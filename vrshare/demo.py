@@ -9,12 +9,12 @@ sheet of both eyes and the frame-time results behind.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import resources
+from .app import finish
 from .config import load_run_file
 from .display import open_display
 from .errors import require
@@ -59,19 +59,15 @@ def run_demo(target: str = "auto", seconds: float | None = None,
     the results of the completed frames are written first, then the run is closed
     (the video finalised), then the contact sheet is made.
     """
-    from .report import check_writable, print_summary, write_results
+    from .report import check_writable, write_results
 
     path = resources.path("scenes", "demo.toml")
     run_file = load_run_file(path)
     name, why = choose_target(target, run_file.display.get("target", "auto"))
     log.info("demo on the %s target (%s)", name, why)
     if name != "headless":
-        with open_display(run_file, target=name) as run:
-            _, error = run.play(seconds=seconds if seconds is not None else float("inf"))
-        stats = run.loop.stats  # printed after closing: faults in close show
-        print_summary(stats, title="demo: frame times (ms)")
-        if error is not None:
-            print(f"vrshare: {stats.ending_detail or error}", file=sys.stderr)
+        run = open_display(run_file, target=name)
+        stats, _ = finish(run, None, float("inf") if seconds is None else seconds, "demo")
         return 1 if stats.faults else 0
 
     seconds = DEMO_SECONDS if seconds is None else seconds
@@ -81,20 +77,14 @@ def run_demo(target: str = "auto", seconds: float | None = None,
     check_writable(out_dir, folder=True)
     results = out_dir / "results.json"
     extra = {"file": str(path)}
+
+    def write(stats, again: bool) -> list[Path]:
+        return write_results(stats, results, extra, trace=not again, plot_png=not again)
+
     run = open_display(run_file, target="headless", clock="virtual", capture="video",
                        capture_every=every, capture_dir=out_dir, video_fps=frame_hz / every)
-    try:
-        stats, error = run.play(seconds=seconds)
-        written = write_results(stats, results, extra)
-    finally:
-        faults = len(run.loop.stats.faults)
-        run.close()  # finalises the video
-    if len(stats.faults) != faults:
-        write_results(stats, results, extra, trace=False, plot_png=False)
+    stats, written = finish(run, None, seconds, "demo (headless)", write)
     video = out_dir / VIDEO_NAME
-    print_summary(stats, title="demo (headless): frame times (ms)")
-    if error is not None:
-        print(f"vrshare: {stats.ending_detail or error}", file=sys.stderr)
     try:
         written = [video, contact_sheet(video, out_dir / "contact_sheet.png"), *written]
     except Exception as exc:  # no frames, or no video: the results are what matters

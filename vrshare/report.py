@@ -22,9 +22,6 @@ class ResultsError(VrshareError, OSError):
     """Results cannot be written where asked; the message names the path."""
 
 
-_UMASK = os.umask(0o022)  # read once, at import (setting it is process-wide)
-os.umask(_UMASK)
-
 COLUMNS = ("median", "p95", "p99", "p99.9", "max", "over budget")
 
 
@@ -65,6 +62,20 @@ def _event_lines(stats: FrameStats) -> list[tuple[str, bool]]:
         lines.append((f"the run ended while {where['stage']!r} was running in frame "
                       f"{where['frame']} (for {where['seconds']:.3f} s)", False))
     return lines
+
+
+def progress_bar(total: int | None, description: str) -> tuple[Callable[[int], None], Any]:
+    """A progress callback (frames done) and the context that shows and then removes the
+    bar (rich when installed; without it, a callback that does nothing)."""
+    try:
+        from rich.progress import Progress
+    except ImportError:
+        from contextlib import nullcontext
+
+        return (lambda n: None), nullcontext()
+    bar = Progress(transient=True)
+    task = bar.add_task(description, total=total)
+    return (lambda n: bar.update(task, completed=n)), bar
 
 
 def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
@@ -131,12 +142,11 @@ def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
     ``path``: a reader (or a run cut short) sees the old file or the new one, never
     half of one."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    # named by process: one process writes a results file at a time; ``write`` creates
+    # it as any file is created (the umask applies), unlike mkstemp's private 0600
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
