@@ -179,13 +179,18 @@ class FrameStats:
         self.count = n + 1
         return n
 
+    def row_of(self, index: int) -> int | None:
+        """The row frame ``index`` was recorded in, or None. Frame indices increase from
+        row to row, so the row is found by bisection."""
+        row = int(np.searchsorted(self.index[: self.count], index))
+        return row if row < self.count and self.index[row] == index else None
+
     def set_later(self, index: int, track: int, seconds: float) -> bool:
         """Fill in a measurement of frame ``index`` that arrives after the frame was
         recorded (a GPU timer query read a few frames late). Returns False, storing
-        nothing, when no such frame was recorded (the run ended first). Frame indices
-        increase from row to row, so the row is found by bisection."""
-        row = int(np.searchsorted(self.index[: self.count], index))
-        if row == self.count or self.index[row] != index:
+        nothing, when no such frame was recorded (the run ended first)."""
+        row = self.row_of(index)
+        if row is None:
             return False
         self.dur[row, track] = seconds
         return True

@@ -29,8 +29,6 @@ import traceback
 from collections.abc import Sequence
 from time import perf_counter
 
-import numpy as np
-
 from .stats import FrameStats, StageHang
 
 log = logging.getLogger(__name__)
@@ -192,9 +190,8 @@ class Watchdog:
 
 def _duration(stats: FrameStats, frame: int, track: int) -> float | None:
     """The recorded duration (s) of ``track`` in frame ``frame``; None if not recorded."""
-    n = stats.count
-    row = int(np.searchsorted(stats.index[:n], frame))
-    if row == n or stats.index[row] != frame:
+    row = stats.row_of(frame)
+    if row is None:
         return None
     dur = float(stats.dur[row, track])
     return None if dur != dur else dur
