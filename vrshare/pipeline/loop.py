@@ -244,16 +244,14 @@ class FrameLoop:
                 done += 1
                 if progress is not None:
                     progress(done)
-            Activity.running = None
         except KeyboardInterrupt as exc:
-            Activity.running = None
+            Activity.running = None  # from here on a signal is only noted (vrshare.cli)
             ended = exc
             stats.interrupted = True
             stats.ending = getattr(exc, "ending", "interrupted")
             stats.ending_detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
             log.warning("interrupted after %d frames (%s)", stats.count, stats.ending_detail)
         except BaseException as exc:
-            Activity.running = None
             ended = exc
             raise
         finally:
@@ -284,12 +282,8 @@ class FrameLoop:
                phase: str = "process") -> None:
         fault = StageFault.from_exception(slot.name, frame.index, exc, phase)
         self.stats.faults.append(fault)
-        what = {"process": "and is disabled", "step": "and ends the run",
-                "exit": "(SystemExit), which ends the run",
-                "publish": "(publishing its outputs) and is disabled"}[phase]
         kind = "stage" if slot.stage is not None else "step"
-        log.error("%s %r raised in frame %d %s: %s\n%s",
-                  kind, slot.name, frame.index, what, fault.error, fault.traceback)
+        log.error("%s %s\n%s", kind, fault.describe(), fault.traceback)
 
     def _check_overruns(self, row: int) -> None:
         """Log a stage's first overrun; later ones show in the stats' ``over_budget``."""
