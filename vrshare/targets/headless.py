@@ -61,6 +61,10 @@ class HeadlessTarget(Target):
     def __init__(self, settings: DisplaySettings | None = None, *, ctx: Any = None,
                  frame_hz: float = DEFAULT_FRAME_HZ) -> None:
         self.settings = settings = settings or DisplaySettings(target="headless")
+        # PNG capture needs Pillow: known at once (before any GL object), not at the
+        # first captured frame
+        self._image = require("PIL.Image", "media", "PNG capture") \
+            if settings.capture == "png" else None
         self._owns_ctx = ctx is None
         self.ctx = standalone_context() if ctx is None else ctx
         try:
@@ -78,6 +82,9 @@ class HeadlessTarget(Target):
         self._pixels = np.empty((self.size[1], self.size[0], 4), np.uint8)
         self.frames: list[tuple[int, np.ndarray]] = []  # (frame index, image) for "numpy"
         self.submitted = 0
+        self.captured = 0  # frames captured
+        self.capture_errors = 0  # captures that failed (capturing stops at the first)
+        self._capture_stopped = False
         self._writer: Any = None
         self.video_path: Path | None = None
         if settings.capture in ("png", "video"):
@@ -106,11 +113,6 @@ class HeadlessTarget(Target):
         self.fbo.read_into(self._pixels, components=4)
         return self._pixels[::-1]
 
-    # capture bookkeeping (class defaults, so that __init__ need not set them)
-    captured = 0  # frames captured
-    capture_errors = 0  # captures that failed (capturing stops at the first)
-    _capture_stopped = False
-
     def submit(self, frame: Frame) -> None:
         """Finish the frame as presenting it would: wait until the GPU has drawn it (or
         read it back for a capture), so each frame's time holds its own GPU work rather
@@ -129,8 +131,7 @@ class HeadlessTarget(Target):
             if s.capture == "numpy":
                 self.frames.append((frame.index, image.copy()))
             elif s.capture == "png":
-                Image = require("PIL.Image", "media", "PNG capture")  # noqa: N806
-                Image.fromarray(image).save(s.capture_dir / f"frame_{frame.index:06d}.png")
+                self._image.fromarray(image).save(s.capture_dir / f"frame_{frame.index:06d}.png")
             else:
                 self._writer.append_data(image[..., :3])
         except Exception as exc:
