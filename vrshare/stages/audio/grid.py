@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import require
+
 STEP_DEG = 5.0  # grid spacing in azimuth and elevation (deg)
 N_AZ = int(round(360 / STEP_DEG))  # 72 columns
 N_EL = int(round(180 / STEP_DEG)) + 1  # 37 rows, both poles included
@@ -38,9 +40,7 @@ def directions() -> np.ndarray:
     """Unit vectors of every grid entry, (SIZE, 3) float64, in entry order."""
     el = np.deg2rad(np.arange(N_EL) * STEP_DEG - 90.0)[:, None]
     az = np.deg2rad(np.arange(N_AZ) * STEP_DEG)[None, :]
-    d = np.stack(np.broadcast_arrays(np.sin(az) * np.cos(el), np.sin(el), -np.cos(az) * np.cos(el)),
-                 axis=-1)
-    return d.reshape(SIZE, 3)
+    return _unit(az, el).reshape(SIZE, 3)
 
 
 class Locator:
@@ -184,11 +184,10 @@ def _usable_faces(measured: np.ndarray):
     centroid directions (F, 3) and the cosine of their circumscribing caps (F,)."""
     if len(measured) < 4:
         return None
-    from scipy.spatial import ConvexHull, QhullError
-
+    spatial = require("scipy.spatial", "audio", "interpolating HRTF directions")
     try:
-        hull = ConvexHull(measured)
-    except QhullError:  # all in one plane (a horizontal-plane set, for instance)
+        hull = spatial.ConvexHull(measured)
+    except spatial.QhullError:  # all in one plane (a horizontal-plane set, for instance)
         return None
     simplices = hull.simplices.astype(np.int64)
     verts = measured[simplices]  # (F, 3 vertices, 3 coords)
@@ -245,7 +244,9 @@ def _az_el(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _unit(az: np.ndarray, el: np.ndarray) -> np.ndarray:
-    return np.stack([np.sin(az) * np.cos(el), np.sin(el), -np.cos(az) * np.cos(el)], axis=-1)
+    """Head-frame unit vectors of azimuths and elevations (rad, broadcast together)."""
+    return np.stack(np.broadcast_arrays(np.sin(az) * np.cos(el), np.sin(el),
+                                        -np.cos(az) * np.cos(el)), axis=-1)
 
 
 def _along_meridian(faces: tuple, d: np.ndarray):
