@@ -316,6 +316,13 @@ def test_source_on_a_moving_object_follows_it():
     assert np.all(left[:, 0] > left[:, 1]) and np.all(right[:, 1] > right[:, 0])
 
 
+def still_head_bank() -> vrshare.WeightBank:
+    """A bank whose head_pose (a pipeline source in these run files) stays at rest."""
+    bank = vrshare.WeightBank()
+    bank.state("head_pose", (7,), "float32")[:] = IDENTITY
+    return bank
+
+
 def test_scene_sounds_and_toml_settings(tmp_path):
     (tmp_path / "run.toml").write_text("""
 [pipeline]
@@ -341,8 +348,7 @@ frequency_hz = 880
     class Scene:
         sounds = [Sound()]
 
-    bank = vrshare.WeightBank()
-    bank.state("head_pose", (7,), "float32")[:] = IDENTITY
+    bank = still_head_bank()
     with open_run(tmp_path / "run.toml", bank=bank, scene=Scene()) as run:
         st = run.pipeline.stages[0]
         assert [s.name for s in st.sources] == ["hum", "bell"]
@@ -369,9 +375,7 @@ signal = "tone"
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    bank = vrshare.WeightBank()
-    bank.state("head_pose", (7,), "float32")[:] = IDENTITY
-    with open_run(folder / "run.toml", bank=bank) as run:
+    with open_run(folder / "run.toml", bank=still_head_bank()) as run:
         run.loop.run(3)
     assert (folder / "out" / "bell.wav").is_file() and not (elsewhere / "out").exists()
 
