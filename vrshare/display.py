@@ -98,9 +98,7 @@ def open_display(path: str | Path | RunFile, *, target: str = "auto",
         run = app.open_run(run_file, clock=frames, bank=bank, scene=scene,
                            sources=tgt.sources, steps=[("render", render), ("submit", submit)])
         run.target, run.renderer = tgt, renderer
-        counters = getattr(tgt, "counters", None)  # a target's events (failed captures)
-        if callable(counters):
-            run.loop.counter_sources.append((f"{tgt.name} target", counters))
+        run.loop.counter_sources.append((f"{tgt.name} target", tgt.counters))
         renderer.bind(bank, run.loop.stats, declared_by=run.pipeline.declared_by)
         if frames.clock is None:  # started now, after the stages' setup
             frames.clock = make_clock(clock or run_file.pipeline.clock, frame_hz)

@@ -156,6 +156,11 @@ class Target(ABC):
         """True once the user asked to stop (closed the window, pressed Esc)."""
         return False
 
+    def counters(self) -> dict[str, int]:
+        """Event counts for the run's stats (failed captures, ...), asked once at the
+        end of the run on the loop's thread; empty for a target that counts nothing."""
+        return {}
+
     def capture(self) -> Any:
         """The last presented image, (height, width, 4) uint8 RGBA, top row first.
 
