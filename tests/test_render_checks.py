@@ -301,3 +301,24 @@ def test_counts_reach_the_run_stats_through_the_display_path(gl_ctx, tmp_path, m
     assert not stats.faults and stats.frames == 5
     assert stats.counters["render"][rmod.EYES_HELD] == 3
     assert "render: eye matrices held 3" in _counter_lines(stats)
+
+
+def test_regroup_packs_mirrored_rows_apart_and_leaves_bad_rows_out():
+    from vrshare.render.regroup import mirrored_rows, regroup
+
+    rows = np.zeros((6, layout.INSTANCE_FLOATS), np.float32)
+    rows[:, [0, 5, 10, 15]] = 1.0  # identity matrices
+    rows[:, 16] = np.arange(6)  # the colour's red tells the rows apart
+    rows[[1, 4], 0] = -1.0  # mirrored in X
+    rows[2, 3] = np.nan
+    bad = ~np.isfinite(rows).all(axis=1)
+    mirrored = mirrored_rows(rows)
+    assert mirrored.tolist() == [False, True, False, False, True, False]
+    ranges = np.array([[0, 3], [3, 3], [0, 0]], np.int32)
+    spare = np.zeros((6, layout.INSTANCE_FLOATS), np.float32)
+    draws, packed, skipped = regroup(rows, ranges, bad, mirrored, spare)
+    assert skipped == 1 and packed == 5
+    got = [(d.slot, d.mirrored, spare[d.first - 6:d.first - 6 + d.count, 16].tolist())
+           for d in draws]
+    assert got == [(0, False, [0.0]), (0, True, [1.0]), (1, False, [3.0, 5.0]),
+                   (1, True, [4.0])]

@@ -219,3 +219,28 @@ def test_srgb_framebuffers_get_the_same_image(harness, gl_ctx):
             obj.release()
     assert np.abs(gl_encoded.astype(int) - shader_encoded.astype(int)).max() <= 1
     assert mask(gl_encoded, (128, 64, 191), 2)[16, 16]  # the cube, not the background
+
+
+@pytest.mark.parametrize("scale", [[-1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]])
+def test_a_mirrored_symmetric_box_renders_like_the_unmirrored_one(harness, scale):
+    light = [{"type": "directional", "direction": [-0.4, -0.7, -0.6], "intensity": 0.8},
+             {"type": "ambient", "intensity": 0.2}]
+    placed = {"position": [0.0, 0.0, -4.0], "rotation": [25.0, 35.0, 0.0]}
+    plain, _ = harness(cubes(placed, light=light), size=64).frame()
+    mirrored, _ = harness(cubes({**placed, "scale": scale}, light=light), size=64).frame()
+    assert len(np.unique(plain[..., :3].reshape(-1, 3), axis=0)) >= 4  # three faces, background
+    np.testing.assert_allclose(mirrored[..., :3], plain[..., :3], atol=1)
+
+
+def test_mirrored_and_plain_instances_of_one_mesh_share_a_draw_slot(harness):
+    light = [{"type": "directional", "direction": [0.0, 0.0, -1.0], "intensity": 0.8},
+             {"type": "ambient", "intensity": 0.2}]
+    left = {"position": [-1.0, 0.0, -4.0], "rotation": [25.0, 35.0, 0.0]}
+    right = {"position": [1.0, 0.0, -4.0], "rotation": [25.0, 35.0, 0.0]}
+    apart = [harness(cubes(o, light=light, size=[0.8, 0.8, 0.8]), size=64).frame()[0]
+             for o in (left, right)]
+    h = harness(cubes({**left, "scale": [1.0, 1.0, -1.0]}, right, light=light,
+                      size=[0.8, 0.8, 0.8]), size=64)
+    assert len(h.renderer.meshes) == 1
+    both, _ = h.frame()
+    np.testing.assert_allclose(both[..., :3], np.maximum(*apart)[..., :3], atol=1)

@@ -23,11 +23,13 @@ frame, on the host copies it uploads anyway:
 
 * draw ranges reaching outside the instance buffer (``first < 0``, ``count < 0``,
   ``first + count > capacity``) are clamped to it (skipped when nothing is left);
-* instance rows with a non-finite model matrix or colour are left out of their draw:
-  the good rows of a draw range holding one are packed into a spare region after the
-  instance rows (allocated with the first such row) and the draw points there, so the
-  other instances of that mesh are still drawn and no row is ever moved in the bank;
-  one ``isfinite`` over the rows in use tells whether there is one at all;
+* instance rows with a non-finite model matrix or colour are left out of their draw,
+  and rows whose model matrix mirrors (negative determinant) are drawn by a draw of
+  their own with clockwise front faces (:mod:`.regroup`): the good rows of a draw
+  range holding either are packed into a spare region after the instance rows
+  (allocated with the first such row) and the draws point there, so no row is ever
+  moved in the bank; one ``isfinite`` and one determinant sign over the rows in use
+  tell whether there is any at all;
 * non-finite eye matrices: the frame is drawn with the last good ones (the uniform
   buffer keeps them), or only cleared while there never were any.
 
@@ -48,6 +50,7 @@ from .. import backend, layout
 from ..resources import shader_source
 from ..scene import linear_to_srgb
 from .contract import RenderError, check_contract, declared_by_note
+from .regroup import InstanceDraw, mirrored_rows, plain_draws, regroup
 from .surfaces import clear_modes
 from .timer import PassTimer
 
@@ -223,11 +226,12 @@ class Renderer:
             log.warning(message + "; further ones are counted in the run's stats "
                         "(render: %s)", *args, key)
 
-    def _upload_frame(self) -> tuple[int, bool]:
+    def _upload_frame(self) -> list[InstanceDraw]:
         """Copy this frame's draw ranges, instance rows and eye matrices to GL; returns
-        the number of instance rows in use and whether there are eye matrices to draw
-        with. Ranges outside the buffer are clamped, rows that are not finite left out
-        of their draw, non-finite eye matrices replaced by the last good ones."""
+        this frame's draws (none while there are no eye matrices to draw with). Ranges
+        outside the buffer are clamped, mirrored rows drawn apart, rows that are not
+        finite left out of their draw, non-finite eye matrices replaced by the last
+        good ones."""
         ranges = self.ranges_host
         if self.gpu:
             backend.to_host(self.ranges, out=ranges, label="draw_ranges")
@@ -241,12 +245,16 @@ class Renderer:
             used = int((ranges[:, 0] + ranges[:, 1]).max(initial=0))
             if used > self.capacity:
                 used = self._clamp_ranges(ranges)
+        draws = None
         if used:
             rows = self.instances[:used]
             data = backend.to_host(rows, label="instances") if self.gpu else rows
-            if not np.isfinite(data).all():
-                self._skip_rows(data, ranges)
             self.instance_buffer.write(data)
+            finite = np.isfinite(data).all()
+            mirrored = mirrored_rows(data)
+            if not finite or mirrored.any():
+                bad = np.zeros(used, bool) if finite else ~np.isfinite(data).all(axis=1)
+                draws = self._regroup(data, ranges, bad, mirrored)
         for host, m in ((self.view_host, self.eye_view), (self.proj_host, self.eye_proj)):
             host[...] = backend.to_host(m, label="eye") if self.gpu else m
         if np.isfinite(self.eyes_in).all():
@@ -262,7 +270,9 @@ class Renderer:
                             "frames are drawn with the last good eye matrices" if
                             self._eyes_good else "frames are not drawn (only cleared) until "
                             "there are finite ones")
-        return used, self._eyes_good
+        if not self._eyes_good:
+            return []
+        return plain_draws(ranges) if draws is None else draws
 
     def _clamp_ranges(self, ranges: np.ndarray) -> int:
         """Clamp draw ranges (host copy) to the instance buffer; returns the rows in use."""
@@ -281,44 +291,34 @@ class Renderer:
         np.minimum(count, self.capacity - first, out=count)
         return int(ranges.sum(axis=1).max(initial=0))
 
-    def _skip_rows(self, data: np.ndarray, ranges: np.ndarray) -> None:
-        """Leave rows with a NaN or inf out of their draws: each range holding one gets
-        its good rows packed past the instance rows (the spare region) and points there."""
-        bad = ~np.isfinite(data).all(axis=1)
-        before = np.concatenate([[0], np.cumsum(bad)])  # bad rows before each row
-        first, count = ranges[:, 0], ranges[:, 1]
-        used = len(data)  # >= first + count of every non-empty range
-        in_range = (before[np.minimum(first + count, used)]
-                    - before[np.minimum(first, used)])
-        hit = np.flatnonzero(in_range)
-        if not hit.size:  # only rows no draw uses
-            return
-        skipped = int(in_range.sum())
-        self.counts[ROWS_SKIPPED] += skipped
-        row = int(np.flatnonzero(bad[first[hit[0]]:])[0] + first[hit[0]])
-        self._warn_once(ROWS_SKIPPED, "%r%s: %d instance row(s) in use hold NaN or inf "
-                        "(first: row %d, draw slot %d, %s); they are not drawn",
-                        layout.INSTANCES, self._owner(layout.INSTANCES), skipped, row,
-                        int(hit[0]), self.slot_names[hit[0]])
+    def _regroup(self, data: np.ndarray, ranges: np.ndarray, bad: np.ndarray,
+                 mirrored: np.ndarray) -> list[InstanceDraw]:
+        """Draws for ranges holding mirrored or non-finite rows (see :mod:`.regroup`):
+        their good rows are packed into the spare region after the instance rows."""
         if self._spare is None:
             self._spare = np.zeros((self.capacity, layout.INSTANCE_FLOATS), np.float32)
             self.instance_buffer.release()  # room for the spare region after the rows
             self.instance_buffer = self.ctx.buffer(reserve=max(2 * self.instances.nbytes, 16))
             for mesh in self.meshes:
                 mesh.first = -1
-        at = 0
-        for d in hit:
-            f, c = int(first[d]), int(count[d])
-            good = c - int(in_range[d])
-            if at + good > self.capacity:  # only with overlapping ranges: no room left
-                good = 0
-            else:
-                np.compress(~bad[f:f + c], data[f:f + c], axis=0,
-                            out=self._spare[at:at + good])
-            first[d], count[d] = self.capacity + at, good
-            at += good
-        if at:
-            self.instance_buffer.write(self._spare[:at], offset=self.capacity * INSTANCE_BYTES)
+            self.instance_buffer.write(data)  # the new buffer: the rows again
+        draws, packed, skipped = regroup(data, ranges, bad, mirrored, self._spare)
+        if skipped:
+            self.counts[ROWS_SKIPPED] += skipped
+            in_use = np.zeros(len(data), bool)
+            for first, count in ranges:
+                in_use[first:first + count] = True
+            row = int(np.flatnonzero(bad & in_use)[0])
+            slot = int(np.flatnonzero((ranges[:, 0] <= row)
+                                      & (row < ranges[:, 0] + ranges[:, 1]))[0])
+            self._warn_once(ROWS_SKIPPED, "%r%s: %d instance row(s) in use hold NaN or inf "
+                            "(first: row %d, draw slot %d, %s); they are not drawn",
+                            layout.INSTANCES, self._owner(layout.INSTANCES), skipped, row,
+                            slot, self.slot_names[slot])
+        if packed:
+            self.instance_buffer.write(self._spare[:packed],
+                                       offset=self.capacity * INSTANCE_BYTES)
+        return draws
 
     def render(self, frame: Frame, surfaces: Sequence[EyeSurface]) -> None:
         """Draw every non-empty draw slot into each eye surface."""
@@ -326,16 +326,13 @@ class Renderer:
             raise RenderError("Renderer.render called before bind(bank)")
         if not surfaces:
             return
-        _, drawable = self._upload_frame()
+        draws = self._upload_frame()
         ctx = self.ctx
         ctx.enable_only(self.flags)
         ctx.cull_face = "back"
         timer = self.timer if self.stats is not None else None
         if timer is not None:
             timer.begin_frame(frame.index)
-        draws = [(mesh, int(first), int(count))
-                 for mesh, (first, count) in zip(self.meshes, self.ranges_host, strict=True)
-                 if count > 0] if drawable else []
         for surface, clear_mode in zip(surfaces, clear_modes(surfaces), strict=True):
             fbo = surface.framebuffer
             fbo.use()
@@ -361,15 +358,24 @@ class Renderer:
             else:
                 self._draw(draws)
 
-    def _draw(self, draws: list[tuple[_GpuMesh, int, int]]) -> None:
+    def _draw(self, draws: list[InstanceDraw]) -> None:
+        """One pass: the draws in order, mirrored ones with clockwise front faces."""
+        ctx = self.ctx
         bound = None  # texture unit 0 is bound anew each pass: others may use it between
-        for mesh, first, count in draws:
-            if mesh.first != first:
-                self._point_instances(mesh, first)
+        front = None
+        for draw in draws:
+            mesh = self.meshes[draw.slot]
+            if mesh.first != draw.first:
+                self._point_instances(mesh, draw.first)
             if mesh.texture is not None and mesh.texture is not bound:
                 mesh.texture.use(0)
                 bound = mesh.texture
-            mesh.vao.render(instances=count)
+            if draw.mirrored != front:
+                ctx.front_face = "cw" if draw.mirrored else "ccw"
+                front = draw.mirrored
+            mesh.vao.render(instances=draw.count)
+        if front:
+            ctx.front_face = "ccw"
 
     def _point_instances(self, mesh: _GpuMesh, first: int) -> None:
         """Make ``mesh``'s instance attributes start at instance row ``first``."""
