@@ -1,13 +1,20 @@
 #version 430
-// Lambert shading with one directional light plus ambient, in linear light; the
-// result is encoded to sRGB here unless the framebuffer does it (u_encode_srgb).
-// TEXTURED: as in scene.vert.
+// Lambert shading with one directional light plus ambient, in linear light, plus the
+// emissive colour; the result is encoded to sRGB here unless the framebuffer does it
+// (u_encode_srgb). TEXTURED, MATERIAL: as in scene.vert.
 
 in vec3 v_normal;
 in vec4 v_color;
 #ifdef TEXTURED
 in vec3 v_uv_layer;                 // texture coordinates, layer (-1: untextured vertex)
-uniform sampler2DArray u_textures;  // linear RGBA base-colour layers of this mesh
+uniform sampler2DArray u_textures;  // linear RGBA layers of this mesh (colour, emissive)
+#endif
+#ifdef MATERIAL
+in vec3 v_emissive;
+flat in float v_cutoff;
+#ifdef TEXTURED
+flat in float v_emissive_layer;
+#endif
 #endif
 
 uniform vec3 u_light_dir;           // unit direction the light travels (world)
@@ -45,7 +52,27 @@ void main() {
     }
 #endif
     vec3 n = normalize(v_normal);
+#ifdef MATERIAL
+    if (v_cutoff >= 0.0) {  // opaque, or MASK: below the cutoff cut out, else opaque
+        if (base.a < v_cutoff) {
+            discard;
+        }
+        base.a = 1.0;
+    }
+    if (!gl_FrontFacing) {  // a double-sided face seen from behind: lit from behind
+        n = -n;
+    }
+#endif
     float lambert = max(dot(n, -u_light_dir), 0.0);
     vec3 c = base.rgb * (u_ambient + u_light_color * lambert);
+#ifdef MATERIAL
+    vec3 emissive = v_emissive;
+#ifdef TEXTURED
+    if (v_emissive_layer >= 0.0) {
+        emissive *= texture(u_textures, vec3(v_uv_layer.xy, v_emissive_layer)).rgb;
+    }
+#endif
+    c += emissive;
+#endif
     f_color = vec4(u_encode_srgb ? linear_to_srgb(c) : c, base.a);
 }

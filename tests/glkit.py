@@ -99,7 +99,8 @@ def centroid_x(m: np.ndarray) -> float:
 
 
 def textured_ball(path: Path) -> Path:
-    """A UV sphere (3840 triangles) with a seam, texture coordinates and a texture."""
+    """A UV sphere (3840 triangles) with a seam, texture coordinates, a texture and
+    smooth normals."""
     import trimesh
     from PIL import Image
     from trimesh.visual.material import PBRMaterial
@@ -109,5 +110,75 @@ def textured_ball(path: Path) -> Path:
     uv = np.c_[np.arctan2(p[:, 0], p[:, 2]) / (2 * np.pi) + 0.5, p[:, 1] * 0.5 + 0.5]
     ball.visual = trimesh.visual.TextureVisuals(
         uv=uv, material=PBRMaterial(baseColorTexture=Image.new("RGB", (4, 4), (200, 10, 10))))
-    path.write_bytes(ball.export(file_type="glb"))
+    path.write_bytes(ball.export(file_type="glb", include_normals=True))  # smooth
     return path
+
+
+def write_gltf(path: Path, positions, faces, *, normals=None, uv=None, material=None,
+               images=(), extra=None) -> Path:
+    """A glTF 2.0 file of one mesh (one primitive, one node) with its buffer embedded.
+
+    ``material`` is a glTF material object (its texture ``index`` i is image i);
+    ``images`` are PIL images (embedded as PNG data URIs) or URI strings; ``extra``
+    top-level keys are merged in (skins, extensions, ...). Without ``normals`` the
+    primitive has no NORMAL attribute."""
+    import base64
+    import io
+    import json
+
+    blobs, accessors, attributes = [], [], {}
+    for key, data, kind in (("POSITION", positions, "VEC3"), ("NORMAL", normals, "VEC3"),
+                            ("TEXCOORD_0", uv, "VEC2")):
+        if data is None:
+            continue
+        a = np.asarray(data, np.float32)
+        attributes[key] = len(accessors)
+        accessor = {"bufferView": len(blobs), "componentType": 5126, "count": len(a),
+                    "type": kind}
+        if key == "POSITION":
+            accessor.update(min=a.min(axis=0).tolist(), max=a.max(axis=0).tolist())
+        accessors.append(accessor)
+        blobs.append(a.tobytes())
+    indices = np.asarray(faces, np.uint32).reshape(-1)
+    accessors.append({"bufferView": len(blobs), "componentType": 5125,
+                      "count": len(indices), "type": "SCALAR"})
+    blobs.append(indices.tobytes())
+    views, offset = [], 0
+    for blob in blobs:
+        views.append({"buffer": 0, "byteOffset": offset, "byteLength": len(blob)})
+        offset += len(blob)
+    data = b"".join(blobs)
+    primitive = {"attributes": attributes, "indices": len(accessors) - 1}
+    doc = {"asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}],
+           "nodes": [{"mesh": 0}], "meshes": [{"primitives": [primitive]}],
+           "buffers": [{"byteLength": len(data), "uri": "data:application/octet-stream;base64,"
+                        + base64.b64encode(data).decode()}],
+           "bufferViews": views, "accessors": accessors}
+    if material is not None:
+        primitive["material"] = 0
+        doc["materials"] = [material]
+    if images:
+        uris = []
+        for image in images:
+            if isinstance(image, str):
+                uris.append(image)
+            else:
+                png = io.BytesIO()
+                image.save(png, format="PNG")
+                uris.append("data:image/png;base64," + base64.b64encode(png.getvalue()).decode())
+        doc["images"] = [{"uri": u} for u in uris]
+        doc["textures"] = [{"source": i} for i in range(len(uris))]
+    doc.update(extra or {})
+    path.write_text(json.dumps(doc))
+    return path
+
+
+QUAD_POSITIONS = [[-1.0, -1.0, 0.0], [1.0, -1.0, 0.0], [1.0, 1.0, 0.0], [-1.0, 1.0, 0.0]]
+QUAD_UV = [[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]  # glTF: v runs down the image
+QUAD_FACES = [[0, 1, 2], [0, 2, 3]]  # counter-clockwise seen from +Z
+
+
+def write_quad(path: Path, material=None, images=(), **kwargs) -> Path:
+    """A 2 m square facing +Z (normals +Z, texture upright seen from +Z)."""
+    return write_gltf(path, QUAD_POSITIONS, QUAD_FACES, normals=[[0.0, 0.0, 1.0]] * 4,
+                      uv=QUAD_UV, material=material, images=images, **kwargs)

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
     from ..pipeline import Frame, FrameStats
     from ..scene import Geometry, Scene
+    from ..scene.model import FaceGroup
     from ..targets.base import EyeSurface
     from ..weights import WeightBank
 
@@ -70,11 +71,16 @@ RANGES_CLAMPED = "draw ranges clamped"  # draw slots x frames with a range outsi
 ROWS_SKIPPED = "instance rows skipped"  # rows x frames not drawn: non-finite matrix or colour
 EYES_HELD = "eye matrices held"  # frames drawn with the last good eye matrices
 EYES_MISSING = "frames not drawn"  # frames cleared only: non-finite eyes, never a good one
-# the vertex layout of vrshare.scene.Geometry, read in full by the textured program and
-# without texture coordinates and layer (skipped bytes) by the plain one
+# the vertex layout of vrshare.scene.Geometry (VERTEX_FLOATS) as each program reads
+# it, by (textured, material): what a program does not use is skipped bytes
 VERTEX_FORMATS = {
-    True: ("3f 3f 2f 4f 1f", "in_position", "in_normal", "in_uv", "in_color", "in_layer"),
-    False: ("3f 3f 8x 4f 4x", "in_position", "in_normal", "in_color"),
+    (True, True): ("3f 3f 2f 4f 1f 3f 1f 1f", "in_position", "in_normal", "in_uv", "in_color",
+                   "in_layer", "in_emissive", "in_emissive_layer", "in_cutoff"),
+    (True, False): ("3f 3f 2f 4f 1f 20x", "in_position", "in_normal", "in_uv", "in_color",
+                    "in_layer"),
+    (False, True): ("3f 3f 8x 4f 4x 3f 4x 1f", "in_position", "in_normal", "in_color",
+                    "in_emissive", "in_cutoff"),
+    (False, False): ("3f 3f 8x 4f 24x", "in_position", "in_normal", "in_color"),
 }
 GL_FRAMEBUFFER_SRGB = 0x8DB9  # GL encodes linear -> sRGB when storing into sRGB buffers
 MODEL_LOCATION = 5  # in_model: locations 5-8 (one vec4 column each), then the colour
@@ -91,6 +97,9 @@ class _GpuMesh:
     program: Any
     texture: Any  # texture array, None when the mesh has no texture
     triangles: int
+    opaque: tuple[FaceGroup, ...]  # face groups drawn in the opaque pass
+    blended: tuple[FaceGroup, ...]  # face groups drawn after it, back to front
+    center: np.ndarray  # (4,) bounding-sphere centre, mesh space (m), w = 1
     first: int = -1  # instance row the per-instance attributes point at now
 
     def release(self) -> None:
@@ -111,13 +120,13 @@ class Renderer:
 
         self.ctx = ctx
         self.scene = scene
-        textured = {g.textures is not None for g in scene.draws}
-        self.programs = {t: self._program(t) for t in sorted(textured)}
+        kinds = {(g.textures is not None, g.material) for g in scene.draws}
+        self.programs = {k: self._program(*k) for k in sorted(kinds)}
         # clear colours: linear for sRGB framebuffers, encoded where the shader encodes
         self.clear_linear = (*map(float, scene.background), 1.0)
         self.clear_encoded = (*map(float, linear_to_srgb(scene.background)), 1.0)
         self._textures: dict[int, Any] = {}  # id(Geometry.textures) -> GL texture array
-        self.meshes = [self._upload(g) for g in scene.draws]
+        self.meshes = [self._upload(g, m.center) for m in scene.meshes for g in m.lods]
         # proj @ view per eye, row-major mat4, each eye at an offset a uniform-block range
         # may start at (bound per eye pass instead of writing an eye-index uniform)
         align = int(ctx.info.get("GL_UNIFORM_BUFFER_OFFSET_ALIGNMENT", 256))
@@ -137,15 +146,21 @@ class Renderer:
                            for lod in range(len(m.lods))]
         self._eyes_good = False  # whether the uniform buffer holds good eye matrices
         self._spare: np.ndarray | None = None  # host rows packed past the bank's rows
+        self._rows: np.ndarray | None = None  # this frame's instance rows in use, host
+        self._texture: Any = None  # within a pass: the texture bound to unit 0
+        self._front = False  # within a pass: front faces clockwise
+        self._cull = True  # within a pass: back faces culled
         self.counts: dict[str, int] = dict.fromkeys(
             (RANGES_CLAMPED, ROWS_SKIPPED, EYES_HELD, EYES_MISSING), 0)
         self._warned: set[str] = set()
         self.declared_by: Mapping[str, str] | None = None
         self._bound = False
 
-    def _program(self, textured: bool) -> Any:
-        """The scene program, with or without base-colour textures; lights set once."""
-        define = "#define TEXTURED\n" if textured else ""
+    def _program(self, textured: bool, material: bool) -> Any:
+        """The scene program, with or without textures and material terms (emission,
+        alpha cutoff, back faces); lights set once."""
+        define = ("#define TEXTURED\n" if textured else "") + (
+            "#define MATERIAL\n" if material else "")
         vertex, fragment = (shader_source(n).replace("\n", f"\n{define}", 1)
                             for n in ("scene.vert", "scene.frag"))
         program = self.ctx.program(vertex_shader=vertex, fragment_shader=fragment)
@@ -157,13 +172,14 @@ class Renderer:
             program["u_textures"].value = 0
         return program
 
-    def _upload(self, geometry: Geometry) -> _GpuMesh:
+    def _upload(self, geometry: Geometry, center: np.ndarray) -> _GpuMesh:
         ctx = self.ctx
         layers = geometry.textures
-        program = self.programs[layers is not None]
+        kind = (layers is not None, geometry.material)
+        program = self.programs[kind]
         vbo = ctx.buffer(geometry.vertices.tobytes())
         ibo = ctx.buffer(geometry.indices.tobytes())
-        vao = ctx.vertex_array(program, [(vbo, *VERTEX_FORMATS[layers is not None])],
+        vao = ctx.vertex_array(program, [(vbo, *VERTEX_FORMATS[kind])],
                                index_buffer=ibo, index_element_size=4)
         texture = None
         if layers is not None:
@@ -173,7 +189,10 @@ class Renderer:
                 texture = ctx.texture_array((w, h, n), 4, layers.tobytes(), dtype="f2")
                 texture.build_mipmaps()
                 self._textures[id(layers)] = texture
-        return _GpuMesh(vbo, ibo, vao, program, texture, geometry.triangles)
+        groups = geometry.draw_groups
+        return _GpuMesh(vbo, ibo, vao, program, texture, geometry.triangles,
+                        tuple(g for g in groups if not g.blend),
+                        tuple(g for g in groups if g.blend), np.append(center, 1.0))
 
     def bind(self, bank: WeightBank, stats: FrameStats | None = None,
              declared_by: Mapping[str, str] | None = None) -> None:
@@ -249,6 +268,7 @@ class Renderer:
         if used:
             rows = self.instances[:used]
             data = backend.to_host(rows, label="instances") if self.gpu else rows
+            self._rows = data
             self.instance_buffer.write(data)
             finite = np.isfinite(data).all()
             mirrored = mirrored_rows(data)
@@ -354,28 +374,84 @@ class Renderer:
                     written[0].value = written[1] = surface.encode_srgb
             if timer is not None:
                 with timer.measure(surface.eye):
-                    self._draw(draws)
+                    self._draw(draws, fbo, surface.eye)
             else:
-                self._draw(draws)
+                self._draw(draws, fbo, surface.eye)
 
-    def _draw(self, draws: list[InstanceDraw]) -> None:
-        """One pass: the draws in order, mirrored ones with clockwise front faces."""
+    def _draw(self, draws: list[InstanceDraw], fbo: Any, eye: int) -> None:
+        """One eye pass: every draw's opaque face groups in order, then the blended
+        ones of every instance from the farthest to the nearest (bounding-sphere
+        centre), with blending on and depth writes off."""
+        import moderngl
+
         ctx = self.ctx
-        bound = None  # texture unit 0 is bound anew each pass: others may use it between
-        front = None
+        self._texture = None  # texture unit 0 is bound anew each pass: others may use it
+        self._front = False  # whether front faces are clockwise (mirrored rows)
+        self._cull = True
+        blended = []
         for draw in draws:
             mesh = self.meshes[draw.slot]
-            if mesh.first != draw.first:
-                self._point_instances(mesh, draw.first)
-            if mesh.texture is not None and mesh.texture is not bound:
-                mesh.texture.use(0)
-                bound = mesh.texture
-            if draw.mirrored != front:
-                ctx.front_face = "cw" if draw.mirrored else "ccw"
-                front = draw.mirrored
-            mesh.vao.render(instances=draw.count)
-        if front:
+            if mesh.blended:
+                blended.append(draw)
+            if mesh.opaque:
+                self._use(mesh, draw.first, draw.mirrored)
+                self._render(mesh, mesh.opaque, draw.count)
+        if blended:
+            ctx.enable(moderngl.BLEND)
+            ctx.blend_func = (moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA,
+                              moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA)
+            fbo.depth_mask = False
+            for _, slot, row, mirrored in self._back_to_front(blended, eye):
+                mesh = self.meshes[slot]
+                self._use(mesh, row, mirrored)
+                self._render(mesh, mesh.blended, 1)
+            fbo.depth_mask = True
+            ctx.disable(moderngl.BLEND)
+        if self._front:
             ctx.front_face = "ccw"
+        if not self._cull:
+            ctx.enable(moderngl.CULL_FACE)
+
+    def _use(self, mesh: _GpuMesh, first: int, mirrored: bool) -> None:
+        """Point ``mesh``'s instance attributes at row ``first``, bind its texture and
+        set the front-face winding, each only when it changes."""
+        if mesh.first != first:
+            self._point_instances(mesh, first)
+        if mesh.texture is not None and mesh.texture is not self._texture:
+            mesh.texture.use(0)
+            self._texture = mesh.texture
+        if mirrored != self._front:
+            self.ctx.front_face = "cw" if mirrored else "ccw"
+            self._front = mirrored
+
+    def _render(self, mesh: _GpuMesh, groups: tuple[FaceGroup, ...], instances: int) -> None:
+        """Draw ``groups`` of ``mesh``, culling back faces except for double-sided ones."""
+        import moderngl
+
+        for group in groups:
+            if group.double_sided == self._cull:
+                self._cull = not group.double_sided
+                (self.ctx.enable if self._cull else self.ctx.disable)(moderngl.CULL_FACE)
+            mesh.vao.render(vertices=3 * group.count, first=3 * group.first,
+                            instances=instances)
+
+    def _back_to_front(self, draws: list[InstanceDraw],
+                       eye: int) -> list[tuple[float, int, int, bool]]:
+        """(view-space z, slot, instance row, mirrored) of every instance of ``draws``,
+        farthest first (z is negative in front of the eye: -Z is forward)."""
+        forward = self.view_host[eye][2]  # row 2 of world -> eye: z of a world point
+        items = []
+        for draw in draws:
+            first, count = draw.first, draw.count
+            rows = (self._spare[first - self.capacity:first - self.capacity + count]
+                    if first >= self.capacity else self._rows[first:first + count])
+            columns = rows[:, :16].reshape(-1, 4, 4)  # GL column-major: [row, column, :]
+            centers = np.einsum("ncr,c->nr", columns, self.meshes[draw.slot].center)
+            depth = centers @ forward
+            items += [(float(z), draw.slot, first + k, draw.mirrored)
+                      for k, z in enumerate(depth)]
+        items.sort(key=lambda item: item[0])
+        return items
 
     def _point_instances(self, mesh: _GpuMesh, first: int) -> None:
         """Make ``mesh``'s instance attributes start at instance row ``first``."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import Geometry
+from .model import Geometry, face_groups, face_states
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def decimated(fast_simplification: Any, geom: Geometry, fraction: float) -> Geom
     vertex to its survivor's new position). A corner takes the attributes (normal,
     texture coordinates, colour, layer) of the survivor's vertex nearest to its own,
     which keeps seams apart and lets corners on one survivor share a vertex.
+    Remaining triangles keep their order, so each keeps its face group.
     """
     v = geom.vertices
     faces = geom.indices.reshape(-1, 3)
@@ -83,4 +84,5 @@ def decimated(fast_simplification: Any, geom: Geometry, fraction: float) -> Geom
     used, new_indices = np.unique(chosen, return_inverse=True)
     vertices = v[used].copy()
     vertices[:, :3] = moved[to_new[weld[used]]]
-    return Geometry(vertices, new_indices.reshape(-1).astype(np.uint32), geom.textures)
+    return Geometry(vertices, new_indices.reshape(-1).astype(np.uint32), geom.textures,
+                    face_groups(face_states(geom)[keep]))

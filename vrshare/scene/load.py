@@ -139,7 +139,11 @@ def load_scene(table: dict[str, Any], base_dir: Path, path: Path) -> Scene:
         if name in index:
             raise SceneError(f"{at}: mesh name {name!r} is used twice")
         if isinstance(entry, ModelSpec):
-            mesh = load_model((base_dir / entry.file).resolve(), name, spec.lod_distances)
+            try:
+                mesh = load_model((base_dir / entry.file).resolve(), name, spec.lod_distances,
+                                  strict=spec.strict)
+            except SceneError as exc:  # the model file's own message, after the run file's key
+                raise SceneError(f"{at} 'file': {exc}") from exc
             tints[name] = np.ones(4)
         else:
             mesh = primitive_mesh(entry, spec.lod_distances, at)

@@ -138,6 +138,8 @@ class SceneSpec:
     background: Vec3 = _color((0.05, 0.05, 0.07))  # sRGB clear colour
     # where each sphere / model LOD starts (from 0, increasing: checked on load)
     lod_distances: tuple[float, ...] = setting(LOD_DISTANCES, ge=0, unit="m")
+    # a model's texture image that cannot be read is an error, not a warning
+    strict: bool = False
     model: list[ModelSpec] = field(default_factory=list)
     primitive: list[PrimitiveSpec] = field(default_factory=list)
     object: list[ObjectSpec] = field(default_factory=list)

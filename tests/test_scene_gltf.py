@@ -1,0 +1,144 @@
+"""glTF 2.0 files as the specification reads them: flat normals where a primitive has
+none, materials (alpha mode, emissive, double-sided) on the vertices and face groups,
+warnings for what is not drawn, errors naming run file, key and model. No GL needed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from glkit import write_gltf, write_quad
+
+from vrshare.scene import SceneError, load_model, load_scene
+
+trimesh = pytest.importorskip("trimesh")
+Image = pytest.importorskip("PIL.Image")
+
+
+def load(table: dict, base_dir: Path):
+    return load_scene(table, base_dir, Path("scene.toml"))
+
+
+def box_file(path: Path, **kwargs) -> Path:
+    box = trimesh.creation.box()  # 8 shared corners, 12 triangles
+    return write_gltf(path, box.vertices, box.faces, **kwargs)
+
+
+def test_a_primitive_without_normals_gets_one_normal_per_face(tmp_path):
+    g = load_model(box_file(tmp_path / "box.gltf"), "box").lods[0]
+    assert len(g.vertices) == 36  # split: three corners per triangle
+    corners = g.vertices[g.indices.reshape(-1, 3)]
+    normals = corners[:, :, 3:6]
+    np.testing.assert_allclose(normals, normals[:, :1].repeat(3, axis=1))  # flat per face
+    p = corners[:, :, :3]
+    cross = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
+    np.testing.assert_allclose(normals[:, 0], cross / np.linalg.norm(cross, axis=1)[:, None],
+                               atol=1e-6)
+    assert (np.einsum("ij,ij->i", normals[:, 0], p.mean(axis=1)) > 0).all()  # outward
+
+
+def test_given_normals_are_kept(tmp_path):
+    box = trimesh.creation.box()
+    smooth = box.vertices / np.linalg.norm(box.vertices, axis=1)[:, None]
+    g = load_model(box_file(tmp_path / "box.gltf", normals=smooth), "box").lods[0]
+    assert len(g.vertices) == 8
+    np.testing.assert_allclose(g.vertices[:, 3:6], smooth, atol=1e-6)
+
+
+def test_materials_reach_vertices_and_face_groups(tmp_path):
+    material = {"alphaMode": "MASK", "alphaCutoff": 0.3, "doubleSided": True,
+                "emissiveFactor": [0.5, 0.25, 0.0],
+                "pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, 0.8]}}
+    g = load_model(write_quad(tmp_path / "q.gltf", material), "q").lods[0]
+    np.testing.assert_allclose(g.vertices[:, 13:16], [[0.5, 0.25, 0.0]] * 4)
+    np.testing.assert_allclose(g.vertices[:, 17], 0.3)
+    assert [(x.double_sided, x.blend) for x in g.groups] == [(True, False)]
+    assert g.material
+    blend = load_model(write_quad(tmp_path / "b.gltf", {"alphaMode": "BLEND"}), "b").lods[0]
+    assert (blend.vertices[:, 17] == -1).all() and blend.groups[0].blend
+    mask = load_model(write_quad(tmp_path / "m.gltf", {"alphaMode": "MASK"}), "m").lods[0]
+    assert (mask.vertices[:, 17] == 0.5).all()  # the specification's default cutoff
+    plain = load_model(write_quad(tmp_path / "p.gltf", {}), "p").lods[0]
+    assert plain.groups == () and not plain.material
+
+
+def test_levels_of_detail_keep_their_face_groups(tmp_path):
+    pytest.importorskip("fast_simplification")
+    ball = trimesh.creation.uv_sphere(count=[32, 32])
+    path = write_gltf(tmp_path / "ball.gltf", ball.vertices, ball.faces,
+                      normals=ball.vertex_normals, material={"doubleSided": True})
+    lods = load_model(path, "ball").lods
+    assert len(lods) == 3
+    for g in lods:
+        assert [(x.first, x.count, x.double_sided) for x in g.groups] == [(0, g.triangles, True)]
+
+
+def test_unreadable_texture_images_are_warned_about_naming_image_and_model(tmp_path, caplog):
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    material = {"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}},
+                "emissiveTexture": {"index": 1}, "emissiveFactor": [1.0, 1.0, 1.0]}
+    path = write_quad(tmp_path / "q.gltf", material, images=["missing.png", "broken.png"])
+    with caplog.at_level(logging.WARNING, "vrshare.scene"):
+        mesh = load_model(path, "q")
+    text = [r.getMessage() for r in caplog.records]
+    assert any("missing.png" in t and str(path) in t and "not found" in t for t in text), text
+    assert any("broken.png" in t and str(path) in t for t in text), text
+    assert mesh.lods[0].textures is None  # drawn untextured
+    with pytest.raises(SceneError, match="missing.png.*strict") as info:
+        load({"strict": True, "model": [{"name": "q", "file": "q.gltf"}]}, tmp_path)
+    assert "scene.toml [scene] [[scene.model]] #1 'file'" in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_readable_images_give_no_warning(tmp_path, caplog):
+    material = {"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}}
+    path = write_quad(tmp_path / "q.gltf", material, images=[Image.new("RGB", (2, 2))])
+    with caplog.at_level(logging.WARNING, "vrshare.scene"):
+        mesh = load_model(path, "q")
+    assert not caplog.records and mesh.lods[0].textures is not None
+
+
+def test_unsupported_features_give_one_warning_naming_them(tmp_path, caplog):
+    extra = {"skins": [{"joints": [0]}], "animations": [{"channels": [], "samplers": []}],
+             "extensionsUsed": ["KHR_texture_basisu", "KHR_materials_clearcoat"]}
+    path = write_quad(tmp_path / "q.gltf", {}, extra=extra)
+    with caplog.at_level(logging.WARNING, "vrshare.scene"):
+        load_model(path, "q")
+    assert len(caplog.records) == 1
+    text = caplog.records[0].getMessage()
+    for word in (str(path), "1 skins", "1 animations", "KHR_texture_basisu",
+                 "KHR_materials_clearcoat"):
+        assert word in text
+
+
+def test_morph_targets_are_named(tmp_path, caplog):
+    path = write_quad(tmp_path / "q.gltf")
+    doc = json.loads(path.read_text())
+    doc["meshes"][0]["primitives"][0]["targets"] = [{"POSITION": 0}]
+    path.write_text(json.dumps(doc))
+    with caplog.at_level(logging.WARNING, "vrshare.scene"):
+        load_model(path, "q")
+    assert "morph targets on 1 primitive(s)" in caplog.records[0].getMessage()
+
+
+def test_a_required_unsupported_extension_is_an_error(tmp_path):
+    path = write_quad(tmp_path / "q.gltf", extra={
+        "extensionsUsed": ["KHR_draco_mesh_compression"],
+        "extensionsRequired": ["KHR_draco_mesh_compression"]})
+    with pytest.raises(SceneError, match="requires glTF extension.*KHR_draco_mesh_compression"
+                       ) as info:
+        load({"model": [{"name": "q", "file": "q.gltf"}]}, tmp_path)
+    assert "[[scene.model]] #1 'file'" in str(info.value) and str(path) in str(info.value)
+
+
+def test_model_errors_name_run_file_key_and_model(tmp_path):
+    (tmp_path / "a.glb").write_bytes(trimesh.creation.box().export(file_type="glb"))
+    with pytest.raises(SceneError) as info:
+        load({"model": [{"name": "a", "file": "a.glb"}, {"name": "b", "file": "nope.glb"}]},
+             tmp_path)
+    message = str(info.value)
+    assert message.startswith("scene.toml [scene] [[scene.model]] #2 'file': ")
+    assert str(tmp_path / "nope.glb") in message and "not found" in message
