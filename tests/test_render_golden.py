@@ -1,4 +1,5 @@
-"""Golden images of the demo scene from fixed head poses (both eyes, Mesa llvmpipe).
+"""Golden images of the demo scene from fixed head poses, and of the glTF feature
+scene (both eyes, Mesa llvmpipe).
 
 The demo's tracking stage is replaced by a fixed camera, its scene filter by the
 passthrough stage and its audio is left out, so the image depends only on the scene,
@@ -51,11 +52,28 @@ def render_demo(pose: dict) -> np.ndarray:
         return target.frames[0][1][..., :3]
 
 
+def render_features() -> np.ndarray:
+    """scenes/gltf_features.toml from its own fixed head (glTF material rules)."""
+    with display.open_display(resources.path("scenes", "gltf_features.toml"),
+                              target="headless", clock="virtual", capture="numpy",
+                              width=SIZE, height=SIZE) as run:
+        run.loop.run(1)
+        return run.target.frames[0][1][..., :3]
+
+
 @pytest.mark.parametrize("name", sorted(POSES))
 def test_demo_matches_its_golden_image(gl_ctx, name, tmp_path):
+    check_golden(render_demo(POSES[name]), name, tmp_path)
+
+
+def test_gltf_features_match_their_golden_image(gl_ctx, tmp_path):
+    check_golden(render_features(), "gltf_features", tmp_path)
+
+
+def check_golden(image: np.ndarray, name: str, tmp_path: Path) -> None:
+    """Compare with tests/golden/<name>.png (or rewrite it, see the module docs)."""
     from PIL import Image
 
-    image = render_demo(POSES[name])
     reference = GOLDEN / f"{name}.png"
     if os.environ.get("VRSHARE_REGEN_GOLDEN"):
         GOLDEN.mkdir(exist_ok=True)

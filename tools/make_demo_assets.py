@@ -1,10 +1,14 @@
-"""Build the demo's glTF model, ``scenes/assets/chair.glb``, with trimesh.
+"""Build the demo's glTF models in ``scenes/assets/`` with trimesh: the chair, and
+the models of ``scenes/gltf_features.toml``.
 
 The chair is a small node hierarchy (a root with a seat; the back and four legs are
 children of the seat, placed by node transforms), with two materials: a wood
 base-colour texture (a procedural grain, 64x64 px) on the seat and back, and a plain
 dark base-colour factor on the legs. It exercises what the scene loader handles:
-hierarchy, base-colour factors and textures. Deterministic: same bytes every run.
+hierarchy, base-colour factors and textures. The feature scene's models each show
+one material rule of glTF 2.0: a lantern (emissive factor), a fence (MASK texture,
+double-sided), a glass pane (BLEND), and a crate without normals (flat faces).
+Deterministic: same bytes every run.
 
     .venv/bin/python tools/make_demo_assets.py
 """
@@ -63,13 +67,56 @@ def chair() -> trimesh.Scene:
     return scene
 
 
+def quad(width: float, height: float, material: PBRMaterial) -> trimesh.Trimesh:
+    """A ``width`` x ``height`` m rectangle in the XY plane facing +Z, base at y = 0."""
+    w = width / 2
+    mesh = trimesh.Trimesh(vertices=[[-w, 0, 0], [w, 0, 0], [w, height, 0], [-w, height, 0]],
+                           faces=[[0, 1, 2], [0, 2, 3]], process=False)
+    mesh.vertex_normals = np.tile([0.0, 0.0, 1.0], (4, 1))
+    mesh.visual = trimesh.visual.TextureVisuals(uv=[[0, 0], [1, 0], [1, 1], [0, 1]],
+                                                material=material)
+    return mesh
+
+
+def lattice_texture(size: int = 64, bars: int = 6) -> Image.Image:
+    """Green bars on transparent gaps (RGBA): a MASK material cuts the gaps out."""
+    y, x = np.mgrid[0:size, 0:size] * bars / size
+    solid = (np.abs(x - np.round(x)) < 0.15) | (np.abs(y - np.round(y)) < 0.15)
+    rgba = np.zeros((size, size, 4), np.uint8)
+    rgba[..., :3] = (60, 140, 70)
+    rgba[..., 3] = np.where(solid, 255, 0)
+    return Image.fromarray(rgba, "RGBA")
+
+
+def features() -> dict[str, trimesh.Trimesh]:
+    """The models of scenes/gltf_features.toml, by file name."""
+    lantern = trimesh.creation.icosphere(subdivisions=2, radius=0.15)
+    lantern.vertex_normals  # noqa: B018  (computed, so that they are exported)
+    lantern.visual = trimesh.visual.TextureVisuals(material=PBRMaterial(
+        baseColorFactor=[1.0, 0.8, 0.4, 1.0], emissiveFactor=[1.0, 0.65, 0.2]))
+    fence = quad(1.2, 0.8, PBRMaterial(baseColorTexture=lattice_texture(), alphaMode="MASK",
+                                       alphaCutoff=0.5, doubleSided=True))
+    glass = quad(0.9, 0.9, PBRMaterial(baseColorFactor=[0.55, 0.75, 1.0, 0.35],
+                                       alphaMode="BLEND"))
+    crate = trimesh.creation.box(extents=(0.4, 0.4, 0.4))  # 8 shared corners, no normals
+    crate.visual = trimesh.visual.TextureVisuals(material=PBRMaterial(
+        baseColorFactor=[0.75, 0.5, 0.3, 1.0]))
+    return {"lantern.glb": lantern, "fence.glb": fence, "glass.glb": glass,
+            "crate.glb": crate}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--out", type=Path, default=OUT, help="the chair's file; the feature "
+                   "models are written beside it")
     args = p.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(chair().export(file_type="glb"))
     print(f"wrote {args.out}")
+    for name, mesh in features().items():
+        out = args.out.parent / name
+        out.write_bytes(mesh.export(file_type="glb"))
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":
