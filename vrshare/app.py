@@ -26,6 +26,7 @@ from .pipeline import (
     make_clock,
     resolve,
 )
+from .pipeline.cadence import CADENCE_KEYS, cadence_of
 from .pipeline.loop import Step
 from .weights import WeightBank
 
@@ -49,6 +50,14 @@ def make_stages(run_file: RunFile) -> tuple[list[Stage], dict[str, float]]:
             stage = cls(settings, name=spec.name or None)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from exc
+        overrides = {key: getattr(spec, key) for key in CADENCE_KEYS
+                     if getattr(spec, key) is not None}
+        try:
+            cadence_of(stage, **overrides)
+        except ValueError as exc:
+            raise ConfigError(f"{run_file.path} [[stage]] #{i + 1} ({spec.type}) {exc}") from exc
+        for key, value in overrides.items():
+            setattr(stage, key, value)  # the instance's cadence, as with its name
         if spec.budget_ms is not None:
             budgets[stage.name] = spec.budget_ms / 1e3
         stages.append(stage)

@@ -39,6 +39,11 @@ class TargetFrames:
         self.bank = bank
         self.frame_hz = clock.frame_hz if clock is not None else frame_hz
 
+    @property
+    def deterministic(self) -> bool:
+        """The wrapped clock's (see vrshare.pipeline.clock.Clock)."""
+        return bool(getattr(self.clock, "deterministic", False))
+
     def wait_frame(self) -> Frame:
         if self.target.should_close:
             raise TargetClosed(f"the {self.target.name} target was closed")

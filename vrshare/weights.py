@@ -52,6 +52,14 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class Age:
+    """How old a buffer's contents are: frames and seconds since the frame that wrote them."""
+
+    frames: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class BankReport:
     """Memory and transfer accounting of a bank."""
 
@@ -187,6 +195,7 @@ class Buffer:
     kind: Kind
     array: Any
     version: int = -1
+    t_version: float = float("nan")  # clock time (s) of the frame that wrote ``version``
     digest: str = ""  # content hash, params only
     ring: SnapshotRing | None = None
 
@@ -290,13 +299,25 @@ class WeightBank:
             raise BankError(f"no buffer named {name!r} in the bank (declared: {known})") from None
 
     def version(self, name: str) -> int:
-        """Index of the frame that last wrote ``name`` (-1: never written)."""
+        """Index of the frame that last wrote ``name`` (-1: never written). For a stage
+        off the frame's critical path (``mode = "async"``), the frame that started the
+        run whose outputs are visible now."""
         return self.buffer(name).version
+
+    def age(self, name: str, frame: Any) -> Age:
+        """How old ``name``'s contents are at ``frame`` (a :class:`~vrshare.pipeline.Frame`):
+        frames and seconds since the frame its version names (NaN/-1 if never written)."""
+        buf = self.buffer(name)
+        if buf.version < 0:
+            return Age(-1, float("nan"))
+        return Age(frame.index - buf.version, frame.t_now - buf.t_version)
 
     # -- the frame loop's bookkeeping -----------------------------------------------
 
-    def stamp(self, names: tuple[str, ...], frame_index: int) -> None:
-        """Mark ``names`` as written by frame ``frame_index`` and publish subscribed ones.
+    def stamp(self, names: tuple[str, ...], frame_index: int,
+              t: float = float("nan")) -> None:
+        """Mark ``names`` as written by frame ``frame_index`` (which started at clock
+        time ``t``, seconds) and publish subscribed ones.
 
         Called by the frame loop after a stage's ``process`` returns, on the loop's
         thread; stages never call it. If a publish raises (say, a device error while
@@ -309,6 +330,7 @@ class WeightBank:
         for name in names:
             buf = buffers[name]
             buf.version = frame_index
+            buf.t_version = t
             if buf.ring is not None:
                 try:
                     buf.ring.publish(buf.array, frame_index, name)

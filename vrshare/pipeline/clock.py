@@ -26,6 +26,10 @@ LATENCY_FRAMES = 2.0  # vsync intervals from frame start to photons
 
 
 class Clock(Protocol):
+    """``frame_hz``: display rate (Hz). A clock may also set ``deterministic = True``
+    (frame times that do not depend on the machine, as the virtual clock's): async
+    stages then publish after exactly their declared latency."""
+
     frame_hz: float
 
     def wait_frame(self) -> Frame: ...
@@ -34,6 +38,8 @@ class Clock(Protocol):
 class _Ticking:
     """What every built-in clock holds: its rate, period and latency (s), and the
     index of the next frame."""
+
+    deterministic = False
 
     def __init__(self, frame_hz: float = DEFAULT_FRAME_HZ,
                  latency_frames: float = LATENCY_FRAMES) -> None:
@@ -52,6 +58,8 @@ class _Ticking:
 
 class VirtualClock(_Ticking):
     """Frame k starts at k / frame_hz on a virtual timeline; never sleeps."""
+
+    deterministic = True
 
     def wait_frame(self) -> Frame:
         return self._frame(self.index * self.period)

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..weights import WeightBank
+from .cadence import Cadence, cadence_of
 from .clock import Clock
+from .paced import PacedStage, PublishFailed
+from .private import PrivateBank
 from .schedule import PipelineError, schedule
 from .stage import Frame, Stage, StageConfig
 from .stats import FrameStats, StageFault
@@ -43,17 +46,32 @@ class Pipeline:
 
     ``sources`` are buffers that something outside the stages writes each frame
     (a target's input, for instance); they must be declared in the bank before
-    :meth:`setup`.
+    :meth:`setup`. ``cadences`` say how stages are scheduled (by name; the default
+    is each stage class's own, see :func:`~vrshare.pipeline.cadence.cadence_of`).
     """
 
     def __init__(self, stages: Sequence[Stage], *, sources: Iterable[str] = (),
-                 budgets_s: dict[str, float] | None = None) -> None:
+                 budgets_s: dict[str, float] | None = None,
+                 cadences: dict[str, Cadence] | None = None) -> None:
         self.sources = tuple(sources)
         self.stages = schedule(stages, self.sources)
         self.budgets_s = dict(budgets_s or {})
-        unknown = set(self.budgets_s) - {s.name for s in self.stages}
-        if unknown:
-            raise PipelineError(f"budget given for unknown stage(s): {', '.join(sorted(unknown))}")
+        given = dict(cadences or {})
+        for kind, names in (("budget", self.budgets_s), ("cadence", given)):
+            unknown = set(names) - {s.name for s in self.stages}
+            if unknown:
+                raise PipelineError(f"{kind} given for unknown stage(s): "
+                                    f"{', '.join(sorted(unknown))}")
+        try:
+            self.cadences = {s.name: given.get(s.name) or cadence_of(s) for s in self.stages}
+        except ValueError as exc:
+            raise PipelineError(f"stage class defaults: {exc}") from exc
+        for name, cadence in self.cadences.items():
+            if cadence.on_overrun != "wait" and name not in self.budgets_s:
+                raise PipelineError(f"stage {name!r}: on_overrun = {cadence.on_overrun!r} "
+                                    "needs a budget (budget_ms) to overrun")
+        # the private bank of each stage that runs, or may come to run, off the loop
+        self.views: dict[str, PrivateBank] = {}
         self._set_up: list[Stage] = []
         self.declared_by: dict[str, str] = {}  # buffer -> the stage whose setup declared it
 
@@ -67,8 +85,14 @@ class Pipeline:
         for st in self.stages:
             config = configs if isinstance(configs, StageConfig) else configs[st.name]
             before = set(bank.names())
+            seen: WeightBank | PrivateBank = bank
+            if self.cadences[st.name].private:
+                seen = self.views[st.name] = PrivateBank(
+                    bank, (*st.reads, *st.optional_reads), st.writes)
             try:
-                st.setup(bank, config)
+                st.setup(seen, config)
+                if seen is not bank:
+                    seen.ready()
             except Exception as exc:
                 self.close()
                 owner = self.declared_by.get(getattr(exc, "buffer", ""))
@@ -144,8 +168,19 @@ class FrameLoop:
         names = [s.name for s in pipeline.stages] + [name for name, _ in steps]
         budgets = dict(pipeline.budgets_s)
         self.stats = FrameStats(names, 1.0 / clock.frame_hz, budgets)
-        self._slots = [_Slot(s.name, s.process, tuple(s.writes), i, s)
-                       for i, s in enumerate(pipeline.stages)]
+        # stages with a cadence other than the plain one run through their PacedStage,
+        # which stamps its own outputs
+        self.paced: dict[str, PacedStage] = {
+            s.name: PacedStage(s, pipeline.cadences[s.name], bank,
+                               pipeline.views.get(s.name), frame_hz=clock.frame_hz,
+                               budget_s=budgets.get(s.name),
+                               stats=self.stats)
+            for s in pipeline.stages if not pipeline.cadences[s.name].plain}
+        self._slots = []
+        for i, st in enumerate(pipeline.stages):
+            paced = self.paced.get(st.name)
+            self._slots.append(_Slot(st.name, st.process, tuple(st.writes), i, st)
+                               if paced is None else _Slot(st.name, paced.process, (), i, st))
         k = len(self._slots)
         self._slots += [_Slot(name, fn, (), k + i, None) for i, (name, fn) in enumerate(steps)]
         self._budgets = [(n, names.index(n), b) for n, b in budgets.items()]
@@ -154,6 +189,8 @@ class FrameLoop:
                              default_s=hang_default_s)
         kinds = ["stage"] * k + ["step"] * len(steps)
         self.watchdog = Watchdog(names, kinds, limits, self.stats, first_limit_s=hang_default_s)
+        self.watchdog.workers = [(p.worker, limits[names.index(name)])
+                                 for name, p in self.paced.items() if p.worker is not None]
         # parts other than stages with event counts for the stats (a display target's
         # failed captures): (name, callable returning {event: count}), asked at the end
         self.counter_sources: list[tuple[str, Callable[[], dict[str, int]]]] = []
@@ -180,6 +217,9 @@ class FrameLoop:
         done = 0
         ended: BaseException | None = None
         stats.ending, stats.ending_detail = "completed", ""
+        deterministic = bool(getattr(self.clock, "deterministic", False))
+        for paced in self.paced.values():
+            paced.deterministic = deterministic  # asked now: a target's clock starts late
         watch.start()
         try:
             Activity.running = self
@@ -200,7 +240,11 @@ class FrameLoop:
                     watch.track = slot.track
                     watch.t0 = t0
                     try:
-                        slot.process(frame, bank)
+                        ran = slot.process(frame, bank)
+                    except PublishFailed as exc:  # a paced stage's outputs
+                        self._fault(slot, frame, exc.__cause__ or exc, "publish")
+                        failed.append(slot)
+                        t1 = perf()
                     except Exception as exc:
                         if slot.stage is None:
                             watch.t0 = IDLE
@@ -222,9 +266,11 @@ class FrameLoop:
                         break
                     else:
                         t1 = perf()
+                        if ran is False:  # a paced stage with nothing to do this frame
+                            continue
                         if slot.writes:
                             try:
-                                bank.stamp(slot.writes, frame.index)
+                                bank.stamp(slot.writes, frame.index, frame.t_now)
                             except Exception as exc:  # its snapshots cannot be published
                                 self._fault(slot, frame, exc, "publish")
                                 failed.append(slot)
@@ -256,8 +302,11 @@ class FrameLoop:
             raise
         finally:
             Activity.running = None
+            for paced in self.paced.values():
+                paced.finish()
             watch.stop()
             watch.finish(ended)
+            self.stats.cadence = {name: p.report() for name, p in self.paced.items()}
             if stats.interrupted_in is not None and ended is not None:
                 where = stats.interrupted_in
                 log.warning("the run ended while %r was running in frame %d (for %.3f s)",

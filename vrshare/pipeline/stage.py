@@ -64,8 +64,11 @@ class Stage:
 
     The real-time contract of :meth:`process`:
 
-    * It runs on the frame loop's thread, once per frame, after every stage that
-      writes a buffer it reads, in an order derived from ``reads``/``writes``.
+    * It runs once per frame, after every stage that writes a buffer it reads, in an
+      order derived from ``reads``/``writes``, on the frame loop's thread; or, by its
+      cadence (``rate_hz``, ``mode``), less often or on a worker thread of its own,
+      where the arrays ``setup`` got are private copies the loop fills and publishes
+      (:mod:`vrshare.pipeline.paced`).
     * It reads and writes bank buffers **in place** (``buf[...] = ...``, ``out=``)
       and allocates nothing it could have allocated in :meth:`setup`. The arrays are
       NumPy or CuPy (``vrshare.backend.array_module(buf)``), shapes and dtypes as
@@ -86,6 +89,14 @@ class Stage:
     # their writer, and ``setup`` sees whether they exist (``name in bank``)
     optional_reads: tuple[str, ...] = ()
     Settings: ClassVar[type] = NoSettings
+    # scheduling defaults, overridden by the [[stage]] keys of the same names (see
+    # vrshare.pipeline.cadence): "sync" or "async"; at most rate_hz runs per second
+    # (None: every frame); frames until an async run's outputs are seen; what a sync
+    # run over its budget does ("wait", "skip" or "async")
+    mode: ClassVar[str] = "sync"
+    rate_hz: ClassVar[float | None] = None
+    latency_frames: ClassVar[int | None] = None
+    on_overrun: ClassVar[str] = "wait"
 
     def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
         self.settings = self.Settings() if settings is None else settings

@@ -126,6 +126,8 @@ class FrameStats:
     # the stage or step that was running when the run was interrupted (it did not finish
     # that frame): {"stage", "frame", "seconds"}; None when it ended between frames
     interrupted_in: dict | None = None
+    # stages run by a cadence (rate, async): name -> vrshare.pipeline.paced.CadenceReport
+    cadence: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.measured: list[str] = []  # tracks added by add_track: not part of the frame's sum
@@ -185,14 +187,18 @@ class FrameStats:
         row = int(np.searchsorted(self.index[: self.count], index))
         return row if row < self.count and self.index[row] == index else None
 
-    def set_later(self, index: int, track: int, seconds: float) -> bool:
+    def set_later(self, index: int, track: int, seconds: float,
+                  began: float | None = None) -> bool:
         """Fill in a measurement of frame ``index`` that arrives after the frame was
-        recorded (a GPU timer query read a few frames late). Returns False, storing
-        nothing, when no such frame was recorded (the run ended first)."""
+        recorded (a GPU timer query read a few frames late, an async stage's run).
+        ``began`` is when it started (``time.perf_counter``), for the trace. Returns
+        False, storing nothing, when no such frame was recorded (the run ended first)."""
         row = self.row_of(index)
         if row is None:
             return False
         self.dur[row, track] = seconds
+        if began is not None:
+            self.offset[row, track] = began - self.start[row]
         return True
 
     # -- summaries ---------------------------------------------------------------
@@ -240,6 +246,7 @@ class FrameStats:
             "faults": [f.__dict__ for f in self.faults],
             "hangs": [dict(h.__dict__) for h in list(self.hangs)],
             "counters": self.counters,
+            "cadence": {name: c.as_dict() for name, c in self.cadence.items()},
             "per_frame": {
                 "index": self.index[:n].tolist(),
                 "t_display_s": self.t_display[:n].tolist(),

@@ -28,6 +28,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 from time import perf_counter
+from typing import Any
 
 from .stats import FrameStats, StageHang
 
@@ -54,7 +55,7 @@ class Watchdog:
 
     __slots__ = ("track", "frame", "t0", "hung", "names", "kinds", "limits", "first_limit_s",
                  "first_frame", "stats", "poll_s", "_ident", "_thread", "_stop",
-                 "_reported_t0", "_pending", "_failed", "_lock")
+                 "_reported_t0", "_pending", "_failed", "_lock", "workers")
 
     def __init__(self, names: Sequence[str], kinds: Sequence[str], limits_s: Sequence[float],
                  stats: FrameStats, first_limit_s: float = HANG_DEFAULT_S) -> None:
@@ -77,6 +78,9 @@ class Watchdog:
         self._pending: list[tuple[StageHang, int, float]] = []  # hangs not yet settled
         self._failed = False
         self._lock = threading.Lock()  # guards _pending (monitor and loop; taken only on hangs)
+        # async stages' worker threads and their limits (s): a run over its limit is
+        # reported with the worker's stack; the stage settles it when the run returns
+        self.workers: list[tuple[Any, float]] = []
 
     # -- the monitor thread ---------------------------------------------------------
 
@@ -99,6 +103,7 @@ class Watchdog:
         while not self._stop.wait(self.poll_s):
             try:
                 self.check()
+                self.check_workers()
             except Exception as exc:  # the watchdog must never take the run down
                 if not self._failed:
                     self._failed = True
@@ -128,6 +133,29 @@ class Watchdog:
         if self.t0 != t0:
             stack += "(it returned while its stack was being taken)\n"
         return self._report(track, frame, t0, elapsed, limit, stack, returned=None)
+
+    def check_workers(self, now: float | None = None) -> list[StageHang]:
+        """Report each worker whose run is over its limit (once per run)."""
+        found = []
+        for worker, limit in self.workers:
+            t0, frame = worker.t0, worker.frame
+            if t0 < 0 or worker.hang is not None or frame is None:
+                continue
+            elapsed = (perf_counter() if now is None else now) - t0
+            if elapsed <= limit:
+                continue
+            current = sys._current_frames().get(worker.ident)
+            stack = "".join(traceback.format_stack(current)) if current is not None else ""
+            del current
+            if worker.t0 != t0:  # it returned (or a new run began) meanwhile
+                continue
+            worker.hang = hang = StageHang(worker.name, frame.index, limit, elapsed, None, stack)
+            self.stats.hangs.append(hang)
+            log.error("async stage %r has not returned %.3f s after its run for frame %d "
+                      "began (limit %.3f s); its worker's stack:\n%s", worker.name, elapsed,
+                      frame.index, limit, stack)
+            found.append(hang)
+        return found
 
     def _report(self, track: int, frame: int, t0: float, elapsed: float, limit: float,
                 stack: str, returned: bool | None) -> StageHang:

@@ -1,0 +1,364 @@
+"""Stages at their own rate and off the frame's critical path (vrshare.pipeline.paced).
+
+Thread timing is never asserted on: where a test needs the loop to go on while a
+worker is busy, the worker waits on an event the test (or a later frame) sets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from vrshare import Stage, StageConfig, WeightBank
+from vrshare.app import make_stages
+from vrshare.config import ConfigError, load_run_file
+from vrshare.pipeline import (
+    FrameLoop,
+    Pipeline,
+    PipelineError,
+    UnthrottledClock,
+    VirtualClock,
+)
+
+N = 4096  # elements of the buffers the torn-write tests look at
+
+
+class Source(Stage):
+    """Writes the frame index into every element of ``x``, a slice at a time with
+    pauses between, so a reader racing it would see a mix."""
+
+    name = "source"
+    writes = ("x",)
+
+    def setup(self, bank, config):
+        self.x = bank.state("x", N, "float64")
+
+    def process(self, frame, bank):
+        for part in np.array_split(np.arange(N), 8):
+            self.x[part] = frame.index
+            time.sleep(0)
+
+
+class Echo(Stage):
+    """Writes ``1000 * (input value) + its run's frame index`` into every element of
+    ``y``, slowly (a slice at a time), after checking its input is one frame's."""
+
+    name = "echo"
+    reads = ("x",)
+    writes = ("y",)
+
+    def __init__(self, *args, gate: threading.Event | None = None, raise_at=None,
+                 delay_s: float = 0.0, **kw):
+        super().__init__(*args, **kw)
+        self.gate = gate
+        self.delay_s = delay_s  # longer than a virtual frame: the loop must wait for it
+        self.raise_at = raise_at
+        self.torn_inputs = 0
+        self.threads: set[str] = set()
+
+    def setup(self, bank, config):
+        self.x = bank["x"]
+        self.y = bank.state("y", N, "float64")
+        self.y[...] = -1.0  # the value readers see before the first publish
+
+    def process(self, frame, bank):
+        self.threads.add(threading.current_thread().name)
+        if self.gate is not None:
+            self.gate.wait(10)
+        time.sleep(self.delay_s)
+        if frame.index == self.raise_at:
+            raise RuntimeError("echo failed on purpose")
+        x = self.x.copy()
+        if not (x == x[0]).all():
+            self.torn_inputs += 1
+        for part in np.array_split(np.arange(N), 8):
+            self.y[part] = 1000 * x[0] + frame.index
+            time.sleep(0)
+
+
+class Look(Stage):
+    """Records, each frame, ``y`` (it must be whole) and its version and age."""
+
+    name = "look"
+    reads = ("y",)
+    writes = ("seen",)
+
+    def setup(self, bank, config):
+        self.y = bank["y"]
+        bank.state("seen", 1)
+        self.seen: list[tuple[int, float, int]] = []
+        self.torn = 0
+        self.ages = []
+
+    def process(self, frame, bank):
+        y = self.y.copy()
+        if not (y == y[0]).all():
+            self.torn += 1
+        self.seen.append((frame.index, float(y[0]), bank.version("y")))
+        self.ages.append(bank.age("y", frame))
+
+
+def loop_of(stages, clock=None, budgets=None, cadences=None):
+    bank = WeightBank()
+    pipe = Pipeline(stages, budgets_s=budgets, cadences=cadences)
+    pipe.setup(bank, StageConfig(None))
+    return FrameLoop(pipe, bank, clock or VirtualClock(90.0)), bank
+
+
+def set_cadence(stage, **keys):
+    for k, v in keys.items():
+        setattr(stage, k, v)
+    return stage
+
+
+# -- rate ------------------------------------------------------------------------------
+
+
+def test_a_sync_stage_with_a_rate_runs_that_often_and_others_see_its_last_outputs():
+    look = Look()
+    loop, bank = loop_of([Source(), set_cadence(Echo(), rate_hz=30.0), look])
+    stats = loop.run(12)
+    # 30 Hz at 90 Hz: frames 0, 3, 6, 9; in between the last outputs, same version
+    assert [v for _, _, v in look.seen] == [0, 0, 0, 3, 3, 3, 6, 6, 6, 9, 9, 9]
+    assert [y for _, y, _ in look.seen] == [1000 * v + v for _, _, v in look.seen]
+    report = stats.cadence["echo"]
+    assert report.runs == 4 and report.skipped == 0
+    assert report.achieved_hz == pytest.approx(30.0)
+    i = stats.tracks.index("echo")  # frames it did not run are left out of its times
+    assert np.isnan(stats.dur[: stats.count, i]).tolist() == [k % 3 != 0 for k in range(12)]
+
+
+# -- async on the virtual clock: deterministic ------------------------------------------
+
+
+def test_async_outputs_become_visible_exactly_latency_frames_later_on_the_virtual_clock():
+    look = Look()
+    echo = set_cadence(Echo(delay_s=0.005), mode="async", rate_hz=30.0)
+    loop, bank = loop_of([Source(), echo, look])
+    loop.run(12)
+    # runs start at frames 0, 3, 6, 9 from that frame's input; latency 3 frames
+    want = [(-1.0, -1)] * 3 + [(1000 * s + s, s) for s in (0, 0, 0, 3, 3, 3, 6, 6, 6)]
+    assert [(y, v) for _, y, v in look.seen] == want
+    assert {a.frames for a in look.ages[3:]} == {3, 4, 5}
+    assert look.ages[3].seconds == pytest.approx(3 / 90)
+    assert echo.threads == {"vrshare-echo"}  # never the loop's thread
+    assert look.torn == 0 and echo.torn_inputs == 0
+
+
+def test_async_runs_on_the_virtual_clock_reproduce_exactly():
+    def once():
+        look = Look()
+        loop, _ = loop_of([Source(), set_cadence(Echo(delay_s=0.002), mode="async",
+                                                 latency_frames=2), look])
+        stats = loop.run(30)
+        return look.seen, stats.cadence["echo"].runs
+
+    assert once() == once() == once()
+
+
+def test_the_default_latency_is_one_period_of_the_rate():
+    from vrshare.pipeline.cadence import Cadence
+
+    assert Cadence("async", rate_hz=10.0).latency(90.0) == 9
+    assert Cadence("async", rate_hz=90.0).latency(90.0) == 1
+    assert Cadence("async", rate_hz=500.0).latency(90.0) == 1
+    assert Cadence("async").latency(90.0) == 1
+    assert Cadence("async", rate_hz=10.0, latency_frames=2).latency(90.0) == 2
+
+
+# -- async on a real clock: the loop never waits ----------------------------------------
+
+
+def test_the_loop_goes_on_while_an_async_run_is_in_flight():
+    gate = threading.Event()
+    look = Look()
+    echo = set_cadence(Echo(gate=gate), mode="async")
+    loop, _ = loop_of([Source(), echo, look], clock=UnthrottledClock(90.0))
+    loop.run(20)  # the first run waits on the gate the whole time
+    assert [y for _, y, _ in look.seen] == [-1.0] * 20
+    gate.set()
+    stats = loop.run(2000)
+    published = [(y, v) for _, y, v in look.seen if v >= 0]
+    assert published, "a run finished and was published"
+    assert all(y == 1000 * v + v for y, v in published)  # output of one run, whole
+    assert look.torn == 0 and echo.torn_inputs == 0
+    assert stats.cadence["echo"].runs >= 1
+
+
+def test_a_hammering_async_writer_never_shows_a_torn_buffer_on_either_side():
+    look = Look()
+    echo = set_cadence(Echo(), mode="async")
+    loop, _ = loop_of([Source(), echo, look], clock=UnthrottledClock(90.0))
+    stats = loop.run(1500)
+    assert stats.cadence["echo"].runs > 10
+    assert look.torn == 0 and echo.torn_inputs == 0
+    for _, y, v in look.seen:
+        assert y == -1.0 if v < 0 else y == 1000 * v + v
+
+
+def test_async_stats_have_the_workers_own_trace_track_and_the_latency():
+    echo = set_cadence(Echo(), mode="async", rate_hz=45.0)
+    loop, _ = loop_of([Source(), echo, Look()])
+    stats = loop.run(12)
+    assert "echo (worker)" in stats.tracks
+    report = stats.as_dict()["cadence"]["echo"]
+    assert report["mode"] == "async" and report["runs"] == 5
+    assert report["latency_ms"]["median"] == pytest.approx(2 / 90 * 1e3)
+    assert report["latency_frames_max"] == 2
+    names = {e["args"]["name"] for e in stats.chrome_trace()["traceEvents"] if e["ph"] == "M"}
+    assert "echo (worker)" in names
+    worker = [e for e in stats.chrome_trace()["traceEvents"]
+              if e["ph"] == "X" and e["name"] == "echo (worker)"]
+    assert len(worker) == 5
+
+
+# -- overrun policies ------------------------------------------------------------------
+
+
+class Slow(Stage):
+    """Over any tiny budget: sleeps 2 ms each run."""
+
+    name = "slow"
+    writes = ("slow_out",)
+
+    def setup(self, bank, config):
+        self.out = bank.state("slow_out", 1)
+        self.threads = []
+
+    def process(self, frame, bank):
+        self.threads.append(threading.current_thread().name)
+        time.sleep(0.002)
+        self.out[0] = frame.index
+
+
+def test_on_overrun_skip_skips_the_next_due_run_and_counts_it():
+    slow = set_cadence(Slow(), on_overrun="skip")
+    loop, bank = loop_of([slow], budgets={"slow": 1e-6})
+    stats = loop.run(10)
+    assert stats.cadence["slow"].runs == 5 and stats.cadence["slow"].skipped == 5
+    assert bank.version("slow_out") == 8  # ran in frames 0, 2, 4, 6, 8
+
+
+def test_on_overrun_async_moves_the_stage_to_its_worker():
+    slow = set_cadence(Slow(), on_overrun="async")
+    loop, bank = loop_of([slow], budgets={"slow": 1e-6})
+    stats = loop.run(10)
+    report = stats.cadence["slow"]
+    assert report.moved_async_at == 0 and report.mode == "async"
+    assert slow.threads[0] == threading.main_thread().name
+    assert set(slow.threads[1:]) == {"vrshare-slow"}
+    assert bank.version("slow_out") == 8  # latency 1: the run started in frame 8
+
+
+def test_on_overrun_other_than_wait_needs_a_budget():
+    with pytest.raises(PipelineError, match="'slow'.*needs a budget"):
+        Pipeline([set_cadence(Slow(), on_overrun="skip")])
+
+
+def test_on_overrun_wait_keeps_the_plain_path():
+    slow = Slow()
+    loop, _ = loop_of([slow], budgets={"slow": 1e-6})
+    stats = loop.run(4)
+    assert stats.cadence == {} and len(slow.threads) == 4
+    assert stats.summary()[1].over_budget == 4
+
+
+# -- faults, hangs, Ctrl-C ---------------------------------------------------------------
+
+
+def test_an_async_stage_that_raises_is_disabled_and_its_last_outputs_stay():
+    look = Look()
+    echo = set_cadence(Echo(raise_at=3), mode="async", latency_frames=1)
+    loop, bank = loop_of([Source(), echo, look])
+    stats = loop.run(10)
+    (fault,) = stats.faults
+    assert fault.stage == "echo" and fault.phase == "process"
+    assert "run started in frame 3" in fault.traceback
+    assert "echo failed on purpose" in fault.error
+    assert stats.frames == 10
+    assert [v for _, _, v in look.seen][4:] == [2] * 6  # the run from frame 2 stays
+
+
+def test_a_hung_async_run_is_reported_with_the_workers_stack_and_the_loop_goes_on():
+    gate = threading.Event()
+    echo = set_cadence(Echo(gate=gate), mode="async")
+    bank = WeightBank()
+    pipe = Pipeline([Source(), echo, Look()])
+    pipe.setup(bank, StageConfig(None))
+    loop = FrameLoop(pipe, bank, UnthrottledClock(90.0), hang_limits_s={"echo": 0.05})
+    try:
+        done = []
+        stats = loop.run(seconds=10.0, progress=lambda n: (done.append(n),
+                                                            time.sleep(0.001),
+                                                            _stop_after_hang(loop)))
+    finally:
+        gate.set()
+    (hang,) = stats.hangs
+    assert hang.stage == "echo" and hang.frame == 0
+    assert "gate.wait" in hang.stack  # the worker's stack, not the loop's
+    assert stats.frames > 1
+
+
+def _stop_after_hang(loop):
+    if loop.stats.hangs:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_ends_a_run_with_an_async_run_in_flight_and_keeps_the_stats():
+    gate = threading.Event()
+    echo = set_cadence(Echo(gate=gate), mode="async")
+    loop, _ = loop_of([Source(), echo, Look()], clock=UnthrottledClock(90.0))
+
+    def interrupt(n):
+        if n == 5:
+            raise KeyboardInterrupt
+
+    stats = loop.run(100, progress=interrupt)
+    assert stats.interrupted and stats.frames == 5
+    gate.set()
+    assert loop.paced["echo"].worker.wait(5)
+
+
+# -- run files --------------------------------------------------------------------------
+
+
+def test_run_file_keys_set_the_cadence(tmp_path):
+    f = tmp_path / "r.toml"
+    f.write_text('[[stage]]\ntype = "stagekit:Counter"\nmode = "async"\nrate_hz = 10.0\n'
+                 'latency_frames = 3\n')
+    (stage,), _ = make_stages(load_run_file(f))
+    from vrshare.pipeline.cadence import cadence_of
+
+    c = cadence_of(stage)
+    assert (c.mode, c.rate_hz, c.latency_frames) == ("async", 10.0, 3)
+
+
+@pytest.mark.parametrize(("keys", "message"), [
+    ('mode = "fast"', "'mode': expected 'sync' or 'async'"),
+    ('on_overrun = "drop"', "'on_overrun': expected"),
+    ("rate_hz = 0.0", "rate_hz"),
+    ("latency_frames = 0", "latency_frames"),
+    ("latency_frames = 2", "'latency_frames' applies to mode"),
+    ('mode = "async"\non_overrun = "skip"', "'on_overrun' applies to mode"),
+])
+def test_bad_cadence_keys_name_the_file_and_the_key(tmp_path, keys, message):
+    f = tmp_path / "r.toml"
+    f.write_text(f'[[stage]]\ntype = "stagekit:Counter"\n{keys}\n')
+    with pytest.raises(ConfigError, match=message) as err:
+        make_stages(load_run_file(f))
+    assert str(f) in str(err.value)
+
+
+def test_a_stage_class_may_default_to_async():
+    class Background(Echo):
+        name = "background"
+        mode = "async"
+        latency_frames = 2
+
+    look = Look()
+    loop, _ = loop_of([Source(), Background(), look])
+    loop.run(4)
+    assert [v for _, _, v in look.seen] == [-1, -1, 0, 0]

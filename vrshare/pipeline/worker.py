@@ -1,0 +1,102 @@
+"""The thread an async stage runs on: one run at a time, started by the frame loop.
+
+The loop hands a run over with :meth:`Worker.start` (the stage's inputs already
+copied), looks at :attr:`Worker.busy` without waiting, and reads the outcome
+(:attr:`error`, :attr:`seconds`) once the run is done. On CuPy the runs are queued
+on the worker's own CUDA stream, synchronised before the run counts as done, so
+the loop's copies of the outputs see finished work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from time import perf_counter
+
+from .. import backend
+from .stage import Frame
+
+IDLE = -1.0  # Worker.t0 while no run is in progress
+
+
+class Worker:
+    """Runs ``process(frame)`` on its own daemon thread, when asked."""
+
+    def __init__(self, name: str, process: Callable[[Frame], None]) -> None:
+        self.name = name
+        self._process = process
+        self._go = threading.Event()
+        self._done = threading.Event()
+        self._done.set()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.frame: Frame | None = None  # the frame that started the current/last run
+        self.t0 = IDLE  # perf_counter time the current run began on the thread
+        self.started_at = IDLE  # perf_counter time of the last start (loop side)
+        self.began = IDLE  # perf_counter time the last run began on the thread
+        self.seconds = 0.0  # duration of the last finished run (s)
+        self.error: BaseException | None = None  # what the last run raised
+        self.hang = None  # the watchdog's StageHang for the current run, if any
+
+    @property
+    def busy(self) -> bool:
+        """A run was started and has not finished."""
+        return not self._done.is_set()
+
+    @property
+    def ident(self) -> int | None:
+        thread = self._thread
+        return thread.ident if thread is not None else None
+
+    def start(self, frame: Frame) -> None:
+        """Begin a run for ``frame`` (the loop's thread; the worker must be idle)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name=f"vrshare-{self.name}",
+                                            daemon=True)
+            self._thread.start()
+        self.frame = frame
+        self.error = None
+        self.hang = None
+        self.started_at = perf_counter()
+        self._done.clear()
+        self._go.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the current run is done; False if it was not within ``timeout`` s."""
+        return self._done.wait(timeout)
+
+    def stop(self, timeout: float) -> bool:
+        """Let the thread end after the current run; True if it ended within ``timeout``
+        seconds (a run stuck in a call cannot be interrupted, the thread is a daemon)."""
+        thread = self._thread
+        if thread is None:
+            return True
+        self._stopping = True
+        self._go.set()
+        thread.join(timeout)
+        if thread.is_alive():
+            return False
+        self._thread = None
+        return True
+
+    def _run(self) -> None:
+        gpu = backend.active().is_gpu
+        stream = backend.active().xp.cuda.Stream(non_blocking=True) if gpu else None
+        with stream if stream is not None else contextlib.nullcontext():
+            while True:
+                self._go.wait()
+                self._go.clear()
+                if self._stopping:
+                    return
+                self.t0 = self.began = t0 = perf_counter()
+                try:
+                    self._process(self.frame)
+                    if stream is not None:
+                        stream.synchronize()
+                except BaseException as exc:  # handed to the loop, which decides
+                    self.error = exc
+                self.seconds = perf_counter() - t0
+                self.t0 = IDLE
+                self._done.set()
