@@ -43,6 +43,7 @@ import importlib.util
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -242,25 +243,32 @@ def bench(count: int, args, table_host: np.ndarray, peer: ModuleType | None) -> 
     xp = backend.active().xp
     pose_dev = xp.zeros(7, np.float32)
     host = np.zeros((2, block), np.float32)
+    naive_blocks = max(1, int(args.naive_seconds / block_s))
+    stage_blocks = max(naive_blocks, int(args.seconds / block_s))
+    peer_blocks = max(1, int(args.pybinsim_seconds / block_s))
+    # the head's path, made before anything is timed: only rendering is measured
+    poses = [pose_at(k * block_s) for k in
+             range(WARMUP_BLOCKS + max(naive_blocks + stage_blocks, peer_blocks))]
 
     def stage_step(k: int) -> np.ndarray:
-        backend.to_device(pose_at(k * block_s), out=pose_dev, label="head_pose")
+        backend.to_device(poses[k], out=pose_dev, label="head_pose")
         backend.to_host(stage.render(pose_dev), out=host, label="audio_block")
         return host.copy()
 
     naive = Naive(table_host, srcs, block, dist)
 
     def naive_step(k: int) -> np.ndarray:
-        return naive.render(pose_at(k * block_s))
+        return naive.render(poses[k])
 
-    naive_blocks = max(1, int(args.naive_seconds / block_s))
-    stage_blocks = max(naive_blocks, int(args.seconds / block_s))
     # same blocks for both first (outputs compared), then warm-up, then the timed runs
     *_, ref_stage = timed(stage_step, naive_blocks)
     *_, ref_naive = timed(naive_step, naive_blocks)
     diff = float(np.abs(ref_stage - ref_naive).max() / max(np.abs(ref_naive).max(), 1e-12))
     timed(stage_step, WARMUP_BLOCKS, naive_blocks)
-    t_stage, cpu_stage, _ = timed(stage_step, stage_blocks, naive_blocks + WARMUP_BLOCKS)
+    first = naive_blocks + WARMUP_BLOCKS
+    if args.profile:
+        profile(stage_step, stage_blocks, first, count)
+    t_stage, cpu_stage, _ = timed(stage_step, stage_blocks, first)
     t_naive, cpu_naive, _ = timed(naive_step, naive_blocks, naive_blocks)
     s, n = summary(t_stage, cpu_stage, block_s), summary(t_naive, cpu_naive, block_s)
     row = {"sources": count, "stage": s, "naive": n, "pybinsim": None,
@@ -271,15 +279,27 @@ def bench(count: int, args, table_host: np.ndarray, peer: ModuleType | None) -> 
         binsim = PyBinSim(peer, table_host, srcs, block)
 
         def binsim_step(k: int) -> np.ndarray:
-            return binsim.render(pose_at(k * block_s))
+            return binsim.render(poses[k])
 
-        peer_blocks = max(1, int(args.pybinsim_seconds / block_s))
         timed(binsim_step, WARMUP_BLOCKS)
         t_peer, cpu_peer, _ = timed(binsim_step, peer_blocks, WARMUP_BLOCKS)
         pb = row["pybinsim"] = summary(t_peer, cpu_peer, block_s)
         row["speedup_vs_pybinsim"] = pb["rtf"] / s["rtf"]
         row["speedup_vs_pybinsim_cpu"] = pb["rtf_cpu"] / s["rtf_cpu"]
     return row
+
+
+def profile(step, blocks: int, first: int, count: int) -> None:
+    """Where the stage's time goes: cProfile of ``blocks`` more blocks, by own time."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile(time.thread_time)
+    for k in range(first, first + blocks):
+        prof.runcall(step, k)
+    print(f"profile of the stage, {count} sources, {blocks} blocks (thread CPU, with "
+          "cProfile's own overhead):")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(14)
 
 
 def main(argv=None) -> int:
@@ -295,6 +315,8 @@ def main(argv=None) -> int:
                    help="virtual environment with pybinsim and pyfftw (the peer)")
     p.add_argument("--pybinsim-seconds", type=float, default=1.0,
                    help="audio timed for pyBinSim (s)")
+    p.add_argument("--profile", action="store_true",
+                   help="print a cProfile of the stage for each source count")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
