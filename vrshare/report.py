@@ -45,6 +45,21 @@ def _counter_lines(stats: FrameStats) -> list[str]:
     return lines
 
 
+def _cadence_lines(stats: FrameStats) -> list[str]:
+    """One line per stage run by a rate or off the loop (rate, latency, skips)."""
+    lines = []
+    for stage, c in stats.cadence.items():
+        rate = f" (declared {c.rate_hz:g} Hz)" if c.rate_hz else ""
+        moved = f", moved off the loop in frame {c.moved_async_at}" \
+            if c.moved_async_at is not None else ""
+        latency = (f", latency median {c.latency_ms[0]:.1f} ms (at most "
+                   f"{c.latency_frames_max} frames)" if c.mode == "async" and c.runs else "")
+        achieved = f" at {c.achieved_hz:.1f} Hz" if c.achieved_hz == c.achieved_hz else ""
+        lines.append(f"{stage}: {c.mode}, {c.runs} runs{achieved}{rate}"
+                     f"{latency}, {c.skipped} skipped{moved}")
+    return lines
+
+
 def _ending(stats: FrameStats) -> str:
     if stats.interrupted:
         by = stats.ending not in ("completed", "interrupted")
@@ -96,7 +111,7 @@ def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
         for r in rows:
             print(f"{r[0]:<{width}}  " + "  ".join(f"{c:>11}" for c in r[1:]))
         print(footer)
-        for line in _counter_lines(stats):
+        for line in (*_cadence_lines(stats), *_counter_lines(stats)):
             print(line)
         for line, _ in _event_lines(stats):
             print(line)
@@ -109,7 +124,7 @@ def print_summary(stats: FrameStats, title: str = "frame times (ms)") -> None:
         table.add_row(*r)
     Console().print(table)
     console = Console()
-    for line in _counter_lines(stats):  # whole lines (soft wrap): easy to grep and copy
+    for line in (*_cadence_lines(stats), *_counter_lines(stats)):  # whole lines: easy to grep
         console.print(line, markup=False, soft_wrap=True)
     for line, bad in _event_lines(stats):
         console.print(line, style="red" if bad else None, markup=False, highlight=False,
