@@ -15,6 +15,7 @@ import vrshare
 from vrshare import backend
 from vrshare.app import open_run
 from vrshare.config import ConfigError, build
+from vrshare.geometry import quat
 from vrshare.pipeline import FrameLoop, Pipeline, StageConfig, VirtualClock
 from vrshare.pipeline.loop import StageSetupError
 from vrshare.stages.audio import (
@@ -199,6 +200,51 @@ def test_many_sources_in_groups_sum_to_each_source_alone(spherical):
     alone = sum(render(renderer(spherical, [sp])[0], 12, turn) for sp in specs)
     assert np.abs(together - alone).max() < 1e-5 * max(np.abs(alone).max(), 1.0)
     assert rms(together[0]) > 0.1
+
+
+def test_moving_sources_equal_direct_crossfaded_convolution(spherical):
+    """Filters that change every block (the head turns and moves): each block of the
+    batched renderer is, summed over sources and per ear, np.convolve of the last two
+    input blocks with the previous and with the new response (the bilinear grid blend
+    times the distance gain), faded linearly from one to the other over the block."""
+    count = convolve.UNGROUPED + 5  # filtered in groups, with a remainder
+    rng = np.random.default_rng(8)
+    pos = rng.standard_normal((count, 3)) * 2.0
+    specs = [SourceSettings(f"s{i}", position=tuple(pos[i]), signal="noise" if i % 2 else "tone",
+                            frequency_hz=float(150 + 25 * i), gain=0.1) for i in range(count)]
+    r, srcs = renderer(spherical, specs)
+
+    def pose(k: int) -> np.ndarray:
+        p = yaw_pose(7.0 * k)
+        p[:3] = [0.05 * k, 0.0, -0.03 * k]
+        return p
+
+    blocks = 8
+    out = render(r, blocks, pose)
+    d = convolve.Distance()
+    locate = grid.Locator(np, count)
+    ramp = np.arange(1, BLOCK + 1) / BLOCK
+    x = np.concatenate([np.zeros((count, BLOCK)),  # silence before the first block
+                        np.stack([np.resize(s.signal, blocks * BLOCK) for s in srcs])], axis=1)
+    world = np.array([s.position for s in srcs])
+    ref, old = np.zeros((2, blocks * BLOCK)), None
+    for k in range(blocks):
+        p = pose(k).astype(np.float64)
+        v = quat.rotate(quat.conjugate(p[3:]), world - p[:3])  # world -> head
+        dist = np.linalg.norm(v, axis=1)
+        idx, w = locate((v / dist[:, None]).astype(np.float32))
+        gain = 0.1 / np.clip(dist, d.min_m, d.max_m)
+        new = gain[:, None, None] * np.einsum("sj,sjet->set", w, spherical[idx].astype(np.float64))
+        old = new if old is None else old
+        for s in range(count):
+            window = x[s, k * BLOCK:(k + 2) * BLOCK]  # the previous block and this one
+            for e in (0, 1):
+                y_old = np.convolve(window, old[s, e])[BLOCK:2 * BLOCK]
+                y_new = np.convolve(window, new[s, e])[BLOCK:2 * BLOCK]
+                ref[e, k * BLOCK:(k + 1) * BLOCK] += y_old + ramp * (y_new - y_old)
+        old = new
+    assert np.abs(out - ref).max() < 1e-5 * np.abs(ref).max()
+    assert rms(ref[0]) > 0.05 and rms(ref[1]) > 0.05
 
 
 # -- sources -----------------------------------------------------------------------------
