@@ -71,17 +71,27 @@ RANGES_CLAMPED = "draw ranges clamped"  # draw slots x frames with a range outsi
 ROWS_SKIPPED = "instance rows skipped"  # rows x frames not drawn: non-finite matrix or colour
 EYES_HELD = "eye matrices held"  # frames drawn with the last good eye matrices
 EYES_MISSING = "frames not drawn"  # frames cleared only: non-finite eyes, never a good one
-# the vertex layout of vrshare.scene.Geometry (VERTEX_FLOATS) as each program reads
-# it, by (textured, material): what a program does not use is skipped bytes
-VERTEX_FORMATS = {
-    (True, True): ("3f 3f 2f 4f 1f 3f 1f 1f", "in_position", "in_normal", "in_uv", "in_color",
-                   "in_layer", "in_emissive", "in_emissive_layer", "in_cutoff"),
-    (True, False): ("3f 3f 2f 4f 1f 20x", "in_position", "in_normal", "in_uv", "in_color",
-                    "in_layer"),
-    (False, True): ("3f 3f 8x 4f 4x 3f 4x 1f", "in_position", "in_normal", "in_color",
-                    "in_emissive", "in_cutoff"),
-    (False, False): ("3f 3f 8x 4f 24x", "in_position", "in_normal", "in_color"),
+# what each program reads of a vrshare.scene.Geometry vertex (VERTEX_FLOATS), by
+# (textured, material): those columns are uploaded, packed, so a plain mesh's vertex
+# is 40 bytes, not 72 (a software rasterizer fetches every byte of the stride)
+_ATTRIBUTES = {"in_position": (0, 3), "in_normal": (3, 3), "in_uv": (6, 2), "in_color": (8, 4),
+               "in_layer": (12, 1), "in_emissive": (13, 3), "in_emissive_layer": (16, 1),
+               "in_cutoff": (17, 1)}
+VERTEX_ATTRIBUTES = {
+    (True, True): tuple(_ATTRIBUTES),
+    (True, False): ("in_position", "in_normal", "in_uv", "in_color", "in_layer"),
+    (False, True): ("in_position", "in_normal", "in_color", "in_emissive", "in_cutoff"),
+    (False, False): ("in_position", "in_normal", "in_color"),
 }
+
+
+def vertex_columns(kind: tuple[bool, bool]) -> tuple[list[int], str]:
+    """The vertex columns a program of ``kind`` reads, and their ModernGL format."""
+    spans = [_ATTRIBUTES[name] for name in VERTEX_ATTRIBUTES[kind]]
+    columns = [c for start, n in spans for c in range(start, start + n)]
+    return columns, " ".join(f"{n}f" for _, n in spans)
+
+
 GL_FRAMEBUFFER_SRGB = 0x8DB9  # GL encodes linear -> sRGB when storing into sRGB buffers
 MODEL_LOCATION = 5  # in_model: locations 5-8 (one vec4 column each), then the colour
 INSTANCE_BYTES = layout.INSTANCE_FLOATS * 4
@@ -177,9 +187,10 @@ class Renderer:
         layers = geometry.textures
         kind = (layers is not None, geometry.material)
         program = self.programs[kind]
-        vbo = ctx.buffer(geometry.vertices.tobytes())
+        columns, fmt = vertex_columns(kind)
+        vbo = ctx.buffer(np.ascontiguousarray(geometry.vertices[:, columns]).tobytes())
         ibo = ctx.buffer(geometry.indices.tobytes())
-        vao = ctx.vertex_array(program, [(vbo, *VERTEX_FORMATS[kind])],
+        vao = ctx.vertex_array(program, [(vbo, fmt, *VERTEX_ATTRIBUTES[kind])],
                                index_buffer=ibo, index_element_size=4)
         texture = None
         if layers is not None:
