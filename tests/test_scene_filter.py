@@ -47,7 +47,7 @@ class Rig:
     """A bank with an object table, eye matrices written by hand, and the filter."""
 
     def __init__(self, scene: SceneArrays, views=None, projs=None, *, hysteresis=0.1,
-                 budget=0) -> None:
+                 budget=0, **lod) -> None:
         self.scene = scene
         self.bank = WeightBank()
         self.objects = ObjectsStage(scene)
@@ -59,7 +59,7 @@ class Rig:
         if projs is None:
             projs = np.stack([perspective((-0.8, 0.8, 0.8, -0.8), 0.05, 100.0)] * 2)
         self.look(views, projs)
-        self.settings = SceneFilterSettings(hysteresis, budget)
+        self.settings = SceneFilterSettings(hysteresis, budget, **lod)
         self.stage = SceneFilterStage(self.settings)
         self.stage.setup(self.bank, StageConfig(self.settings))
         self.frame = 0
@@ -84,7 +84,9 @@ class Rig:
         return reference_filter(b[layout.OBJECT_MODEL], b[layout.OBJECT_BOUNDS], s.mesh, s.color,
                                 s.importance, s.lod_draw, s.lod_distance, b[layout.EYE_VIEW],
                                 b[layout.EYE_PROJ], prev, hysteresis=self.settings.lod_hysteresis,
-                                budget=self.settings.instance_budget)
+                                budget=self.settings.instance_budget,
+                                lod_pixels=self.settings.lod_pixels,
+                                eye_height_px=self.settings.eye_height_px)
 
     def drawn(self) -> tuple[np.ndarray, np.ndarray]:
         """Object ids of the drawn instances (colour R holds the id) and each one's slot."""
@@ -179,6 +181,56 @@ def test_matches_reference_over_frames(seed, n, hysteresis, near, depth, levels)
         rig.place(centres)
         if rng.random() < 0.3:
             rig.look(*random_eyes(rng, near, near + depth))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 120),
+       hysteresis=st.sampled_from([0.0, 0.1, 0.35]), levels=st.integers(1, 4),
+       pixels=st.lists(st.floats(4.0, 800.0), min_size=1, max_size=3),
+       height=st.integers(64, 4096))
+def test_switching_by_projected_size_matches_reference(seed, n, hysteresis, levels, pixels,
+                                                       height):
+    rng = np.random.default_rng(seed)
+    scene = tagged(random_scene(rng, n, extent=25.0, meshes=3, levels=levels, lod_step=6.0))
+    views, projs = random_eyes(rng, 0.1, 80.0)
+    rig = Rig(scene, views, projs, hysteresis=hysteresis,
+              lod_pixels=tuple(sorted(pixels, reverse=True)), eye_height_px=height)
+    centres = scene.bounds[:, :3].copy()
+    for _ in range(3):
+        check(rig, rig.step())
+        centres += rng.normal(0, 1.5, centres.shape).astype(np.float32)
+        rig.place(centres)
+
+
+def test_objects_switch_at_the_same_projected_size_whatever_their_radius():
+    # 90 degree frustum, 1000 px high: f = 500 px; LOD 1 below 100 px, LOD 2 below 20 px,
+    # i.e. from d = 10 r and d = 50 r
+    radii = np.array([0.05, 0.5, 5.0])
+    levels = ((0.0, 1.0, 2.0),)  # distances the pixel sizes override
+    for ratio, expected in ((9.9, 0), (10.1, 1), (49.9, 1), (50.1, 2)):
+        centres = np.c_[np.zeros(3), np.zeros(3), -ratio * radii]
+        rig = Rig(scene_at(centres, radii, levels=levels), *one_eye(far=1000.0),
+                  hysteresis=0.0, lod_pixels=(100.0, 20.0), eye_height_px=1000)
+        rig.step()
+        assert np.asarray(rig.stage.lod).tolist() == [expected] * 3, ratio
+
+
+def test_projected_size_switching_keeps_the_hysteresis_band():
+    rig = Rig(scene_at([[0.0, 0.0, -10.0]], [1.0]), *one_eye(far=1000.0), hysteresis=0.1,
+              lod_pixels=(100.0,), eye_height_px=1000)  # switch at d = 10 m (100 px)
+    lods = []
+    for d in (10.5, 11.1, 10.0, 9.1, 8.9, 10.5):
+        rig.place(np.array([[0.0, 0.0, -d]], np.float32))
+        rig.step()
+        lods.append(int(np.asarray(rig.stage.lod)[0]))
+    assert lods == [0, 1, 1, 1, 0, 0]
+
+
+def test_projected_size_settings_are_checked():
+    with pytest.raises(ConfigError, match="eye_height_px"):
+        SceneFilterSettings(lod_pixels=(100.0,))
+    with pytest.raises(ConfigError, match="must decrease"):
+        SceneFilterSettings(lod_pixels=(20.0, 100.0), eye_height_px=512)
 
 
 @settings(max_examples=25, deadline=None)

@@ -68,13 +68,15 @@ def eye_position(view: np.ndarray) -> np.ndarray:
 
 
 def reference_filter(model, bounds, mesh, color, importance, lod_draw, lod_distance,
-                     eye_view, eye_proj, prev_lod, *, hysteresis: float,
-                     budget: int) -> Reference:
+                     eye_view, eye_proj, prev_lod, *, hysteresis: float, budget: int,
+                     lod_pixels: tuple[float, ...] = (), eye_height_px: int = 0) -> Reference:
     """One frame of culling, LOD with hysteresis, budget and compaction, object by object.
 
     ``prev_lod`` (N,) is every object's LOD after the previous frame (0 before the
     first); only the objects drawn this frame update theirs. Arrays are host arrays
-    with the layout's shapes.
+    with the layout's shapes. With ``lod_pixels`` an object's switch distances are
+    where its bounding sphere's projected diameter ``2 r f / d`` (px, ``f`` the larger
+    eye's ``proj[1, 1] * eye_height_px / 2``) equals each size, instead of the table's.
     """
     n = len(bounds)
     planes = [frustum_planes(eye_view[e], eye_proj[e]) for e in range(2)]
@@ -82,6 +84,7 @@ def reference_filter(model, bounds, mesh, color, importance, lod_draw, lod_dista
     hx, hy, hz = (float(v) for v in head)
     levels = [[int(s) for s in row] for row in lod_draw]
     switch = [[float(v) for v in row] for row in lod_distance]
+    focal = max(float(p[1][1]) for p in eye_proj) * eye_height_px / 2  # px
     visible = np.zeros(n, bool)
     lod = np.zeros(n, int)
     slot = np.zeros(n, int)
@@ -102,15 +105,19 @@ def reference_filter(model, bounds, mesh, color, importance, lod_draw, lod_dista
         dist = math.sqrt((cx - hx) ** 2 + (cy - hy) ** 2 + (cz - hz) ** 2)
         m = int(mesh[i])
         count = sum(1 for s in levels[m] if s >= 0)
+        at = switch[m]  # m: where each LOD starts
+        if lod_pixels:
+            at = ([0.0] + [2 * r * focal / p for p in lod_pixels]
+                  + [math.inf] * len(at))[:len(at)]
         level = int(prev_lod[i])
-        while level + 1 < count and dist >= switch[m][level + 1] * (1 + hysteresis):
+        while level + 1 < count and dist >= at[level + 1] * (1 + hysteresis):
             level += 1
-        while level > 0 and dist < switch[m][level] * (1 - hysteresis):
+        while level > 0 and dist < at[level] * (1 - hysteresis):
             level -= 1
         lod[i] = level
         slot[i] = levels[m][level]
         for k in range(1, count):
-            for edge in (switch[m][k] * (1 + hysteresis), switch[m][k] * (1 - hysteresis)):
+            for edge in (at[k] * (1 + hysteresis), at[k] * (1 - hysteresis)):
                 lod_margin[i] = min(lod_margin[i], abs(dist - edge))
         score[i] = float(importance[i]) * r / max(dist, r, 1e-6)
 

@@ -15,7 +15,12 @@ Every frame, over all N objects at once (no per-object Python work):
    away and finer once it is nearer than ``s_l (1 - h)``, otherwise keeps the LOD it
    had: ``lod = clip(prev, lo, hi)`` where ``lo``/``hi`` count the switch distances
    passed by the outer/inner band edge. Objects not drawn keep their last LOD until
-   they are drawn again (then the same rule corrects it).
+   they are drawn again (then the same rule corrects it). The switch distances are
+   the mesh table's (m), or, with ``lod_pixels``, where the sphere's projected
+   diameter ``2 r f / d`` (px; ``f`` = ``proj[1, 1] * eye_height_px / 2``, the larger
+   of the two eyes) falls to ``P_l``: ``s_l = 2 r f / P_l``, so every object switches
+   at the same apparent size; ``d^2 / (r f)^2`` is then compared with ``(2 / P_l)^2``
+   (times the band), one division per object.
 4. **Compaction.** Kept objects are listed in index order by a running count and a
    scatter (no hidden index array, unlike ``compress``), then ordered by (draw slot,
    index) with one in-place sort of the integer key ``slot * N + index``;
@@ -40,7 +45,7 @@ import numpy as np
 
 from ... import layout
 from ...backend import array_module, to_host
-from ...config import check_ranges, setting
+from ...config import ConfigError, check_ranges, setting
 from ...pipeline import BufferMismatch, Frame, Stage, StageConfig
 from ...weights import WeightBank
 from .tables import PLANE_ROWS, check_lod_tables, transpose_matrix
@@ -63,9 +68,21 @@ class SceneFilterSettings:
     # synchronisation, and on a loaded machine wait for a free core (measured 10-50x
     # slower with 2 threads on 2 busy cores).
     blas_threads: int = setting(1, ge=0, le=1024)
+    # Switch by projected size instead of distance: the bounding sphere's diameter on
+    # screen (px) below which LOD 1, 2, ... is used, decreasing. Empty: switch at the
+    # distances (m) of mesh_lod_distance (the scene's lod_distances).
+    lod_pixels: tuple[float, ...] = setting((), gt=0, unit="px")
+    # Vertical resolution of one eye (px) the sizes are measured at: the display's.
+    eye_height_px: int = setting(0, ge=0, le=65536, unit="px")
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        if self.lod_pixels and not self.eye_height_px:
+            raise ConfigError("scene_filter settings: 'lod_pixels' needs 'eye_height_px' "
+                              "(the eye's vertical resolution, px: the display's height)")
+        if list(self.lod_pixels) != sorted(self.lod_pixels, reverse=True):
+            raise ConfigError("scene_filter settings 'lod_pixels': sizes must decrease "
+                              f"(LOD 1 first), got {list(self.lod_pixels)}")
 
 
 class SceneFilterStage(Stage):
@@ -140,7 +157,13 @@ class SceneFilterStage(Stage):
         counts = check_lod_tables(draw_h, dist_h, mesh_h)
         self._slots = int(draw_h.max()) + 1 if draw_h.size else 0
         levels, h = self._levels, self.settings.lod_hysteresis
-        switch = dist_h[:, 1:].astype(np.float64).T  # (L-1, M), m
+        pixels = self.settings.lod_pixels
+        if pixels:  # in units of r * f (see _choose_lod): the distance of a size of P px
+            size = np.full(max(levels - 1, 0), np.inf)
+            size[:len(pixels)] = 2.0 / np.asarray(pixels[:levels - 1], np.float64)
+            switch = np.repeat(size[:, None], len(counts), axis=1)
+        else:
+            switch = dist_h[:, 1:].astype(np.float64).T  # (L-1, M), m
         switch[np.arange(1, levels)[:, None] >= counts[None, :]] = np.inf  # past the last LOD
         self._up2 = xp.asarray(np.square(switch * (1 + h)), np.float32)  # squared, m^2
         self._down2 = xp.asarray(np.square(switch * (1 - h)), np.float32)
@@ -173,6 +196,8 @@ class SceneFilterStage(Stage):
         self._kept_lod = xp.zeros(n, i32)
         self._kept_mesh = xp.zeros(n, ip)
         self._kept_d2 = xp.zeros(n, f32)  # squared distance to the viewer, m^2
+        self._focal = xp.zeros((), f32)  # px per unit of tangent, the eyes' largest
+        self._size2 = xp.zeros(n, f32)  # lod_pixels: (d / (r f))^2, per px^2 of size
         self._sphere = xp.zeros((n, 4), f32)
         self._rel = xp.zeros(n, f32)
         self._threshold = xp.zeros(n, f32)
@@ -235,6 +260,9 @@ class SceneFilterStage(Stage):
         self._offset[:, 0] = planes[:, 3]
         inverse = xp.linalg.inv(self._view)  # temporary (2, 4, 4): inv has no out=
         xp.mean(inverse[:, :3, 3], axis=0, out=self._viewer)
+        if self.settings.lod_pixels:  # proj[1, 1] = 2 / (tan up - tan down)
+            xp.max(self._proj[:, 1, 1], out=self._focal)
+            xp.multiply(self._focal, self.settings.eye_height_px / 2, out=self._focal)
 
     def _cull(self) -> None:
         """``_flag`` = 1 where the object is visible to either eye, else 0."""
@@ -269,12 +297,20 @@ class SceneFilterStage(Stage):
         lo, hi, row = self._lo[:count], self._hi[:count], self._row[:count]
         _take(xp, self._mesh, index, mesh)
         _take(xp, self._lod, index, lod)
+        if self.settings.lod_pixels:  # compare (d / (r f))^2 with (2 / P)^2
+            measure = self._size2[:count]
+            xp.multiply(self._sphere[:count, 3], self._focal, out=measure)
+            xp.multiply(measure, measure, out=measure)
+            xp.maximum(measure, _TINY, out=measure)
+            xp.divide(d2, measure, out=measure)
+        else:
+            measure = d2
         lo.fill(0)
         hi.fill(0)
         for level in range(self._levels - 1):  # over LOD levels, not objects
             for bound, counter in ((self._up2, lo), (self._down2, hi)):
                 _take(xp, bound[level], mesh, threshold)
-                xp.greater_equal(d2, threshold, out=passed)
+                xp.greater_equal(measure, threshold, out=passed)
                 xp.add(counter, passed, out=counter)
         xp.maximum(lod, lo, out=lod)
         xp.minimum(lod, hi, out=lod)
