@@ -86,3 +86,36 @@ class Sleeper(Stage):
     def process(self, frame, bank):
         time.sleep(self.settings.seconds)
         self.out[0] = np.float32(frame.index)
+
+
+@dataclass
+class DoublerSettings:
+    raise_at: int = -1  # frame whose run raises
+    fail_setup: bool = False
+
+
+class Doubler(Stage):
+    """Writes twice its input ``x`` into ``x2``, counting runs; module-level so that it
+    pickles (process-mode tests)."""
+
+    name = "doubler"
+    reads = ("x",)
+    writes = ("x2",)
+    Settings = DoublerSettings
+
+    def setup(self, bank, config):
+        if self.settings.fail_setup:
+            raise OSError("doubler cannot open its model")
+        self.x = bank["x"]
+        self.x2 = bank.state("x2", self.x.shape, "float64")
+        self.x2[...] = -1.0
+        self.runs = 0
+
+    def process(self, frame, bank):
+        if frame.index == self.settings.raise_at:
+            raise ValueError("doubler failed on purpose")
+        self.x2[...] = 2 * self.x
+        self.runs += 1
+
+    def counters(self):
+        return {"runs": self.runs}

@@ -362,3 +362,88 @@ def test_a_stage_class_may_default_to_async():
     loop, _ = loop_of([Source(), Background(), look])
     loop.run(4)
     assert [v for _, _, v in look.seen] == [-1, -1, 0, 0]
+
+
+# -- process mode ------------------------------------------------------------------------
+
+
+class Count(Stage):
+    """Writes the frame index into ``x`` (4 float64)."""
+
+    name = "count"
+    writes = ("x",)
+
+    def setup(self, bank, config):
+        self.x = bank.state("x", 4, "float64")
+
+    def process(self, frame, bank):
+        self.x[...] = frame.index
+
+
+def doubled(mode, frames=12, **settings):
+    from stagekit import Doubler, DoublerSettings
+
+    seen = []
+    loop, bank = loop_of([Count(), set_cadence(Doubler(DoublerSettings(**settings)),
+                                               mode=mode, latency_frames=2)])
+    stats = loop.run(frames, progress=lambda n: seen.append(
+        (float(bank["x2"][0]), bank.version("x2"))))
+    faults = loop.pipeline.close()
+    return seen, stats, faults
+
+
+def test_process_mode_gives_the_same_frames_as_a_worker_thread():
+    seen, stats, faults = doubled("process")
+    assert seen == doubled("async")[0]
+    assert seen[:2] == [(-1.0, -1), (-1.0, -1)] and seen[2] == (0.0, 0)
+    assert all(x == 2 * v for x, v in seen[2:])
+    assert stats.cadence["doubler"].mode == "process" and stats.cadence["doubler"].runs == 5
+    assert stats.counters["doubler"] == {"runs": 6}  # asked of the stage in its process
+    assert faults == []
+
+
+def test_a_process_stage_that_raises_is_disabled_with_the_childs_traceback():
+    seen, stats, _ = doubled("process", raise_at=4)
+    (fault,) = stats.faults
+    assert fault.stage == "doubler" and "doubler failed on purpose" in fault.error
+    assert "in the stage's worker process" in fault.traceback
+    assert [v for _, v in seen][6:] == [2] * 6  # the run from frame 2 stays visible
+
+
+def test_a_process_stage_failing_in_setup_names_the_stage_and_the_error():
+    from vrshare.pipeline import StageSetupError
+
+    with pytest.raises(StageSetupError, match="'doubler'.*doubler cannot open its model"):
+        doubled("process", fail_setup=True)
+
+
+def test_a_process_stage_must_pickle():
+    from vrshare.pipeline import StageSetupError
+
+    class Local(Count):  # defined in a function: cannot be sent to a process
+        name = "local"
+        mode = "process"
+        writes = ("y",)
+
+        def setup(self, bank, config):
+            bank.state("y", 1)
+
+    with pytest.raises(StageSetupError, match="importable by module path"):
+        loop_of([Local()])
+
+
+def test_closing_a_process_stage_frees_its_shared_memory():
+    from multiprocessing.shared_memory import SharedMemory
+
+    from stagekit import Doubler
+
+    loop, _ = loop_of([Count(), set_cadence(Doubler(), mode="process")])
+    loop.run(3)
+    proxy = loop.pipeline.views["doubler"]
+    blocks = [shm.name for shm, _ in (*proxy.inputs.values(), *proxy.outputs.values())]
+    assert len(blocks) == 2
+    loop.pipeline.close()
+    assert not proxy.process_.is_alive()
+    for name in blocks:
+        with pytest.raises(FileNotFoundError):
+            SharedMemory(name)

@@ -4,11 +4,12 @@ Runs the demo pipeline (tracking, scene motion, scene filter, audio, headless re
 at 512 x 512) on the real-time vsync clock, alone and with a heavy stage at 10 Hz:
 NumPy array work (``numpy``: sorts and element-wise passes over a few million
 floats, which release the GIL) or a pure-Python loop (``python``: holds the GIL),
-each run on the frame loop (``sync``) and on its own worker (``async``). Each
+each run on the frame loop (``sync``), on its own worker thread (``async``) and
+in a worker process (``process``). Each
 heavy run is calibrated to ``--work-ms`` of work on this machine. Prints frame-time
 median/p99 (ms), deadline misses and the heavy stage's achieved rate and latency,
-with each p99 as a ratio to the pipeline without the heavy stage (aim for async:
-<= 1.2).
+with each p99 as a ratio to the pipeline without the heavy stage (aim off the
+loop: <= 1.2).
 
     python tools/bench_async.py [--frames 450] [--work-ms 50] [--json PATH]
 """
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # "bench_async:Heavy"
 
-    cases = [(None, "-"), ("numpy", "sync"), ("numpy", "async"),
-             ("python", "sync"), ("python", "async")]
+    cases = [(None, "-"), ("numpy", "sync"), ("numpy", "async"), ("numpy", "process"),
+             ("python", "sync"), ("python", "async"), ("python", "process")]
     cols = [Column("heavy", 7, "<"), Column("mode", 6, "<"), Column("median ms", 10),
             Column("p99 ms", 9), Column("p99 ratio", 9), Column("misses", 7),
             Column("heavy Hz", 9), Column("latency ms", 10)]
@@ -129,8 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
                           f"{r.get('achieved_hz', float('nan')):.1f}",
                           f"{r.get('latency_ms', float('nan')):.1f}")
     print(f"{args.frames} frames per case at 90 Hz (budget {results[0]['budget_ms']:.2f} ms), "
-          f"heavy stage {args.work_ms:g} ms per run at {HEAVY_RATE_HZ:g} Hz; aim: async p99 "
-          "ratio <= 1.20")
+          f"heavy stage {args.work_ms:g} ms per run at {HEAVY_RATE_HZ:g} Hz; aim off the "
+          "loop: p99 ratio <= 1.20")
     figures = {"frames": args.frames, "work_ms": args.work_ms, "rate_hz": HEAVY_RATE_HZ,
                "results": results}
     if args.json:

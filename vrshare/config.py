@@ -310,7 +310,7 @@ class StageSpec:
     # per-frame time budget; overruns are reported
     budget_ms: float | None = setting(None, gt=0, unit="ms")
     # scheduling (vrshare.pipeline.cadence); None keeps the stage class's default
-    mode: str | None = None  # "sync" or "async"
+    mode: str | None = None  # "sync", "async" or "process"
     rate_hz: float | None = setting(None, gt=0, le=MAX_FRAME_HZ, unit="Hz")
     latency_frames: int | None = setting(None, ge=1, le=10_000)
     on_overrun: str | None = None  # "wait", "skip" or "async"

@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-MODES = ("sync", "async")
+MODES = ("sync", "async", "process")
+OFF_LOOP = ("async", "process")  # modes whose runs never hold up the frame
 OVERRUN_POLICIES = ("wait", "skip", "async")
 
 
@@ -31,7 +32,10 @@ class Cadence:
     see its last outputs. None: every frame (sync) or as often as its work allows
     (async).
 
-    ``latency_frames``: async only; frames from the start of a run to the frame whose
+    ``"process"`` is ``"async"`` in a worker process of its own, for work the GIL
+    would serialise with the loop (:mod:`vrshare.pipeline.process`).
+
+    ``latency_frames``: async and process only; frames from the start of a run to the frame whose
     readers first see its outputs. Default: one period of the stage's rate in
     frames (``ceil(frame_hz / rate_hz)``), or 1 without a rate.
 
@@ -58,11 +62,12 @@ class Cadence:
         if self.latency_frames is not None:
             if self.latency_frames < 1:
                 raise ValueError(f"'latency_frames': must be >= 1, got {self.latency_frames!r}")
-            if self.mode != "async":
-                raise ValueError("'latency_frames' applies to mode = \"async\" only")
-        if self.mode == "async" and self.on_overrun != "wait":
-            raise ValueError("'on_overrun' applies to mode = \"sync\" only (an async stage "
-                             "never holds up the frame)")
+            if self.mode not in OFF_LOOP:
+                raise ValueError("'latency_frames' applies to mode = \"async\" or "
+                                 "\"process\" only")
+        if self.mode in OFF_LOOP and self.on_overrun != "wait":
+            raise ValueError(f"'on_overrun' applies to mode = \"sync\" only (a stage in "
+                             f"mode {self.mode!r} never holds up the frame)")
 
     @property
     def plain(self) -> bool:
@@ -73,7 +78,7 @@ class Cadence:
     def private(self) -> bool:
         """True when the stage must see the bank through its own copies from ``setup``
         on (it runs, or may come to run, off the loop's thread)."""
-        return self.mode == "async" or self.on_overrun == "async"
+        return self.mode in OFF_LOOP or self.on_overrun == "async"
 
     def latency(self, frame_hz: float) -> int:
         """``latency_frames``, or its default at display rate ``frame_hz`` (Hz)."""

@@ -13,6 +13,7 @@ from .cadence import Cadence, cadence_of
 from .clock import Clock
 from .paced import PacedStage, PublishFailed
 from .private import PrivateBank
+from .process import ProcessStage
 from .schedule import PipelineError, schedule
 from .stage import Frame, Stage, StageConfig
 from .stats import FrameStats, StageFault
@@ -71,7 +72,7 @@ class Pipeline:
                 raise PipelineError(f"stage {name!r}: on_overrun = {cadence.on_overrun!r} "
                                     "needs a budget (budget_ms) to overrun")
         # the private bank of each stage that runs, or may come to run, off the loop
-        self.views: dict[str, PrivateBank] = {}
+        self.views: dict[str, PrivateBank | ProcessStage] = {}
         self._set_up: list[Stage] = []
         self.declared_by: dict[str, str] = {}  # buffer -> the stage whose setup declared it
 
@@ -82,17 +83,20 @@ class Pipeline:
         Which stage declared which buffer is kept in :attr:`declared_by`, so that a
         consumer finding a buffer wrong can name the stage that made it.
         """
-        for st in self.stages:
+        for i, st in enumerate(self.stages):
             config = configs if isinstance(configs, StageConfig) else configs[st.name]
             before = set(bank.names())
-            seen: WeightBank | PrivateBank = bank
-            if self.cadences[st.name].private:
-                seen = self.views[st.name] = PrivateBank(
-                    bank, (*st.reads, *st.optional_reads), st.writes)
+            cadence = self.cadences[st.name]
             try:
-                st.setup(seen, config)
-                if seen is not bank:
-                    seen.ready()
+                if cadence.mode == "process":  # set up in its own process
+                    st = self.stages[i] = self.views[st.name] = ProcessStage(st, bank, config)
+                elif cadence.private:
+                    view = self.views[st.name] = PrivateBank(
+                        bank, (*st.reads, *st.optional_reads), st.writes)
+                    st.setup(view, config)
+                    view.ready()
+                else:
+                    st.setup(bank, config)
             except Exception as exc:
                 self.close()
                 owner = self.declared_by.get(getattr(exc, "buffer", ""))

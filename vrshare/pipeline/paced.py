@@ -31,11 +31,11 @@ import numpy as np
 from .. import backend
 from ..errors import VrshareError
 from ..weights import WeightBank
-from .cadence import Cadence
+from .cadence import OFF_LOOP, Cadence
 from .private import PrivateBank
+from .process import ProcessStage
 from .stage import Frame, Stage
 from .stats import FrameStats, percentiles_ms
-from .worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ class PacedStage:
     """One stage, its cadence, its private bank view (if any) and its worker."""
 
     def __init__(self, stage: Stage, cadence: Cadence, bank: WeightBank,
-                 view: PrivateBank | None, *, frame_hz: float, budget_s: float | None,
-                 stats: FrameStats) -> None:
+                 view: PrivateBank | ProcessStage | None, *, frame_hz: float,
+                 budget_s: float | None, stats: FrameStats) -> None:
         self.stage = stage
         self.cadence = cadence
         self.bank = bank
@@ -84,7 +84,7 @@ class PacedStage:
         self.frame_period = 1.0 / frame_hz
         self.budget_s = budget_s
         self.stats = stats
-        self.worker = Worker(stage.name, self._work) if view is not None else None
+        self.worker = view.make_worker(stage.name, self._work) if view is not None else None
         # the worker's runs get their own stats track (and Perfetto track)
         self.worker_track = (stats.add_track(f"{stage.name} (worker)")
                              if self.worker is not None else None)
@@ -101,7 +101,7 @@ class PacedStage:
     # -- the slot ----------------------------------------------------------------------
 
     def process(self, frame: Frame, bank: WeightBank) -> bool | None:
-        if self.mode == "async":
+        if self.mode in OFF_LOOP:
             return self._async(frame)
         if not self._due(frame):
             return False

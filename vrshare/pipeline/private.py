@@ -18,10 +18,13 @@ is the bank's own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .. import backend
 from ..weights import Buffer, Snapshot, WeightBank
+from .stage import Frame
+from .worker import Worker
 
 
 class PrivateBank:
@@ -100,6 +103,10 @@ class PrivateBank:
         bank = self.bank
         for name, back in self._outputs.items():
             backend.array_module(back).copyto(bank[name], back)
+
+    def make_worker(self, name: str, work: Callable[[Frame], None]) -> Worker:
+        """The thread the stage's runs go to (``work(frame)`` runs one)."""
+        return Worker(name, work)
 
     def _private(self, name: str, front: Any) -> Any:
         table = self._outputs if name in self.writes else self._inputs

@@ -93,7 +93,7 @@ class Stage:
     # vrshare.pipeline.cadence): "sync" or "async"; at most rate_hz runs per second
     # (None: every frame); frames until an async run's outputs are seen; what a sync
     # run over its budget does ("wait", "skip" or "async")
-    mode: ClassVar[str] = "sync"
+    mode: ClassVar[str] = "sync"  # or "async", "process"
     rate_hz: ClassVar[float | None] = None
     latency_frames: ClassVar[int | None] = None
     on_overrun: ClassVar[str] = "wait"

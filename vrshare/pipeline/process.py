@@ -1,0 +1,302 @@
+"""``mode = "process"``: an async stage in a worker process of its own.
+
+A worker *thread* shares the GIL with the frame loop: pure-Python work there slows
+every frame (see docs/scheduling.md). A worker process does not. The rule is the
+async one: the run reads a snapshot of its inputs taken when it starts, and its
+outputs are published whole, between two stages of a frame. Here the stage's
+input and output copies live in :mod:`multiprocessing.shared_memory` blocks both
+processes map:
+
+* the loop creates an input block per buffer the stage reads and copies the bank's
+  array into it when a run starts (device to host on CuPy, counted);
+* the stage, set up in the child, declares its outputs there as usual; each lands
+  in a block the child creates and the loop maps, and publishing copies it into
+  the bank's array.
+
+The child runs on NumPy, loads its own parameters (they are not shared with the
+loop's bank), ignores Ctrl-C (the loop ends the run and then closes it) and ends
+when the loop closes it or goes away. The stage object is sent to it pickled (its
+class must be importable by module path); the process is started with ``spawn``,
+so nothing of the loop's GL contexts or threads is inherited.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import traceback
+from multiprocessing import resource_tracker
+from multiprocessing.shared_memory import SharedMemory
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..errors import VrshareError
+from ..weights import Buffer, WeightBank
+from .stage import Frame, Stage, StageConfig
+from .worker import IDLE
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 60.0  # the child's import and setup (s)
+CLOSE_TIMEOUT_S = 5.0
+
+
+class StageProcessError(VrshareError, RuntimeError):
+    """A process-mode stage failed in its worker process; the message is its error,
+    the child's traceback is attached as a note."""
+
+
+def _error(exc: BaseException) -> tuple[str, str]:
+    return (f"{type(exc).__name__}: {exc}",
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+
+def _raise(error: tuple[str, str], doing: str) -> StageProcessError:
+    exc = StageProcessError(f"{doing}: {error[0]}")
+    exc.add_note(f"in the stage's worker process:\n{error[1]}")
+    return exc
+
+
+def _attach(name: str, shape: tuple[int, ...], dtype: str) -> tuple[SharedMemory, np.ndarray]:
+    shm = SharedMemory(name)
+    return shm, np.ndarray(shape, np.dtype(dtype), buffer=shm.buf)
+
+
+# -- the child -------------------------------------------------------------------------
+
+
+class _ChildBank(WeightBank):
+    """The child's bank: inputs are the loop's shared blocks, outputs new ones."""
+
+    def __init__(self, writes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.writes = writes
+        self.blocks: dict[str, SharedMemory] = {}
+
+    def adopt(self, name: str, array: np.ndarray) -> None:
+        self._buffers[name] = Buffer(name, "state", array)
+
+    def state(self, name: str, shape: tuple[int, ...] | int, dtype: Any = "float32") -> Any:
+        if name not in self.writes or name in self._buffers:
+            return super().state(name, shape, dtype)
+        shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+        dtype = np.dtype(dtype)
+        shm = SharedMemory(create=True, size=max(1, int(np.prod(shape)) * dtype.itemsize))
+        resource_tracker.unregister(shm._name, "shared_memory")  # the loop unlinks it
+        self.blocks[name] = shm
+        array = np.ndarray(shape, dtype, buffer=shm.buf)
+        array[...] = 0
+        self.adopt(name, array)
+        return array
+
+
+def _serve(conn: Any, stage: Stage, config: StageConfig,
+           inputs: list[tuple[str, str, tuple[int, ...], str]]) -> None:
+    """The child's main: set the stage up, then run it whenever asked."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    backend.select("numpy")
+    bank = _ChildBank(tuple(stage.writes))
+    attached = []
+    for name, block, shape, dtype in inputs:
+        shm, array = _attach(block, shape, dtype)
+        attached.append(shm)
+        bank.adopt(name, array)
+    try:
+        stage.setup(bank, config)
+    except BaseException as exc:
+        conn.send(("error", _error(exc)))
+        return
+    conn.send(("ready", [(n, shm.name, bank[n].shape, bank[n].dtype.str)
+                         for n, shm in bank.blocks.items()]))
+    while True:
+        try:
+            message, frame = conn.recv()
+        except (EOFError, OSError):  # the loop went away
+            return
+        if message == "run":
+            t0 = perf_counter()
+            try:
+                stage.process(frame, bank)
+                error = None
+            except Exception as exc:
+                error = _error(exc)
+            conn.send(("done", perf_counter() - t0, error))
+        elif message == "counters":
+            conn.send(("counters", dict(stage.counters())))
+        elif message == "close":
+            try:
+                stage.close()
+                conn.send(("closed", None))
+            except Exception as exc:
+                conn.send(("closed", _error(exc)))
+            return
+
+
+# -- the loop's side ----------------------------------------------------------------------
+
+
+class ProcessStage(Stage):
+    """Stands in the pipeline for a stage that runs in a worker process: set up
+    there, counted and closed through the pipe. ``worker`` runs it; ``view`` holds
+    the shared copies the loop fills and publishes."""
+
+    def __init__(self, stage: Stage, bank: WeightBank, config: StageConfig) -> None:
+        super().__init__(stage.settings, name=stage.name)
+        self.reads, self.writes = tuple(stage.reads), tuple(stage.writes)
+        self.optional_reads = tuple(stage.optional_reads)
+        for key in ("rate_hz", "latency_frames", "on_overrun"):
+            setattr(self, key, getattr(stage, key))
+        self.mode = "process"
+        self.bank = bank
+        self.inputs: dict[str, tuple[SharedMemory, np.ndarray]] = {}
+        self.outputs: dict[str, tuple[SharedMemory, np.ndarray]] = {}
+        self.closed = False
+        for name in dict.fromkeys((*self.reads, *self.optional_reads)):
+            if name in bank and name not in self.writes:
+                front = bank[name]
+                shm = SharedMemory(create=True, size=max(1, int(front.nbytes)))
+                self.inputs[name] = (shm, np.ndarray(front.shape, front.dtype, buffer=shm.buf))
+        self.take_inputs()
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        spec = [(n, shm.name, a.shape, a.dtype.str) for n, (shm, a) in self.inputs.items()]
+        try:
+            self.process_ = ctx.Process(target=_serve, args=(child, stage, config, spec),
+                                        name=f"vrshare-{stage.name}", daemon=True)
+            self.process_.start()
+        except Exception as exc:  # most often: the stage or its settings do not pickle
+            self._unlink()
+            raise StageProcessError(f"cannot start the worker process: {type(exc).__name__}: "
+                                    f"{exc} (a process-mode stage is sent pickled: its "
+                                    "class must be importable by module path)") from exc
+        child.close()
+        reply = self._reply(READY_TIMEOUT_S, "setting up")
+        if reply[0] == "error":
+            self.close()
+            raise _raise(reply[1], "setup in the worker process")
+        for name, block, shape, dtype in reply[1]:
+            self.outputs[name] = _attach(block, tuple(shape), dtype)
+            bank.state(name, tuple(shape), dtype)
+        self.publish()
+        self.worker = ProcessWorker(self)
+
+    def _reply(self, timeout: float, doing: str) -> tuple:
+        if not self.conn.poll(timeout):
+            raise StageProcessError(f"the worker process did not answer within {timeout:g} s "
+                                    f"({doing})")
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            code = self.process_.exitcode
+            raise StageProcessError(f"the worker process ended (exit code {code}) while "
+                                    f"{doing}") from None
+
+    # -- the view: what PacedStage calls --------------------------------------------------
+
+    def take_inputs(self) -> None:
+        for name, (_, copy) in self.inputs.items():
+            backend.to_host(self.bank[name], out=copy, label=name)
+
+    def publish(self) -> None:
+        for name, (_, back) in self.outputs.items():
+            backend.to_device(back, out=self.bank[name], label=name)
+
+    def make_worker(self, name: str, work: Any) -> ProcessWorker:
+        return self.worker
+
+    # -- the stage contract ----------------------------------------------------------------
+
+    def process(self, frame: Frame, bank: WeightBank) -> None:
+        raise StageProcessError("a process-mode stage runs through its worker")
+
+    def counters(self) -> dict[str, int]:
+        if self.closed or self.worker.busy or not self.process_.is_alive():
+            return {}
+        self.conn.send(("counters", None))
+        return self._reply(CLOSE_TIMEOUT_S, "counting")[1]
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        error = None
+        try:
+            if self.process_.is_alive():
+                if getattr(self, "worker", None) is not None:
+                    self.worker.wait(CLOSE_TIMEOUT_S)
+                self.conn.send(("close", None))
+                reply = self._reply(CLOSE_TIMEOUT_S, "closing")
+                error = reply[1] if reply[0] == "closed" else None
+        except (StageProcessError, OSError) as exc:
+            log.warning("stage %r: %s", self.name, exc)
+        finally:
+            self.process_.join(CLOSE_TIMEOUT_S)
+            if self.process_.is_alive():
+                self.process_.kill()
+            self.conn.close()
+            self._unlink()
+        if error is not None:
+            raise _raise(error, "close")
+
+    def _unlink(self) -> None:
+        for shm, _ in (*self.inputs.values(), *self.outputs.values()):
+            shm.close()
+            try:
+                shm.unlink()
+            except FileNotFoundError:
+                pass
+        self.inputs.clear()
+        self.outputs.clear()
+
+
+class ProcessWorker:
+    """The :class:`~vrshare.pipeline.worker.Worker` interface over the pipe."""
+
+    ident = None  # no thread of this process: the watchdog reports no stack
+
+    def __init__(self, stage: ProcessStage) -> None:
+        self.stage = stage
+        self.name = stage.name
+        self.frame: Frame | None = None
+        self.t0 = IDLE
+        self.began = IDLE
+        self.seconds = 0.0
+        self.error: BaseException | None = None
+        self.hang = None
+        self._busy = False
+
+    @property
+    def busy(self) -> bool:
+        if self._busy and self.stage.conn.poll():
+            self._receive()
+        return self._busy
+
+    def start(self, frame: Frame) -> None:
+        self.frame, self.error, self.hang = frame, None, None
+        self.t0 = self.began = perf_counter()
+        self._busy = True
+        self.stage.conn.send(("run", frame))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._busy and self.stage.conn.poll(timeout):
+            self._receive()
+        return not self._busy
+
+    def stop(self, timeout: float) -> bool:
+        return self.wait(timeout)
+
+    def _receive(self) -> None:
+        try:
+            _, seconds, error = self.stage.conn.recv()
+        except (EOFError, OSError):
+            code = self.stage.process_.exitcode
+            seconds, error = perf_counter() - self.t0, (
+                f"StageProcessError: the worker process ended (exit code {code})", "")
+        self.seconds = seconds
+        self.error = _raise(error, "process") if error is not None else None
+        self.t0 = IDLE
+        self._busy = False
