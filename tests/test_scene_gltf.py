@@ -142,3 +142,38 @@ def test_model_errors_name_run_file_key_and_model(tmp_path):
     message = str(info.value)
     assert message.startswith("scene.toml [scene] [[scene.model]] #2 'file': ")
     assert str(tmp_path / "nope.glb") in message and "not found" in message
+
+
+def test_decimation_keeps_open_borders_and_texture_seams(tmp_path):
+    pytest.importorskip("fast_simplification")
+    # a wavy 33 x 33 plate (2048 triangles), its texture seam down the middle: the
+    # vertices at x = 0 are there twice, with u = 0.5 on the left and u = 0.6 on the right
+    k = 33
+    y, x = np.mgrid[0:k, 0:k] / (k - 1) * 2 - 1
+    ids = np.arange(k * k).reshape(k, k)
+    quads = np.stack([ids[:-1, :-1], ids[:-1, 1:], ids[1:, 1:], ids[1:, :-1]], -1).reshape(-1, 4)
+    faces = np.r_[quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]]
+    positions = np.c_[x.ravel(), y.ravel(), 0.05 * np.sin(3 * x.ravel()) * np.cos(2 * y.ravel())]
+    uv = np.c_[x.ravel() * 0.5 + 0.5, y.ravel() * 0.5 + 0.5]
+    seam = np.flatnonzero(np.isclose(positions[:, 0], 0.0))
+    right = len(positions) + np.arange(len(seam))
+    positions = np.r_[positions, positions[seam]]
+    uv = np.r_[uv, uv[seam] + [0.1, 0.0]]
+    remap = np.arange(len(positions))
+    remap[seam] = right
+    on_right = positions[faces].mean(axis=1)[:, 0] > 0
+    faces[on_right] = remap[faces[on_right]]
+    path = write_gltf(tmp_path / "plate.gltf", positions, faces,
+                      normals=np.tile([0.0, 0.0, 1.0], (len(positions), 1)), uv=uv,
+                      material={"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}},
+                      images=[Image.new("RGB", (2, 2))])
+    fine, *coarse = load_model(path, "plate").lods
+    assert coarse
+    border = np.isclose(np.abs(positions[:, :2]), 1.0).any(axis=1)
+    border[seam] = border[right] = True  # a seam is a border of each side
+    # vertices as loaded: texture v runs up (glTF's runs down the image)
+    expected = np.c_[positions[:, :2], uv[:, 0], 1.0 - uv[:, 1]][border].round(5)
+    for g in coarse:
+        assert g.triangles < 0.6 * fine.triangles
+        kept = {tuple(r) for r in g.vertices[:, [0, 1, 6, 7]].astype(np.float64).round(5)}
+        assert {tuple(r) for r in expected} <= kept  # each border vertex, with its own uv

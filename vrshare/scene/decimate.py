@@ -40,8 +40,9 @@ def model_lods(geom: Geometry, wanted: int, path: Path) -> list[Geometry]:
 def decimated(fast_simplification: Any, geom: Geometry, fraction: float) -> Geometry:
     """Quadric edge-collapse decimation to about ``fraction`` of the triangles.
 
-    Vertices are welded by position first, so seams (a corner with two texture
-    coordinates or normals) do not become holes. Edge collapses only merge vertices
+    Vertices are welded by position and texture coordinates first, so normal seams
+    (a corner with two normals) do not become holes, and the edges of texture seams
+    and open borders are kept in place. Edge collapses only merge vertices
     into survivors and move the survivors, so every remaining triangle is an original
     one whose corners now stand on survivors (the collapse replay maps each original
     vertex to its survivor's new position). A corner takes the attributes (normal,
@@ -51,11 +52,17 @@ def decimated(fast_simplification: Any, geom: Geometry, fraction: float) -> Geom
     """
     v = geom.vertices
     faces = geom.indices.reshape(-1, 3)
-    points, weld = np.unique(v[:, :3].astype(np.float64), axis=0, return_inverse=True)
+    # weld corners that share position and texture coordinates: a UV seam stays two
+    # rows of vertices, i.e. a border, and borders are kept (no edge touching one
+    # collapses), so seams do not stretch the texture and open edges do not shrink
+    keys, weld = np.unique(v[:, [0, 1, 2, 6, 7]].astype(np.float64), axis=0,
+                           return_inverse=True)
     weld = weld.reshape(-1)
+    points = keys[:, :3]
     welded = weld[faces]
     _, _, collapses = fast_simplification.simplify(
-        points, welded, target_reduction=1.0 - fraction, return_collapses=True)
+        points, welded, target_reduction=1.0 - fraction, return_collapses=True,
+        preserve_border=True)
     moved, _, to_new = fast_simplification.replay_simplification(points, welded, collapses)
     corners = to_new[welded]
     keep = ((corners[:, 0] != corners[:, 1]) & (corners[:, 1] != corners[:, 2])
