@@ -202,11 +202,14 @@ def test_many_sources_in_groups_sum_to_each_source_alone(spherical):
     assert rms(together[0]) > 0.1
 
 
-def test_moving_sources_equal_direct_crossfaded_convolution(spherical):
+@pytest.mark.parametrize("turn_deg", [1.0, 7.0], ids=["some-cells-change", "most-change"])
+def test_moving_sources_equal_direct_crossfaded_convolution(spherical, turn_deg):
     """Filters that change every block (the head turns and moves): each block of the
     batched renderer is, summed over sources and per ear, np.convolve of the last two
     input blocks with the previous and with the new response (the bilinear grid blend
-    times the distance gain), faded linearly from one to the other over the block."""
+    times the distance gain), faded linearly from one to the other over the block.
+    Turning 1 deg per block, a few sources enter another grid cell each block (their
+    kept grid spectra are gathered again); at 7 deg most do."""
     count = convolve.UNGROUPED + 5  # filtered in groups, with a remainder
     rng = np.random.default_rng(8)
     pos = rng.standard_normal((count, 3)) * 2.0
@@ -215,7 +218,7 @@ def test_moving_sources_equal_direct_crossfaded_convolution(spherical):
     r, srcs = renderer(spherical, specs)
 
     def pose(k: int) -> np.ndarray:
-        p = yaw_pose(7.0 * k)
+        p = yaw_pose(turn_deg * k)
         p[:3] = [0.05 * k, 0.0, -0.03 * k]
         return p
 

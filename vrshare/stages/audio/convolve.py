@@ -6,7 +6,9 @@ bins (FFT size ``N``, a multiple of ``B`` and ``>= B + taps - 1``):
 1. each source's position in the head frame from the head pose (and, for sources
    on scene objects, the object's model matrix); its direction and distance;
 2. its filter pair: the bilinear blend of four grid spectra (:mod:`.grid`) times
-   its distance gain ``gain * ref / clip(distance, min, max)``;
+   its distance gain ``gain * ref / clip(distance, min, max)``; on the CPU, each
+   source's four spectra are kept from block to block and gathered again only when
+   it moves into another grid cell;
 3. one batched overlap-save: the last ``N`` input samples of every source (a ring
    of ``N / B`` blocks) are transformed in one real FFT call, multiplied by both
    the previous block's and this block's filters and summed over sources in the
@@ -52,10 +54,12 @@ _W_EPS = np.array([0, 0, 0, 1e-9], np.float32)
 HEAD_POSE_EVENTS = -2  # blocks whose head pose was not usable (the last good one was kept)
 SAMPLE_EVENTS = -1  # non-finite output samples zeroed
 # On the CPU, more than UNGROUPED sources are filtered in groups of GROUP, so that a
-# group's gathered grid spectra (32 x 4 x 2 x 257 complex64: 0.5 MB at 512-point FFTs)
-# and products are still in cache when the next step reads them (measured 1.25x at 256
-# sources); up to UNGROUPED sources, the extra array calls cost more than that saves
-# (0.95x at 64 in groups of 32). On a GPU, all sources form one group.
+# group's blended filters and products (2 x 32 x 2 x 257 complex64: 0.26 MB at 512-point
+# FFTs) are still in cache when the next step reads them (measured 1.25x at 256 sources
+# when each group also gathered its grid spectra); up to UNGROUPED sources, the extra
+# array calls cost more than that saves (0.95x at 64 in groups of 32). Since grid spectra
+# are kept between blocks, groups of 16 to 256 measured alike, within the noise of a
+# shared machine, at 64 and 256 sources. On a GPU, all sources form one group.
 GROUP = 32
 UNGROUPED = 64
 
@@ -191,7 +195,9 @@ class BinauralRenderer:
         self.locate = grid.Locator(xp, s)
         self.blend = xp.zeros((s, 1, 4), np.float32)
         self.ones = xp.ones((1, self.group), np.float32)
-        self.gathered = xp.empty((self.group * 4, 2 * k), np.complex64)
+        # every source's four corner spectra, and the grid cell they are of (-1: none yet)
+        self.gathered = xp.empty((max(s, 1) * 4, 2 * k), np.complex64)
+        self.cells = xp.full(s, -1, np.int64)
         self.out = xp.zeros((2, block), np.float32)
         # NumPy buffers ``take(out=...)`` unless told indices are in range (they are)
         self._take_kw = {"mode": "clip"} if xp is np else {}
@@ -291,10 +297,11 @@ class BinauralRenderer:
         at = (self.position // b) % (n // b) * b
         self.history[:, at:at + b] = self._input()
         spec = self.fft.rfft(self.history, axis=1)
+        self._gather(idx)
         sums = self.sums.view(np.float32).reshape(2, 1, 4 * self.bins)
         for first in range(0, self.count, self.group):
             last = min(first + self.group, self.count)
-            self._filter_group(idx, first, last)
+            self._filter_group(first, last)
             self._spectral_mac(spec, first, last, out=self.partial if first else sums)
             if first:
                 sums += self.partial
@@ -314,11 +321,30 @@ class BinauralRenderer:
         self.events[SAMPLE_EVENTS] += xp.count_nonzero(bad)
         xp.copyto(out, 0, where=bad)
 
-    def _filter_group(self, idx: Any, first: int, last: int) -> None:
+    def _gather(self, idx: Any) -> None:
+        """Every source's four corner spectra ``idx`` (S, 4) into :attr:`gathered`.
+
+        On the CPU only the sources whose grid cell changed since the last block are
+        gathered again (a head turning at 180 deg/s takes a source across a 5-degree
+        cell every ~5 blocks; a still one never), which saves most of the copy out of
+        the grid bank (11 MB at 512-point FFTs, larger than the cache). On a GPU
+        all are gathered every block, with no read back to the host.
+        """
+        xp, cell = self.xp, self.locate.cell
+        if not self.host:
+            xp.take(self.table, idx.reshape(-1), axis=0, out=self.gathered)
+            return
+        moved = np.flatnonzero(cell != self.cells)
+        if len(moved) == self.count:
+            xp.take(self.table, idx.reshape(-1), axis=0, out=self.gathered, **self._take_kw)
+        elif len(moved):
+            self.gathered.reshape(self.count, 4, -1)[moved] = self.table[idx[moved]]
+        self.cells[moved] = cell[moved]
+
+    def _filter_group(self, first: int, last: int) -> None:
         """Filters of sources ``first:last`` into the ``new`` half: bilinear HRTF blend x gain."""
         xp, m, width = self.xp, last - first, 4 * self.bins
-        gathered = self.gathered[:4 * m]
-        xp.take(self.table, idx[first:last].reshape(-1), axis=0, out=gathered, **self._take_kw)
+        gathered = self.gathered[4 * first:4 * last]
         # real weights times complex rows: as float32 (re, im interleaved), half the flops
         new = self.filters[self.new, first:last].reshape(m, 1, 2 * self.bins).view(np.float32)
         xp.matmul(self.blend[first:last], gathered.view(np.float32).reshape(m, 4, width), out=new)

@@ -57,7 +57,7 @@ class Locator:
         self.pair = xp.zeros((count, 2, 2), np.float32)  # per coordinate: 1 - frac, frac
         self.across = xp.zeros(count, np.float32)
         self.flat = xp.zeros(count, np.float32)  # cell number, row * 2 N_AZ + column
-        self.cell = xp.zeros(count, np.int64)
+        self.cell = xp.zeros(count, np.int64)  # after a call: each cell number, which fixes idx
         self.idx = xp.zeros((count, 4), np.int64)
         self.weights = xp.zeros((count, 4), np.float32)
         # elevation 0 is row 18; azimuth shifted by a full turn to stay positive
