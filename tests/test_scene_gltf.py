@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from glkit import write_gltf, write_quad
+from glkit import textured_ball, write_gltf, write_quad
 
 from vrshare.scene import SceneError, load_model, load_scene
 
@@ -177,3 +177,84 @@ def test_decimation_keeps_open_borders_and_texture_seams(tmp_path):
         assert g.triangles < 0.6 * fine.triangles
         kept = {tuple(r) for r in g.vertices[:, [0, 1, 6, 7]].astype(np.float64).round(5)}
         assert {tuple(r) for r in expected} <= kept  # each border vertex, with its own uv
+
+
+def truck() -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
+    """A box body on four wheels, and the body alone (the wheels lost)."""
+    body = trimesh.creation.box(extents=(2.0, 1.0, 4.0))
+    body.apply_translation((0.0, 1.0, 0.0))
+    wheels = []
+    for x, z in ((-1.1, -1.3), (1.1, -1.3), (-1.1, 1.3), (1.1, 1.3)):
+        wheel = trimesh.creation.cylinder(radius=0.4, height=0.3, sections=24,
+                                          transform=trimesh.transformations.rotation_matrix(
+                                              np.pi / 2, (0, 0, 1)))
+        wheel.apply_translation((x, 0.4, z))
+        wheels.append(wheel)
+    return trimesh.util.concatenate([body, *wheels]), body
+
+
+def test_picture_difference_sees_a_lost_part_and_passes_a_good_level(tmp_path):
+    pytest.importorskip("fast_simplification")
+    from vrshare.scene.decimate import MAX_PICTURE_DIFFERENCE
+    from vrshare.scene.lod_quality import picture_difference
+
+    whole, body = truck()
+    shape = (whole.vertices, whole.faces)
+    for size in (32, 64, 160):
+        assert picture_difference(shape, shape, size) == 0.0
+        assert picture_difference(shape, (body.vertices, body.faces), size) > \
+            MAX_PICTURE_DIFFERENCE
+    ball = [(g.vertices[:, :3].astype(float), g.indices.reshape(-1, 3))
+            for g in load_model(textured_ball(tmp_path / "ball.glb"), "ball").lods]
+    assert len(ball) == 3
+    for size in (64, 160):
+        assert 0 < max(picture_difference(ball[0], g, size) for g in ball[1:]) < \
+            MAX_PICTURE_DIFFERENCE
+
+
+def test_a_level_too_far_from_lod_0_at_its_size_is_dropped_and_logged(tmp_path, caplog,
+                                                                      monkeypatch):
+    pytest.importorskip("fast_simplification")
+    from vrshare.scene import decimate
+
+    path = textured_ball(tmp_path / "ball.glb")
+    assert len(load_model(path, "ball", lod_pixels=(160.0, 64.0)).lods) == 3  # both pass
+    monkeypatch.setattr(decimate, "MAX_PICTURE_DIFFERENCE", 0.02)  # between the two levels
+    with caplog.at_level(logging.WARNING, "vrshare.scene"):
+        mesh = load_model(path, "ball", lod_pixels=(160.0, 64.0))
+    assert len(mesh.lods) == 2 and mesh.lod_distance == (0.0, 4.0)
+    [record] = caplog.records
+    text = record.getMessage()
+    for word in (str(path), "level of detail 2", "64 px", "limit 0.020"):
+        assert word in text, text
+
+
+def test_the_scene_lod_pixels_reach_the_scene_filter(tmp_path):
+    from vrshare import Frame, StageConfig, WeightBank, layout
+    from vrshare.config import ConfigError
+    from vrshare.stages.motion import SceneMotionStage
+    from vrshare.stages.scene_filter import SceneFilterSettings, SceneFilterStage
+    from vrshare.stages.scene_filter.synthetic import perspective
+
+    # a 1 m sphere 5 m ahead of 512 px eyes with a 90 degree field of view: f = 256 px,
+    # 51 px across, between the scene's 100 and 20 px: LOD 1
+    scene = load({"lod_pixels": [100.0, 20.0], "lod_distances": [0.0, 50.0, 90.0],
+                  "primitive": [{"name": "s", "shape": "sphere"}],
+                  "object": [{"mesh": "s", "position": [0.0, 0.0, -5.0]}]}, tmp_path)
+    assert scene.lod_pixels == (100.0, 20.0)
+    bank = WeightBank()
+    motion = SceneMotionStage()
+    motion.setup(bank, StageConfig(None, scene=scene))
+    bank.state(layout.EYE_VIEW, (2, 4, 4))[...] = np.eye(4)
+    bank.state(layout.EYE_PROJ, (2, 4, 4))[...] = perspective(
+        (-np.pi / 4, np.pi / 4, np.pi / 4, -np.pi / 4), 0.1, 100.0)
+    stage = SceneFilterStage(SceneFilterSettings(lod_hysteresis=0.0, eye_height_px=512))
+    stage.setup(bank, StageConfig(stage.settings, scene=scene))
+    frame = Frame(0, 0.0, 0.0, 0.011)
+    motion.process(frame, bank)
+    stage.process(frame, bank)
+    assert np.asarray(stage.lod).tolist() == [1]  # by distance it would be LOD 0
+    with pytest.raises(ConfigError, match="eye_height_px"):
+        SceneFilterStage().setup(bank, StageConfig(SceneFilterSettings(), scene=scene))
+    with pytest.raises(SceneError, match="'lod_pixels': sizes must decrease"):
+        load({"lod_pixels": [20.0, 100.0]}, tmp_path)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .lod_quality import picture_difference
 from .model import Geometry, face_groups, face_states
 
 log = logging.getLogger(__name__)
@@ -17,11 +18,22 @@ MODEL_LOD_FRACTIONS = (0.5, 0.2)  # glTF LODs 1, 2 keep about this share of LOD 
 # models with fewer triangles keep one level: decimating them saves little, and
 # collapsing a few large faces destroys the shape (a box has 12)
 MODEL_LOD_MIN_TRIANGLES = 256
+# a level whose picture differs from LOD 0's by more than this at its switching size
+# (mean shade difference over the covered pixels, worst of eight directions; see
+# lod_quality) is dropped, with the coarser ones: a sphere's 50 % and 20 % levels
+# differ by 0.02-0.03, a truck that lost its wheels by 0.1
+MAX_PICTURE_DIFFERENCE = 0.05
 
 
-def model_lods(geom: Geometry, wanted: int, path: Path) -> list[Geometry]:
+def model_lods(geom: Geometry, wanted: int, path: Path,
+               sizes: tuple[float, ...] = ()) -> list[Geometry]:
     """``geom`` and up to ``wanted - 1`` decimated copies (each at least 20 % smaller
-    than the one before); just ``geom``, logged, without fast-simplification."""
+    than the one before); just ``geom``, logged, without fast-simplification.
+
+    With ``sizes`` (px, where LODs 1, 2, ... are drawn) each copy is drawn in software
+    beside LOD 0 at its size (:func:`.lod_quality.picture_difference`); the first that
+    differs by more than MAX_PICTURE_DIFFERENCE is dropped with the coarser ones, and
+    the log says why."""
     try:
         import fast_simplification
     except ImportError:
@@ -29,12 +41,26 @@ def model_lods(geom: Geometry, wanted: int, path: Path) -> list[Geometry]:
                     "fast-simplification: pip install 'vrshare[scene]'", path, geom.triangles)
         return [geom]
     lods = [geom]
-    for fraction in MODEL_LOD_FRACTIONS[: wanted - 1]:
+    fine = _shape(geom)
+    for level, fraction in enumerate(MODEL_LOD_FRACTIONS[: wanted - 1], start=1):
         coarse = decimated(fast_simplification, geom, fraction)
         if coarse.triangles > 0.8 * lods[-1].triangles or coarse.triangles == 0:
             break
+        if level <= len(sizes):
+            size = max(int(round(sizes[level - 1])), 1)
+            difference = picture_difference(fine, _shape(coarse), size)
+            if difference > MAX_PICTURE_DIFFERENCE:
+                log.warning("%s: level of detail %d (%d of %d triangles) and coarser ones "
+                            "dropped: at its switching size (%d px) its picture differs from "
+                            "LOD 0's by %.3f (limit %.3f)", path, level, coarse.triangles,
+                            geom.triangles, size, difference, MAX_PICTURE_DIFFERENCE)
+                break
         lods.append(coarse)
     return lods
+
+
+def _shape(geom: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    return geom.vertices[:, :3].astype(np.float64), geom.indices.reshape(-1, 3)
 
 
 def decimated(fast_simplification: Any, geom: Geometry, fraction: float) -> Geometry:

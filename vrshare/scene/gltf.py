@@ -44,10 +44,11 @@ def _texture_layers(images: list[Any]) -> np.ndarray:
 
 
 def load_model(path: Path, name: str, lod_distances: tuple[float, ...] = LOD_DISTANCES,
-               *, strict: bool = False) -> Mesh:
+               *, strict: bool = False, lod_pixels: tuple[float, ...] = ()) -> Mesh:
     """Bake every node of a glTF 2.0 file into one mesh (one draw per material state,
     textures layered), with coarser levels of detail (see :func:`.decimate.decimated`)
-    from ``lod_distances`` (m) on, as many as it names.
+    from ``lod_distances`` (m) on, as many as it names; with ``lod_pixels`` (px) each
+    is checked against LOD 0 at the size it will be drawn (see :func:`.decimate.model_lods`).
 
     What the file uses that vrshare does not draw is named in one warning; a texture
     image that cannot be read is a warning naming it (SceneError when ``strict``).
@@ -100,7 +101,7 @@ def load_model(path: Path, name: str, lod_distances: tuple[float, ...] = LOD_DIS
     lods = [geom]
     wanted = min(len(lod_distances), 1 + len(MODEL_LOD_FRACTIONS))
     if wanted > 1 and geom.triangles >= MODEL_LOD_MIN_TRIANGLES:
-        lods = model_lods(geom, wanted, path)
+        lods = model_lods(geom, wanted, path, lod_pixels)
     return make_mesh(name, lods, tuple(lod_distances[: len(lods)]))
 
 

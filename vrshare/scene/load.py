@@ -128,6 +128,9 @@ def load_scene(table: dict[str, Any], base_dir: Path, path: Path) -> Scene:
     if list(spec.lod_distances) != sorted(spec.lod_distances) or spec.lod_distances[:1] != (0.0,):
         raise SceneError(f"{where} 'lod_distances': must start at 0 and increase, "
                          f"got {spec.lod_distances}")
+    if list(spec.lod_pixels) != sorted(spec.lod_pixels, reverse=True):
+        raise SceneError(f"{where} 'lod_pixels': sizes must decrease (LOD 1 first), "
+                         f"got {list(spec.lod_pixels)}")
     meshes: list[Mesh] = []
     index: dict[str, int] = {}  # mesh name -> mesh table entry
     tints: dict[str, np.ndarray] = {}  # mesh name -> linear RGBA for its objects
@@ -141,7 +144,7 @@ def load_scene(table: dict[str, Any], base_dir: Path, path: Path) -> Scene:
         if isinstance(entry, ModelSpec):
             try:
                 mesh = load_model((base_dir / entry.file).resolve(), name, spec.lod_distances,
-                                  strict=spec.strict)
+                                  strict=spec.strict, lod_pixels=spec.lod_pixels)
             except SceneError as exc:  # the model file's own message, after the run file's key
                 raise SceneError(f"{at} 'file': {exc}") from exc
             tints[name] = np.ones(4)
@@ -174,7 +177,7 @@ def load_scene(table: dict[str, Any], base_dir: Path, path: Path) -> Scene:
             names[obj.name] = i
     return Scene(path, meshes, objects, _light(spec.light, where),
                  _sounds(spec.sound, names, base_dir, where),
-                 srgb_to_linear(np.asarray(spec.background)))
+                 srgb_to_linear(np.asarray(spec.background)), tuple(spec.lod_pixels))
 
 
 def load_run_scene(run_file: Any) -> Scene | None:

@@ -153,6 +153,7 @@ class Scene:
     light: Light
     sounds: list[Sound]
     background: np.ndarray  # (3,) linear RGB
+    lod_pixels: tuple[float, ...] = ()  # px: projected sizes from which LODs 1, 2, ... are used
 
     @property
     def moving_from(self) -> int:

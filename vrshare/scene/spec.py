@@ -138,6 +138,10 @@ class SceneSpec:
     background: Vec3 = _color((0.05, 0.05, 0.07))  # sRGB clear colour
     # where each sphere / model LOD starts (from 0, increasing: checked on load)
     lod_distances: tuple[float, ...] = setting(LOD_DISTANCES, ge=0, unit="m")
+    # projected sizes (px, decreasing) below which LODs 1, 2, ... are used: what the
+    # scene filter switches on (with its eye_height_px) and where each glTF level's
+    # picture is checked against LOD 0; empty: switch at lod_distances, no check
+    lod_pixels: tuple[float, ...] = setting((), gt=0, unit="px")
     # a model's texture image that cannot be read is an error, not a warning
     strict: bool = False
     model: list[ModelSpec] = field(default_factory=list)

@@ -69,8 +69,8 @@ class SceneFilterSettings:
     # slower with 2 threads on 2 busy cores).
     blas_threads: int = setting(1, ge=0, le=1024)
     # Switch by projected size instead of distance: the bounding sphere's diameter on
-    # screen (px) below which LOD 1, 2, ... is used, decreasing. Empty: switch at the
-    # distances (m) of mesh_lod_distance (the scene's lod_distances).
+    # screen (px) below which LOD 1, 2, ... is used, decreasing. Empty: the scene's
+    # [scene] lod_pixels if it gives them, else the distances (m) of mesh_lod_distance.
     lod_pixels: tuple[float, ...] = setting((), gt=0, unit="px")
     # Vertical resolution of one eye (px) the sizes are measured at: the display's.
     eye_height_px: int = setting(0, ge=0, le=65536, unit="px")
@@ -119,6 +119,11 @@ class SceneFilterStage(Stage):
         return array
 
     def setup(self, bank: WeightBank, config: StageConfig) -> None:
+        self._pixels = tuple(self.settings.lod_pixels
+                             or getattr(config.scene, "lod_pixels", None) or ())
+        if self._pixels and not self.settings.eye_height_px:
+            raise ConfigError(f"{self.name}: switching by the scene's lod_pixels needs the "
+                              "setting 'eye_height_px' (the eye's vertical resolution, px)")
         mesh, lod_draw, distance = self._bind(bank)
         xp = self._xp = array_module(self._model)
         self._blas = None
@@ -157,7 +162,7 @@ class SceneFilterStage(Stage):
         counts = check_lod_tables(draw_h, dist_h, mesh_h)
         self._slots = int(draw_h.max()) + 1 if draw_h.size else 0
         levels, h = self._levels, self.settings.lod_hysteresis
-        pixels = self.settings.lod_pixels
+        pixels = self._pixels
         if pixels:  # in units of r * f (see _choose_lod): the distance of a size of P px
             size = np.full(max(levels - 1, 0), np.inf)
             size[:len(pixels)] = 2.0 / np.asarray(pixels[:levels - 1], np.float64)
@@ -260,7 +265,7 @@ class SceneFilterStage(Stage):
         self._offset[:, 0] = planes[:, 3]
         inverse = xp.linalg.inv(self._view)  # temporary (2, 4, 4): inv has no out=
         xp.mean(inverse[:, :3, 3], axis=0, out=self._viewer)
-        if self.settings.lod_pixels:  # proj[1, 1] = 2 / (tan up - tan down)
+        if self._pixels:  # proj[1, 1] = 2 / (tan up - tan down)
             xp.max(self._proj[:, 1, 1], out=self._focal)
             xp.multiply(self._focal, self.settings.eye_height_px / 2, out=self._focal)
 
@@ -297,7 +302,7 @@ class SceneFilterStage(Stage):
         lo, hi, row = self._lo[:count], self._hi[:count], self._row[:count]
         _take(xp, self._mesh, index, mesh)
         _take(xp, self._lod, index, lod)
-        if self.settings.lod_pixels:  # compare (d / (r f))^2 with (2 / P)^2
+        if self._pixels:  # compare (d / (r f))^2 with (2 / P)^2
             measure = self._size2[:count]
             xp.multiply(self._sphere[:count, 3], self._focal, out=measure)
             xp.multiply(measure, measure, out=measure)
