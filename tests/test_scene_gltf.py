@@ -187,7 +187,7 @@ def truck() -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
     for x, z in ((-1.1, -1.3), (1.1, -1.3), (-1.1, 1.3), (1.1, 1.3)):
         wheel = trimesh.creation.cylinder(radius=0.4, height=0.3, sections=24,
                                           transform=trimesh.transformations.rotation_matrix(
-                                              np.pi / 2, (0, 0, 1)))
+                                              np.pi / 2, (0, 1, 0)))  # axle along X
         wheel.apply_translation((x, 0.4, z))
         wheels.append(wheel)
     return trimesh.util.concatenate([body, *wheels]), body
@@ -258,3 +258,18 @@ def test_the_scene_lod_pixels_reach_the_scene_filter(tmp_path):
         SceneFilterStage().setup(bank, StageConfig(SceneFilterSettings(), scene=scene))
     with pytest.raises(SceneError, match="'lod_pixels': sizes must decrease"):
         load({"lod_pixels": [20.0, 100.0]}, tmp_path)
+
+
+def test_every_part_keeps_its_share_of_triangles(tmp_path):
+    pytest.importorskip("fast_simplification")
+    whole, _ = truck()  # 12 body triangles (kept whole) and four wheels of 96
+    lods = load_model(write_gltf(tmp_path / "truck.gltf", whole.vertices, whole.faces),
+                      "truck").lods
+    assert len(lods) == 3
+    for g, share in zip(lods, (1.0, 0.5, 0.2), strict=True):
+        c = g.vertices[g.indices.reshape(-1, 3), :3].mean(axis=1)  # triangle centres
+        for x in (-1.1, 1.1):
+            for z in (-1.3, 1.3):  # the wheel there: 0.3 m wide, radius 0.4 m
+                here = (np.abs(c[:, 0] - x) <= 0.16) & (np.hypot(c[:, 1] - 0.4, c[:, 2] - z)
+                                                        <= 0.45)
+                assert np.count_nonzero(here) == pytest.approx(96 * share, abs=6)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import require
 from .lod_quality import picture_difference
 from .model import Geometry, face_groups, face_states
 
@@ -23,6 +24,7 @@ MODEL_LOD_MIN_TRIANGLES = 256
 # lod_quality) is dropped, with the coarser ones: a sphere's 50 % and 20 % levels
 # differ by 0.02-0.03, a truck that lost its wheels by 0.1
 MAX_PICTURE_DIFFERENCE = 0.05
+MIN_PART_TRIANGLES = 32  # connected parts with fewer triangles are not decimated
 
 
 def model_lods(geom: Geometry, wanted: int, path: Path,
@@ -59,6 +61,32 @@ def model_lods(geom: Geometry, wanted: int, path: Path,
     return lods
 
 
+def _part_collapses(fast_simplification: Any, points: np.ndarray, faces: np.ndarray,
+                    fraction: float) -> np.ndarray:
+    """(C, 2) edge collapses (survivor, removed) taking each connected part of the
+    welded mesh to about ``fraction`` of its triangles, border vertices kept.
+
+    Part by part, not the whole at once: the quadric error of collapsing a small part
+    is small in absolute terms, so one global target spends it first and a truck
+    loses its wheels; parts under MIN_PART_TRIANGLES are kept whole (a 12-triangle
+    box has nothing to give)."""
+    csgraph = require("scipy.sparse.csgraph", "scene", "decimating glTF models by part")
+    sparse = require("scipy.sparse", "scene", "decimating glTF models by part")
+    edges = np.r_[faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]
+    graph = sparse.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])),
+                              shape=(len(points),) * 2)
+    _, label = csgraph.connected_components(graph, directed=False)
+    part = label[faces[:, 0]]
+    found = [np.zeros((0, 2), np.int64)]
+    for k in np.flatnonzero(np.bincount(part) >= MIN_PART_TRIANGLES):
+        used, local = np.unique(faces[part == k], return_inverse=True)
+        _, _, collapses = fast_simplification.simplify(
+            points[used], local.reshape(-1, 3), target_reduction=1.0 - fraction,
+            return_collapses=True, preserve_border=True)
+        found.append(used[np.asarray(collapses, np.int64).reshape(-1, 2)])
+    return np.concatenate(found)
+
+
 def _shape(geom: Geometry) -> tuple[np.ndarray, np.ndarray]:
     return geom.vertices[:, :3].astype(np.float64), geom.indices.reshape(-1, 3)
 
@@ -66,7 +94,9 @@ def _shape(geom: Geometry) -> tuple[np.ndarray, np.ndarray]:
 def decimated(fast_simplification: Any, geom: Geometry, fraction: float) -> Geometry:
     """Quadric edge-collapse decimation to about ``fraction`` of the triangles.
 
-    Vertices are welded by position and texture coordinates first, so normal seams
+    Each connected part is decimated to the fraction on its own (see
+    :func:`_part_collapses`). Vertices are welded by position and texture coordinates
+    first, so normal seams
     (a corner with two normals) do not become holes, and the edges of texture seams
     and open borders are kept in place. Edge collapses only merge vertices
     into survivors and move the survivors, so every remaining triangle is an original
@@ -86,9 +116,7 @@ def decimated(fast_simplification: Any, geom: Geometry, fraction: float) -> Geom
     weld = weld.reshape(-1)
     points = keys[:, :3]
     welded = weld[faces]
-    _, _, collapses = fast_simplification.simplify(
-        points, welded, target_reduction=1.0 - fraction, return_collapses=True,
-        preserve_border=True)
+    collapses = _part_collapses(fast_simplification, points, welded, fraction)
     moved, _, to_new = fast_simplification.replay_simplification(points, welded, collapses)
     corners = to_new[welded]
     keep = ((corners[:, 0] != corners[:, 1]) & (corners[:, 1] != corners[:, 2])
