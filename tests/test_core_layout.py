@@ -12,7 +12,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "vrshare"
 
 CORE = ("errors", "backend", "weights", "geometry", "layout", "config", "pipeline", "resources")
-RUN = ("app", "display", "demo", "cli")  # assemble runs: nothing below them imports them
+# assemble runs (a sweep: many bench runs): nothing below them imports them
+RUN = ("app", "display", "demo", "bench", "sweep", "cli")
 # part -> the parts it must not import
 FORBIDDEN = {
     **{part: ("stages", "render", "targets", "scene", "testing", "report", "info", *RUN)

@@ -1,4 +1,4 @@
-"""The ``vrshare`` command: demo, run, bench, info, stages.
+"""The ``vrshare`` command: demo, run, bench, sweep, render, info, stages.
 
 Exit codes: 0 the run completed without faults; 1 a stage or step faulted (in a
 frame or in ``close``); 2 bad input (a run file, a setting, an unwritable ``--out``:
@@ -104,24 +104,13 @@ class Endings:
         return EXIT_SIGNAL + self.signals[0] if self.signals else None
 
 
-def _open(path: Path, target: str, clock: str | None, **display: Any) -> app.Run:
-    """A run of ``path`` with its display path; ``none`` runs the stages alone."""
-    if target == "none":
-        from .config import load_run_file
-        from .scene import load_run_scene
-
-        run_file = load_run_file(path)
-        return app.open_run(run_file, clock=clock, scene=load_run_scene(run_file))
-    from .display import open_display
-
-    return open_display(path, target=target, clock=clock, **display)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     frames, seconds = args.frames, args.seconds
     if frames is None and seconds is None:
         seconds = float("inf")  # until the window closes or Ctrl-C
-    run = _open(args.file, args.target, args.clock)
+    from .bench import open_target_run
+
+    run = open_target_run(args.file, args.target, args.clock)
     stats, _ = app.finish(run, frames, seconds, str(args.file))
     return EXIT_FAULT if stats.faults else EXIT_OK
 
@@ -133,26 +122,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .report import check_writable, write_results
+    from .bench import bench
 
-    check_writable(args.out)  # before any frame: an unwritable --out fails now
-    run = _open(args.file, args.target, "unthrottled")
-    extra: dict[str, Any] = {"file": str(args.file)}
+    result = bench(args.file, args.frames, args.out, target=args.target,
+                   title=f"bench {args.file}")
+    print("wrote " + ", ".join(str(p) for p in result.written))
+    return EXIT_FAULT if result.stats.faults else EXIT_OK
 
-    def write(stats, again: bool) -> list[Path]:
-        if not again:
-            report = run.bank.report().as_dict()
-            report["transfers_per_frame"] = (
-                (report["transfers_to_device"] + report["transfers_to_host"])
-                / max(stats.frames, 1))
-            extra["bank"] = report
-            print(f"transfers per frame (host<->device): {report['transfers_per_frame']:.2f}")
-            return write_results(stats, args.out, extra)
-        return write_results(stats, args.out, extra, trace=False, plot_png=False)
 
-    stats, written = app.finish(run, args.frames, None, f"bench {args.file}", write)
-    print("wrote " + ", ".join(str(p) for p in written))
-    return EXIT_FAULT if stats.faults else EXIT_OK
+def _placement(args: argparse.Namespace) -> Any:
+    from .sweep import Placement
+
+    return Placement(local=args.local, address=args.address, cpus_per_run=args.cpus_per_run)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import parse_set, sweep
+
+    overrides = [parse_set(text) for text in args.set]
+    result = sweep(args.file, overrides, args.out, _placement(args), repeat=args.repeat,
+                   frames=args.frames, target=args.target, clock=args.clock)
+    print("wrote " + ", ".join(str(p) for p in result.written))
+    faulted = any(r.faults for r in result.rows)
+    return EXIT_FAULT if result.failed or faulted else EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -196,6 +188,25 @@ def _count(text: str) -> int:
     return value
 
 
+def _cpus(text: str) -> float:
+    """``--cpus-per-run``: CPUs Ray reserves for each run, > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _placement_args(p: argparse.ArgumentParser) -> None:
+    """Where a batch runs (vrshare.sweep.engine.Placement)."""
+    p.add_argument("--address", default=None,
+                   help="join this Ray cluster (default: start a local Ray on this machine's "
+                        "cores)")
+    p.add_argument("--cpus-per-run", type=_cpus, default=1.0,
+                   help="CPUs reserved for each task (sets how many run at once)")
+    p.add_argument("--local", action="store_true",
+                   help="no Ray: one task after another here, each in its own process")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vrshare", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -226,6 +237,20 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--target", choices=("headless", "none"), default="headless")
     bench.set_defaults(func=cmd_bench)
 
+    sweep = sub.add_parser("sweep", help="bench runs over the product of --set values (Ray)")
+    sweep.add_argument("file", type=Path)
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="a dotted key of the run file and the values to sweep "
+                            "(display.width=256,512); repeat for a product")
+    sweep.add_argument("--repeat", type=_count, default=1, help="runs of each setting")
+    sweep.add_argument("--frames", type=_count, default=300, help="frames of each run")
+    sweep.add_argument("--out", type=Path, required=True,
+                       help="results folder: one row per run, sweep.csv, sweep.png")
+    sweep.add_argument("--target", choices=("headless", "none"), default="headless")
+    sweep.add_argument("--clock", choices=CLOCK_NAMES, default="unthrottled")
+    _placement_args(sweep)
+    sweep.set_defaults(func=cmd_sweep)
+
     info = sub.add_parser("info", help="backend, GL, OpenXR runtime and audio devices")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
@@ -248,7 +273,7 @@ def main(argv: Sequence[str] | None = None, *, exit_on_leak: bool | None = None)
                         format="%(levelname)s %(name)s: %(message)s")
     if exit_on_leak is None:
         exit_on_leak = argv is None
-    if args.command in ("run", "bench") and not args.file.exists():
+    if args.command in ("run", "bench", "sweep", "render") and not args.file.exists():
         try:
             args.file = resources.path("scenes", str(args.file))
         except FileNotFoundError:

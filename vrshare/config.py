@@ -314,6 +314,7 @@ class StageSpec:
     rate_hz: float | None = setting(None, gt=0, le=MAX_FRAME_HZ, unit="Hz")
     latency_frames: int | None = setting(None, ge=1, le=10_000)
     on_overrun: str | None = None  # "wait", "skip" or "async"
+    device: str | None = None  # "auto", "host" or "gpu": where the stage's arrays live
     enabled: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -352,7 +353,15 @@ def load_run_file(path: str | Path) -> RunFile:
     ``x.toml [[stage]] #2``), then the key.
     """
     path = Path(path)
-    top = build(_Top, load_toml(path), str(path))
+    return parse_run_file(load_toml(path), path)
+
+
+def parse_run_file(table: dict[str, Any], path: str | Path) -> RunFile:
+    """Validate a run file's parsed TOML ``table`` as :func:`load_run_file` does; ``path``
+    names it in errors and is where its relative asset paths resolve from (a sweep
+    builds each run's overridden table and checks it here)."""
+    path = Path(path)
+    top = build(_Top, table, str(path))
     pipeline = build(PipelineSettings, top.pipeline, f"{path} [pipeline]")
     stages = [build(StageSpec, table, f"{path} [[stage]] #{i + 1}")
               for i, table in enumerate(top.stage)]
