@@ -29,4 +29,6 @@ fi
 python=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[$extra]"
+extras=$extra
+[[ $extra == test ]] && extras=test,sweep  # the sweep tests run on a local Ray
+.venv/bin/python -m pip install -q -e ".[$extras]"
