@@ -7,7 +7,8 @@ base-colour texture (a procedural grain, 64x64 px) on the seat and back, and a p
 dark base-colour factor on the legs. It exercises what the scene loader handles:
 hierarchy, base-colour factors and textures. The feature scene's models each show
 one material rule of glTF 2.0: a lantern (emissive factor), a fence (MASK texture,
-double-sided), a glass pane (BLEND), and a crate without normals (flat faces).
+double-sided), a glass pane (BLEND), and a crate without normals (flat faces); and a
+toy truck whose levels of detail docs/scene-filter.md shows.
 Deterministic: same bytes every run.
 
     .venv/bin/python tools/make_demo_assets.py
@@ -102,7 +103,53 @@ def features() -> dict[str, trimesh.Trimesh]:
     crate.visual = trimesh.visual.TextureVisuals(material=PBRMaterial(
         baseColorFactor=[0.75, 0.5, 0.3, 1.0]))
     return {"lantern.glb": lantern, "fence.glb": fence, "glass.glb": glass,
-            "crate.glb": crate}
+            "crate.glb": crate, "truck.glb": truck()}
+
+
+def canopy(width: float, length: float, rise: float, k: int = 24) -> trimesh.Trimesh:
+    """An open, arched k x k sheet (a tarp), ``width`` x ``length`` m, its crest
+    ``rise`` m above its edges, facing up: an open border for decimation to keep."""
+    v, u = np.mgrid[0:k, 0:k] / (k - 1)
+    x = (u - 0.5) * width
+    y = rise * np.sin(np.pi * u) + 0.05 * np.sin(6 * np.pi * v)
+    ids = np.arange(k * k).reshape(k, k)
+    quads = np.stack([ids[:-1, :-1], ids[1:, :-1], ids[1:, 1:], ids[:-1, 1:]], -1).reshape(-1, 4)
+    sheet = trimesh.Trimesh(vertices=np.c_[x.ravel(), y.ravel(), (v.ravel() - 0.5) * length],
+                            faces=np.r_[quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]],
+                            process=False)
+    if sheet.face_normals[:, 1].mean() < 0:
+        sheet.invert()
+    return sheet
+
+
+def truck() -> trimesh.Trimesh:
+    """A toy truck (4.2 m long): body, cab, an arched tarp over the body and four
+    wheels, separate parts, smooth normals on the wheels and the tarp; what
+    docs/scene-filter.md shows the levels of detail of."""
+    body = trimesh.creation.box(extents=(1.8, 1.0, 3.0))
+    body.apply_translation((0.0, 1.1, 0.5))
+    tarp = canopy(1.8, 3.0, 0.6)
+    tarp.apply_translation((0.0, 1.6, 0.5))
+    tarp.vertex_normals  # noqa: B018  (computed, so that they are exported)
+    cab = trimesh.creation.box(extents=(1.8, 1.2, 1.1))
+    cab.apply_translation((0.0, 1.2, -1.55))
+    parts = []
+    for part, color in ((body, [0.8, 0.25, 0.15, 1.0]), (cab, [0.2, 0.35, 0.7, 1.0]),
+                        (tarp, [0.35, 0.45, 0.25, 1.0])):
+        part.visual = trimesh.visual.TextureVisuals(material=PBRMaterial(
+            baseColorFactor=color))
+        parts.append(part)
+    for x in (-0.95, 0.95):
+        for z in (-1.5, 1.4):
+            wheel = trimesh.creation.cylinder(
+                radius=0.45, height=0.3, sections=48,
+                transform=trimesh.transformations.rotation_matrix(np.pi / 2, (0, 1, 0)))
+            wheel.apply_translation((x, 0.45, z))
+            wheel.vertex_normals  # noqa: B018  (computed, so that they are exported)
+            wheel.visual = trimesh.visual.TextureVisuals(material=PBRMaterial(
+                baseColorFactor=[0.1, 0.1, 0.1, 1.0]))
+            parts.append(wheel)
+    return trimesh.util.concatenate(parts)
 
 
 def main() -> None:
