@@ -318,8 +318,24 @@ def test_ctrl_c_ends_a_run_with_an_async_run_in_flight_and_keeps_the_stats():
 
     stats = loop.run(100, progress=interrupt)
     assert stats.interrupted and stats.frames == 5
+    assert not loop.paced["echo"].worker.busy  # given up on: no run of its is in flight
+    (stuck,) = [t for t in threading.enumerate() if t.name == "vrshare-echo"]
     gate.set()
-    assert loop.paced["echo"].worker.wait(5)
+    stuck.join(5)
+    assert not stuck.is_alive()  # it returned, and its outcome was dropped
+    assert stats.cadence["echo"].runs == 0
+
+
+def test_a_worker_given_up_on_does_not_touch_the_next_run():
+    gate = threading.Event()
+    look = Look()
+    loop, _ = loop_of([Source(), set_cadence(Echo(gate=gate), mode="async"), look],
+                      clock=UnthrottledClock(90.0))
+    loop.run(3)  # the first run is stuck at the gate; the run's end gives up on it
+    gate.set()  # it returns now, while the next loop run starts a new one
+    loop.run(300)
+    published = [(y, v) for _, y, v in look.seen if v >= 0]
+    assert published and all(y == 1000 * v + v for y, v in published)
 
 
 # -- run files --------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vrshare"
 
-CORE = ("errors", "backend", "weights", "geometry", "layout", "config", "pipeline", "resources")
+CORE = ("errors", "backend", "strict", "weights", "geometry", "layout", "config", "pipeline",
+        "resources")
 # assemble runs (a sweep: many bench runs): nothing below them imports them
 RUN = ("app", "display", "demo", "bench", "sweep", "cli")
 # part -> the parts it must not import

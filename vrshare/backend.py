@@ -1,10 +1,12 @@
 """Array backend: CuPy when a CUDA device answers, else NumPy.
 
 The choice is made once, on first use, in this order: the ``VRSHARE_BACKEND``
-environment variable (``numpy`` or ``cupy``), then automatic (CuPy if it imports
-and sees a device). Forcing ``cupy`` without a usable device raises
-:class:`BackendError`; an automatic fall back to NumPy is logged and its reason is
-kept in :attr:`Backend.reason`, which ``vrshare info`` prints.
+environment variable (``numpy``, ``cupy`` or ``strict``), then automatic (CuPy if it
+imports and sees a device). ``strict`` (:mod:`vrshare.strict`) is NumPy with CuPy's
+rules at the host boundary, a checking tool for machines without a GPU. Forcing
+``cupy`` without a usable device raises :class:`BackendError`; an automatic fall
+back to NumPy is logged and its reason is kept in :attr:`Backend.reason`, which
+``vrshare info`` prints.
 
 All array code in vrshare is written once against ``array_module(x)`` so that the
 NumPy path tested on CPU machines is the code that runs on CuPy.
@@ -30,7 +32,7 @@ from .errors import VrshareError
 log = logging.getLogger(__name__)
 
 ENV_VAR = "VRSHARE_BACKEND"
-NAMES = ("numpy", "cupy")
+NAMES = ("numpy", "cupy", "strict")  # "strict": a checking tool (vrshare.strict), never automatic
 
 
 class BackendError(VrshareError, RuntimeError):
@@ -109,7 +111,12 @@ def select(name: str | None = None) -> Backend:
     requested = name or os.environ.get(ENV_VAR, "").strip().lower() or None
     if requested is not None and requested not in NAMES:
         raise BackendError(f"{ENV_VAR}={requested!r}: expected one of {', '.join(NAMES)}")
-    if requested == "numpy":
+    if requested == "strict":
+        from . import strict
+
+        _active = Backend("strict", strict.xp, "cpu (NumPy with CuPy's host boundary)",
+                          "forced: a checking tool (vrshare.strict)")
+    elif requested == "numpy":
         _active = Backend("numpy", np, "cpu", f"forced by {ENV_VAR}" if not name else "forced")
     elif requested == "cupy":
         b = _cupy_backend()
@@ -132,10 +139,16 @@ def active() -> Backend:
 def array_module(*arrays: Any) -> ModuleType:
     """The array module (``numpy`` or ``cupy``) of the given arrays.
 
-    Plain Python scalars and NumPy arrays give NumPy; any CuPy array gives CuPy.
+    Plain Python scalars and NumPy arrays give NumPy; any CuPy array gives CuPy (and
+    an array of the strict checking backend its namespace, :data:`vrshare.strict.xp`).
     """
     from array_api_compat import is_cupy_array
 
+    if _active is not None and _active.name == "strict":
+        from . import strict
+
+        if any(isinstance(a, strict.StrictArray) for a in arrays):
+            return strict.xp
     for a in arrays:
         if is_cupy_array(a):
             import cupy
@@ -147,8 +160,19 @@ def array_module(*arrays: Any) -> ModuleType:
 def to_device(host: np.ndarray, out: Any = None, *, label: str = "") -> Any:
     """Copy a host array to the active device (into ``out`` when given), counted."""
     host = np.asarray(host)
+    if isinstance(out, np.ndarray) and active().name != "numpy":
+        np.copyto(out, host)  # a host destination (a stage placed on the host): no transfer
+        return out
     transfers._count("to_device", host.nbytes, label)
-    xp = active().xp
+    b = active()
+    if b.name == "strict":
+        from . import strict
+
+        if out is None:
+            return strict.wrap(host.copy())
+        np.copyto(strict.unwrap(out), host)
+        return out
+    xp = b.xp
     if out is None:
         return xp.array(host, copy=True)
     if xp is np:
@@ -158,9 +182,22 @@ def to_device(host: np.ndarray, out: Any = None, *, label: str = "") -> Any:
     return out
 
 
+def asarray_like(host: np.ndarray, like: Any, *, label: str = "") -> Any:
+    """A copy of ``host`` where ``like`` lives: a NumPy copy beside a NumPy array (a
+    stage placed on the host), else on the device through :func:`to_device`."""
+    if isinstance(like, np.ndarray):
+        return np.array(host, copy=True)
+    return to_device(host, label=label)
+
+
 def to_host(array: Any, out: np.ndarray | None = None, *, label: str = "") -> np.ndarray:
     """Copy a device array to host memory (into ``out`` when given), counted."""
     transfers._count("to_host", int(array.nbytes), label)
+    if _active is not None and _active.name == "strict":
+        from . import strict
+
+        if isinstance(array, strict.StrictArray):
+            array = strict.unwrap(array)
     if isinstance(array, np.ndarray):
         if out is None:
             return array.copy()

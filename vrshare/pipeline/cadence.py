@@ -15,6 +15,7 @@ from typing import Any
 
 MODES = ("sync", "async", "process")
 OFF_LOOP = ("async", "process")  # modes whose runs never hold up the frame
+DEVICES = ("auto", "host", "gpu")
 OVERRUN_POLICIES = ("wait", "skip", "async")
 
 
@@ -39,6 +40,13 @@ class Cadence:
     readers first see its outputs. Default: one period of the stage's rate in
     frames (``ceil(frame_hz / rate_hz)``), or 1 without a rate.
 
+    ``device``: where its arrays live. ``"auto"``: the backend's (the GPU on CuPy);
+    ``"host"``: NumPy copies of what it reads and writes, filled and published
+    through the counted transfers, for stages whose work is many operations on tiny
+    arrays (a kernel launch each on a GPU costs more than the work); ``"gpu"``: the
+    device, and an error on the NumPy backend. On NumPy, ``"auto"`` and ``"host"``
+    are the same and cost nothing.
+
     ``on_overrun``: sync only, what a run over the stage's ``budget_ms`` does:
     ``"wait"`` (the frame waits; counted), ``"skip"`` (the stage's next due run is
     skipped, counted) or ``"async"`` (the stage moves to a worker thread for the rest
@@ -49,6 +57,7 @@ class Cadence:
     rate_hz: float | None = None
     latency_frames: int | None = None
     on_overrun: str = "wait"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -57,6 +66,11 @@ class Cadence:
         if self.on_overrun not in OVERRUN_POLICIES:
             raise ValueError(f"'on_overrun': expected "
                              f"{' or '.join(map(repr, OVERRUN_POLICIES))}, got {self.on_overrun!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"'device': expected {' or '.join(map(repr, DEVICES))}, "
+                             f"got {self.device!r}")
+        if self.mode == "process" and self.device == "gpu":
+            raise ValueError("'device': a stage in mode \"process\" runs on the host")
         if self.rate_hz is not None and not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
             raise ValueError(f"'rate_hz': must be a finite number > 0 Hz, got {self.rate_hz!r}")
         if self.latency_frames is not None:
@@ -89,7 +103,7 @@ class Cadence:
         return max(1, math.ceil(frame_hz / self.rate_hz - 1e-9))
 
 
-CADENCE_KEYS = ("mode", "rate_hz", "latency_frames", "on_overrun")
+CADENCE_KEYS = ("mode", "rate_hz", "latency_frames", "on_overrun", "device")
 
 
 def cadence_of(stage: Any, **overrides: Any) -> Cadence:

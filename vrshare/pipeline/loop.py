@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import backend
 from ..weights import WeightBank
 from .cadence import Cadence, cadence_of
 from .clock import Clock
@@ -87,12 +88,19 @@ class Pipeline:
             config = configs if isinstance(configs, StageConfig) else configs[st.name]
             before = set(bank.names())
             cadence = self.cadences[st.name]
+            on_numpy = backend.active().name == "numpy"
+            if cadence.device == "gpu" and on_numpy:
+                self.close()
+                raise StageSetupError(f"stage {st.name!r}: device = 'gpu' needs a GPU array "
+                                      f"backend; the active one is NumPy "
+                                      f"({backend.active().reason})")
+            host = cadence.device == "host" and not on_numpy
             try:
                 if cadence.mode == "process":  # set up in its own process
                     st = self.stages[i] = self.views[st.name] = ProcessStage(st, bank, config)
-                elif cadence.private:
+                elif cadence.private or host:
                     view = self.views[st.name] = PrivateBank(
-                        bank, (*st.reads, *st.optional_reads), st.writes)
+                        bank, (*st.reads, *st.optional_reads), st.writes, host=host)
                     st.setup(view, config)
                     view.ready()
                 else:
@@ -179,7 +187,8 @@ class FrameLoop:
                                pipeline.views.get(s.name), frame_hz=clock.frame_hz,
                                budget_s=budgets.get(s.name),
                                stats=self.stats)
-            for s in pipeline.stages if not pipeline.cadences[s.name].plain}
+            for s in pipeline.stages
+            if not pipeline.cadences[s.name].plain or s.name in pipeline.views}
         self._slots = []
         for i, st in enumerate(pipeline.stages):
             paced = self.paced.get(st.name)

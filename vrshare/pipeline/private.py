@@ -14,6 +14,12 @@ readers see its outputs half-written. So it gets its own copies from ``setup`` o
 Stages keep the arrays ``setup`` handed them, as usual; those are the private
 copies. Everything else (parameters, buffers the stage neither reads nor writes)
 is the bank's own.
+
+With ``host=True`` (a stage placed on the host, ``device = "host"``, on a device
+backend) the copies are NumPy arrays: inputs come through
+:func:`vrshare.backend.to_host` and outputs go back through
+:func:`~vrshare.backend.to_device`, both counted, and parameters and other buffers
+the stage looks at are host copies too (taken once: parameters do not change).
 """
 
 from __future__ import annotations
@@ -33,12 +39,14 @@ class PrivateBank:
     state: it gets the back copy, which keeps its values from run to run)."""
 
     def __init__(self, bank: WeightBank, reads: tuple[str, ...],
-                 writes: tuple[str, ...]) -> None:
+                 writes: tuple[str, ...], *, host: bool = False) -> None:
         self.bank = bank
+        self.host = host
         self.writes = tuple(writes)
         self.reads = tuple(r for r in dict.fromkeys(reads) if r not in self.writes)
         self._inputs: dict[str, Any] = {}
         self._outputs: dict[str, Any] = {}
+        self._others: dict[str, Any] = {}  # host placement: copies of what else it saw
         self.input_versions: dict[str, int] = {}  # version of each input at the last take
 
     # -- what the stage calls ----------------------------------------------------------
@@ -46,10 +54,10 @@ class PrivateBank:
     def state(self, name: str, shape: tuple[int, ...] | int, dtype: Any = "float32") -> Any:
         """Declare the buffer in the bank; an output's back copy is what the stage gets."""
         front = self.bank.state(name, shape, dtype)
-        return self._private(name, front) if name in self.writes else front
+        return self._private(name, front) if name in self.writes else self._other(name, front)
 
     def param(self, name: str, data: Any, dtype: Any = None) -> Any:
-        return self.bank.param(name, data, dtype)
+        return self._other(name, self.bank.param(name, data, dtype))
 
     def __contains__(self, name: str) -> bool:
         return name in self.bank
@@ -58,7 +66,7 @@ class PrivateBank:
         front = self.bank[name]
         if name in self.writes or name in self.reads:
             return self._private(name, front)
-        return front
+        return self._other(name, front)
 
     def names(self) -> list[str]:
         return self.bank.names()
@@ -95,14 +103,20 @@ class PrivateBank:
         """Copy every input the stage has looked at from the bank (device to device)."""
         bank = self.bank
         for name, copy in self._inputs.items():
-            backend.array_module(copy).copyto(copy, bank[name])
+            if self.host:
+                backend.to_host(bank[name], out=copy, label=name)
+            else:
+                backend.array_module(copy).copyto(copy, bank[name])
             self.input_versions[name] = bank.version(name)
 
     def publish(self) -> None:
         """Copy every output into the bank's array (the caller stamps versions)."""
         bank = self.bank
         for name, back in self._outputs.items():
-            backend.array_module(back).copyto(bank[name], back)
+            if self.host:
+                backend.to_device(back, out=bank[name], label=name)
+            else:
+                backend.array_module(back).copyto(bank[name], back)
 
     def make_worker(self, name: str, work: Callable[[Frame], None]) -> Worker:
         """The thread the stage's runs go to (``work(frame)`` runs one)."""
@@ -112,7 +126,17 @@ class PrivateBank:
         table = self._outputs if name in self.writes else self._inputs
         copy = table.get(name)
         if copy is None:
-            copy = table[name] = front.copy()
+            copy = table[name] = backend.to_host(front, label=name) if self.host else front.copy()
             if table is self._inputs:
                 self.input_versions[name] = self.bank.version(name)
+        return copy
+
+    def _other(self, name: str, front: Any) -> Any:
+        """A buffer the stage neither reads nor writes: the bank's, or on the host a
+        copy taken the first time (parameters, which do not change)."""
+        if not self.host:
+            return front
+        copy = self._others.get(name)
+        if copy is None:
+            copy = self._others[name] = backend.to_host(front, label=name)
         return copy

@@ -97,6 +97,7 @@ class Stage:
     rate_hz: ClassVar[float | None] = None
     latency_frames: ClassVar[int | None] = None
     on_overrun: ClassVar[str] = "wait"
+    device: ClassVar[str] = "auto"  # where its arrays live: "auto", "host" or "gpu"
 
     def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
         self.settings = self.Settings() if settings is None else settings

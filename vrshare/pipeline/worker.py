@@ -26,10 +26,12 @@ class Worker:
     def __init__(self, name: str, process: Callable[[Frame], None]) -> None:
         self.name = name
         self._process = process
+        # each thread has its own events: a thread that did not stop in time (stuck in
+        # a run) keeps its own and touches nothing of its successor's when it returns
         self._go = threading.Event()
         self._done = threading.Event()
         self._done.set()
-        self._stopping = False
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frame: Frame | None = None  # the frame that started the current/last run
         self.t0 = IDLE  # perf_counter time the current run began on the thread
@@ -51,10 +53,12 @@ class Worker:
 
     def start(self, frame: Frame) -> None:
         """Begin a run for ``frame`` (the loop's thread; the worker must be idle)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name=f"vrshare-{self.name}",
-                                            daemon=True)
+        if self._thread is None or not self._thread.is_alive() or self._stop.is_set():
+            self._go, self._done, self._stop = (threading.Event(), threading.Event(),
+                                                threading.Event())
+            self._thread = threading.Thread(
+                target=self._run, args=(self._go, self._done, self._stop),
+                name=f"vrshare-{self.name}", daemon=True)
             self._thread.start()
         self.frame = frame
         self.error = None
@@ -69,34 +73,41 @@ class Worker:
 
     def stop(self, timeout: float) -> bool:
         """Let the thread end after the current run; True if it ended within ``timeout``
-        seconds (a run stuck in a call cannot be interrupted, the thread is a daemon)."""
+        seconds. A run stuck in a call cannot be interrupted: its thread (a daemon) is
+        left to return on its own, and what it finishes is dropped."""
         thread = self._thread
         if thread is None:
             return True
-        self._stopping = True
+        self._stop.set()
         self._go.set()
         thread.join(timeout)
         if thread.is_alive():
+            self._done.set()  # no run of this worker is in flight any more
             return False
         self._thread = None
         return True
 
-    def _run(self) -> None:
+    def _run(self, go: threading.Event, done: threading.Event,
+             stop: threading.Event) -> None:
         gpu = backend.active().is_gpu
         stream = backend.active().xp.cuda.Stream(non_blocking=True) if gpu else None
         with stream if stream is not None else contextlib.nullcontext():
             while True:
-                self._go.wait()
-                self._go.clear()
-                if self._stopping:
+                go.wait()
+                go.clear()
+                if stop.is_set():
                     return
                 self.t0 = self.began = t0 = perf_counter()
+                error = None
                 try:
                     self._process(self.frame)
                     if stream is not None:
                         stream.synchronize()
                 except BaseException as exc:  # handed to the loop, which decides
-                    self.error = exc
+                    error = exc
+                if stop.is_set():  # given up on: its outcome belongs to no run now
+                    return
+                self.error = error
                 self.seconds = perf_counter() - t0
                 self.t0 = IDLE
-                self._done.set()
+                done.set()

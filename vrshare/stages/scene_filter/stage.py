@@ -402,7 +402,7 @@ def _stream_compact(xp: Any, flag: Any, values: Any, pos: Any, out: Any) -> int:
     if not size:
         return 0
     xp.cumsum(flag, out=pos)
-    count = int(pos[-1])  # host sync on a GPU: one scalar
+    count = int(to_host(pos[-1:], label="visible_count")[0])  # a sync on a GPU: one scalar
     xp.subtract(pos, 1 + size, out=pos)  # flagged: position - size; others: ignored
     xp.multiply(pos, flag, out=pos)
     xp.add(pos, size, out=pos)  # flagged: position; others: size

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vrshare.backend import active, to_device, to_host
+from vrshare.backend import array_module, asarray_like, to_device, to_host
 from vrshare.config import check_ranges, setting
 from vrshare.geometry import eyes
 from vrshare.layout import (
@@ -132,6 +132,10 @@ class TrackingStage(Stage):
     name = "tracking"
     writes = (HEAD_POSE, DEVICE_POSES, DEVICE_VALID, EYE_VIEW, EYE_PROJ)
     Settings = TrackingSettings
+    # a few poses through hundreds of small array operations: on a GPU each would be a
+    # kernel launch costing more than its work, so it runs on host copies and publishes
+    # its outputs (a few hundred bytes a frame) through the counted transfers
+    device = "host"
 
     def __init__(self, settings: TrackingSettings | None = None, *, name: str | None = None):
         super().__init__(settings, name=name)
@@ -156,9 +160,14 @@ class TrackingStage(Stage):
     def setup(self, bank: Any, config: StageConfig) -> None:
         s: TrackingSettings = self.settings
         self.base_dir = Path(config.base_dir)
-        xp = active().xp
-        self.xp = xp
         n = len(DEVICES)
+        self.device_poses = bank.state(DEVICE_POSES, (n, 7), "float32")
+        self.head_pose = bank.state(HEAD_POSE, (7,), "float32")
+        self.device_valid = bank.state(DEVICE_VALID, (n,), "float32")
+        self.eye_view = bank.state(EYE_VIEW, (2, 4, 4), "float32")
+        self.eye_proj = bank.state(EYE_PROJ, (2, 4, 4), "float32")
+        xp = array_module(self.device_poses)  # NumPy when placed on the host
+        self.xp = xp
         self.follows_target = s.source in ("desktop", "openxr") or (
             s.prefer_target and TARGET_POSES in bank)
         self.fov_from_target = s.fov_from_target or (s.prefer_target and TARGET_FOV in bank)
@@ -176,13 +185,7 @@ class TrackingStage(Stage):
         self.predicted = xp.zeros((n, 7))  # position (m), quaternion
         self.ever = xp.zeros(n, dtype=bool)
         self.bad_predictions = xp.zeros(n, dtype=xp.int64)  # replaced by the held sample
-        self.rest = to_device(REST_POSES, label="tracking_rest")
-
-        self.device_poses = bank.state(DEVICE_POSES, (n, 7), "float32")
-        self.head_pose = bank.state(HEAD_POSE, (7,), "float32")
-        self.device_valid = bank.state(DEVICE_VALID, (n,), "float32")
-        self.eye_view = bank.state(EYE_VIEW, (2, 4, 4), "float32")
-        self.eye_proj = bank.state(EYE_PROJ, (2, 4, 4), "float32")
+        self.rest = asarray_like(REST_POSES, self.device_poses, label="tracking_rest")
         self.device_poses[...] = self.rest
         self.head_pose[...] = self.device_poses[0]
         self.device_valid[...] = 0.0
