@@ -67,7 +67,8 @@ def plot_sweep(rows: list[Row], keys: list[str], path: Path, title: str = "") ->
         ax.set(xlabel=key, ylabel="frame time (ms)", title=f"frame time against {key}")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        if lines:
+            ax.legend(fontsize="small")
     if title:
         fig.suptitle(title)
     try:
