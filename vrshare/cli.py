@@ -147,6 +147,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_FAULT if result.failed or faulted else EXIT_OK
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from .sweep.render import render
+
+    result = render(args.file, args.trace, args.out, _placement(args), chunk=args.chunk,
+                    frames=args.frames, video=args.video)
+    print("wrote " + ", ".join(str(p) for p in result.written))
+    return EXIT_FAULT if result.failed else EXIT_OK
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .info import gather
 
@@ -250,6 +259,19 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--clock", choices=CLOCK_NAMES, default="unthrottled")
     _placement_args(sweep)
     sweep.set_defaults(func=cmd_sweep)
+
+    render = sub.add_parser("render", help="render a pose trace to images with the ground-truth "
+                                           "poses and cameras, in chunks across Ray tasks")
+    render.add_argument("file", type=Path)
+    render.add_argument("--trace", type=Path, required=True, help="trace CSV of head poses")
+    render.add_argument("--out", type=Path, required=True,
+                        help="folder: frames/*.png, poses.csv, cameras.json, render.mp4")
+    render.add_argument("--frames", type=_count, default=None,
+                        help="at most this many frames (default: the whole trace)")
+    render.add_argument("--chunk", type=_count, default=60, help="frames per task")
+    render.add_argument("--video", action="store_true", help="also write render.mp4")
+    _placement_args(render)
+    render.set_defaults(func=cmd_render)
 
     info = sub.add_parser("info", help="backend, GL, OpenXR runtime and audio devices")
     info.add_argument("--json", action="store_true")

@@ -33,7 +33,7 @@ class Landed:
 
 
 @contextlib.contextmanager
-def _captured(stream: io.StringIO):
+def captured(stream: io.StringIO):
     """stdout, stderr and the log records of the block into ``stream``."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -58,7 +58,7 @@ def run_one(spec: RunSpec) -> Landed:
     out = io.StringIO()
     results = None
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="vrshare-sweep-") as tmp, _captured(out):
+    with tempfile.TemporaryDirectory(prefix="vrshare-sweep-") as tmp, captured(out):
         path = Path(tmp) / "results.json"
         try:
             done = bench(spec.run_file(), spec.frames, path, target=spec.target,
@@ -77,4 +77,4 @@ def run_one(spec: RunSpec) -> Landed:
     return Landed(row, results, out.getvalue())
 
 
-__all__ = ["Landed", "run_one"]
+__all__ = ["Landed", "captured", "run_one"]
