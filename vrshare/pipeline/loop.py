@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import backend
-from ..weights import WeightBank
+from ..weights import Buffer, WeightBank
 from .cadence import Cadence, cadence_of
 from .clock import Clock
 from .paced import PacedStage, PublishFailed
@@ -152,6 +152,7 @@ class _Slot:
     writes: tuple[str, ...]
     track: int
     stage: Stage | None  # None for steps after the stages (render, submit)
+    buffers: tuple[Buffer, ...] = ()  # the bank entries of ``writes``, stamped by the loop
 
 
 class FrameLoop:
@@ -192,8 +193,10 @@ class FrameLoop:
         self._slots = []
         for i, st in enumerate(pipeline.stages):
             paced = self.paced.get(st.name)
-            self._slots.append(_Slot(st.name, st.process, tuple(st.writes), i, st)
-                               if paced is None else _Slot(st.name, paced.process, (), i, st))
+            self._slots.append(
+                _Slot(st.name, st.process, tuple(st.writes), i, st,
+                      tuple(bank.buffer(b) for b in st.writes))
+                if paced is None else _Slot(st.name, paced.process, (), i, st))
         k = len(self._slots)
         self._slots += [_Slot(name, fn, (), k + i, None) for i, (name, fn) in enumerate(steps)]
         self._budgets = [(n, names.index(n), b) for n, b in budgets.items()]
@@ -248,8 +251,8 @@ class FrameLoop:
                 offsets = nan_row.copy()
                 durations = nan_row.copy()
                 failed: list[_Slot] = []
+                t0 = start
                 for slot in slots:
-                    t0 = perf()
                     watch.track = slot.track
                     watch.t0 = t0
                     try:
@@ -278,17 +281,24 @@ class FrameLoop:
                         ended = exc
                         break
                     else:
-                        t1 = perf()
                         if ran is False:  # a paced stage with nothing to do this frame
+                            t0 = perf()
                             continue
-                        if slot.writes:
+                        rings = False
+                        for buf in slot.buffers:  # the books: what wrote it, and when
+                            buf.version = frame.index
+                            buf.t_version = frame.t_now
+                            rings |= buf.ring is not None
+                        if rings:
                             try:
                                 bank.stamp(slot.writes, frame.index, frame.t_now)
                             except Exception as exc:  # its snapshots cannot be published
                                 self._fault(slot, frame, exc, "publish")
                                 failed.append(slot)
+                        t1 = perf()  # a stage's time includes its books
                     offsets[slot.track] = t0 - start
                     durations[slot.track] = t1 - t0
+                    t0 = t1
                 watch.t0 = IDLE
                 if ended is not None:
                     break  # the frame did not complete: it is not recorded
