@@ -17,6 +17,7 @@ audio stage is left out of all four runs.
 
     python tools/bench_scene_filter.py [--sizes 10000 100000 1000000] [--frames 50]
         [--ref-frames 3 1 1] [--budget 0] [--hysteresis 0.1]
+        [--lod-pixels 160 64 [--eye-height 1024]]
         [--demo scenes/demo.toml] [--demo-frames 200] [--json PATH]
 """
 
@@ -91,7 +92,8 @@ def run_size(n: int, frames: int, ref_frames: int, settings: SceneFilterSettings
                     host[layout.OBJECT_IMPORTANCE], host[layout.MESH_LOD_DRAW],
                     host[layout.MESH_LOD_DISTANCE], host[layout.EYE_VIEW],
                     host[layout.EYE_PROJ], prev,
-                    hysteresis=settings.lod_hysteresis, budget=settings.instance_budget)
+                    hysteresis=settings.lod_hysteresis, budget=settings.instance_budget,
+                    lod_pixels=settings.lod_pixels, eye_height_px=settings.eye_height_px)
             ref_s.append(t.wall_s)
             _agree(ref, stage, bank, to_np)
     st, rf = summary_ms(stage_s), summary_ms(ref_s)  # the reference's: NaN when it never ran
@@ -171,15 +173,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="reference frames per size (the last value repeats)")
     parser.add_argument("--budget", type=int, default=0, help="instance budget (0: none)")
     parser.add_argument("--hysteresis", type=float, default=0.1)
+    parser.add_argument("--lod-pixels", type=float, nargs="*", default=[],
+                        help="switch LODs by projected size (px) instead of distance")
+    parser.add_argument("--eye-height", type=int, default=1024,
+                        help="px: the eye's height the --lod-pixels sizes refer to")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--demo", type=Path, default=None,
                         help="also time this run file with the renderer (headless)")
     parser.add_argument("--demo-frames", type=int, default=200)
     parser.add_argument("--json", type=str, default=None, help="write results here")
     args = parser.parse_args(argv)
-    settings = SceneFilterSettings(args.hysteresis, args.budget)
+    pixels = tuple(args.lod_pixels)
+    settings = SceneFilterSettings(args.hysteresis, args.budget, lod_pixels=pixels,
+                                   eye_height_px=args.eye_height if pixels else 0)
     b = backend.active()
-    print(f"backend: {b.name} ({b.device}); budget {args.budget}, hysteresis {args.hysteresis}")
+    lod = (f"lod_pixels {list(pixels)} at {args.eye_height} px" if pixels
+           else "lod by distance")
+    print(f"backend: {b.name} ({b.device}); budget {args.budget}, hysteresis {args.hysteresis}, "
+          f"{lod}")
     columns = [Column("objects", 9), Column("drawn", 8), Column("stage ms", 9),
                Column("p95", 7), Column("frames", 6), Column("reference ms", 13),
                Column("frames", 6), Column("ratio", 7)]
@@ -199,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         demo = demo_runs(args.demo, args.demo_frames)
     if args.json:
         write_json(args.json, {"backend": b.name, "device": b.device, "budget": args.budget,
-                               "hysteresis": args.hysteresis, "rows": [asdict(r) for r in rows],
+                               "hysteresis": args.hysteresis, "lod_pixels": list(pixels),
+                               "eye_height_px": settings.eye_height_px,
+                               "rows": [asdict(r) for r in rows],
                                "demo": demo}, indent=2)
     return 0
 
