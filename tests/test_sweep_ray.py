@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from sweepkit import small_table, write_run_file
 
@@ -74,3 +75,24 @@ def test_a_larger_sweep_with_repeats_packs_two_cpus_per_run(tmp_path):
     tracks = {r.settings["stage.scene_filter.enabled"]: set(r.stage_median_ms)
               for r in done.rows}
     assert "scene_filter" in tracks[True] and "scene_filter" not in tracks[False]
+
+
+def test_a_render_split_across_ray_tasks_matches_one_local_chunk(tmp_path):
+    from PIL import Image
+
+    from vrshare.stages.tracking.synthetic import synthetic_trace
+    from vrshare.stages.tracking.trace import write_trace
+    from vrshare.sweep.render import render
+
+    path = write_run_file(tmp_path / "run.toml")
+    trace = write_trace(tmp_path / "head.csv", synthetic_trace(seed=1, duration_s=0.1,
+                                                               rate_hz=90.0))
+    on_ray = render(path, trace, tmp_path / "ray", RAY, chunk=3)
+    here = render(path, trace, tmp_path / "here", Placement(local=True), chunk=100)
+    assert on_ray.frames == here.frames > 6 and not on_ray.failed  # 3 chunks or more
+    for k in range(here.frames):
+        name = f"frames/frame_{k:06d}.png"
+        a = np.asarray(Image.open(tmp_path / "ray" / name))
+        np.testing.assert_array_equal(a, np.asarray(Image.open(tmp_path / "here" / name)))
+    assert (tmp_path / "ray" / "cameras.json").read_text() == \
+        (tmp_path / "here" / "cameras.json").read_text()
