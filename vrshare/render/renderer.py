@@ -1,4 +1,6 @@
-"""The stereo renderer: one instanced draw per mesh and eye, from bank buffers.
+"""The stereo renderer: one instanced draw per mesh, face group and eye, from bank
+buffers; blended face groups after the opaque ones, instance by instance from the
+farthest to the nearest.
 
 GL objects (program, meshes, textures, the instance buffer, the eye uniform
 buffer, timer queries) are created once; each frame only the instance rows in use,

@@ -8,6 +8,9 @@ audio sources::
     background = [0.05, 0.05, 0.07]          # sRGB clear colour
 
     lod_distances = [0.0, 4.0, 10.0]         # m: where LODs 1, 2 of spheres and models start
+    lod_pixels = [160.0, 64.0]               # or px: once their bounding sphere is this small
+                                             # on screen (glTF levels checked at that size)
+    strict = false                           # true: an unreadable glTF texture is an error
 
     [[scene.model]]                          # a glTF 2.0 file (.gltf or .glb)
     name = "chair"
