@@ -200,14 +200,14 @@ def test_picture_difference_sees_a_lost_part_and_passes_a_good_level(tmp_path):
 
     whole, body = truck()
     shape = (whole.vertices, whole.faces)
-    for size in (32, 64, 160):
+    for size in (24, 64):
         assert picture_difference(shape, shape, size) == 0.0
         assert picture_difference(shape, (body.vertices, body.faces), size) > \
             MAX_PICTURE_DIFFERENCE
     ball = [(g.vertices[:, :3].astype(float), g.indices.reshape(-1, 3))
             for g in load_model(textured_ball(tmp_path / "ball.glb"), "ball").lods]
     assert len(ball) == 3
-    for size in (64, 160):
+    for size in (24, 64):
         assert 0 < max(picture_difference(ball[0], g, size) for g in ball[1:]) < \
             MAX_PICTURE_DIFFERENCE
 
@@ -218,14 +218,14 @@ def test_a_level_too_far_from_lod_0_at_its_size_is_dropped_and_logged(tmp_path, 
     from vrshare.scene import decimate
 
     path = textured_ball(tmp_path / "ball.glb")
-    assert len(load_model(path, "ball", lod_pixels=(160.0, 64.0)).lods) == 3  # both pass
-    monkeypatch.setattr(decimate, "MAX_PICTURE_DIFFERENCE", 0.02)  # between the two levels
+    assert len(load_model(path, "ball", lod_pixels=(48.0, 24.0)).lods) == 3  # both pass
+    monkeypatch.setattr(decimate, "MAX_PICTURE_DIFFERENCE", 0.021)  # between the two levels
     with caplog.at_level(logging.WARNING, "vrshare.scene"):
-        mesh = load_model(path, "ball", lod_pixels=(160.0, 64.0))
+        mesh = load_model(path, "ball", lod_pixels=(48.0, 24.0))
     assert len(mesh.lods) == 2 and mesh.lod_distance == (0.0, 4.0)
     [record] = caplog.records
     text = record.getMessage()
-    for word in (str(path), "level of detail 2", "64 px", "limit 0.020"):
+    for word in (str(path), "level of detail 2", "24 px", "limit 0.021"):
         assert word in text, text
 
 
