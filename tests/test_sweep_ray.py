@@ -6,6 +6,7 @@ resumed with nothing left to run."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -44,6 +45,8 @@ def test_a_2x2_sweep_on_ray_matches_single_bench_runs_and_resumes(tmp_path):
     assert [r.settings for r in done.rows] == [
         {"pipeline.frame_hz": hz, "display.width": w} for hz in (60, 90) for w in (32, 48)]
     assert len({r.id for r in done.rows}) == 4
+    pids = {r.pid for r in done.rows}  # a process of its own for each run
+    assert len(pids) == 4 and os.getpid() not in pids
 
     for row in done.rows:
         table = small_table()

@@ -46,6 +46,7 @@ class Row:
     counters: dict[str, Any] = field(default_factory=dict)  # per stage, as the stats keep
     bank: dict[str, Any] = field(default_factory=dict)  # bytes held, transfers
     host: str = ""
+    pid: int = 0  # the process that ran it (each run has its own)
     duration_s: float = 0.0
     started: str = ""  # ISO 8601, UTC
 

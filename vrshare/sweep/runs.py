@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import socket
 import sys
 import tempfile
@@ -54,7 +55,7 @@ def run_one(spec: RunSpec) -> Landed:
     from ..bench import bench
 
     row = Row(spec.id, spec.label, spec.settings, spec.repeat, host=socket.gethostname(),
-              started=datetime.now(UTC).isoformat(timespec="seconds"))
+              pid=os.getpid(), started=datetime.now(UTC).isoformat(timespec="seconds"))
     out = io.StringIO()
     results = None
     t0 = time.perf_counter()
