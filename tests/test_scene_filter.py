@@ -503,7 +503,8 @@ def test_missing_or_misshapen_inputs_fail_in_setup():
 
 
 @pytest.mark.gpu
-def test_cupy_matches_numpy(cupy_backend):
+@pytest.mark.parametrize("lod", [{}, {"lod_pixels": (160.0, 64.0), "eye_height_px": 1024}])
+def test_cupy_matches_numpy(cupy_backend, lod):
     rng = np.random.default_rng(5)
     scene = tagged(random_scene(rng, 20_000, extent=30.0))
     views, projs = random_eyes(rng, 0.05, 80.0)
@@ -512,7 +513,7 @@ def test_cupy_matches_numpy(cupy_backend):
         from vrshare import backend
 
         backend.select(name)
-        rig = Rig(scene, views, projs, budget=3_000)
+        rig = Rig(scene, views, projs, budget=3_000, **lod)
         for _ in range(2):
             rig.stage.process(Frame(0, 0, 0, 0), rig.bank)
         xp = rig.stage._xp
