@@ -5,9 +5,12 @@ display.width=256 display.height=256``, the repeats of one setting), each in its
 process either way, in one invocation: first sequentially, then as Ray tasks on a
 local instance with this machine's cores (``--cpus``). Prints the wall time of each
 side (s, the whole sweep: process starts, Ray's start and shutdown included) and the
-speedup; the ceiling is the number of cores.
+speedup; the ceiling is the number of cores. Mesa llvmpipe spreads each run's drawing
+over the cores by itself; ``--lp-threads N`` sets its ``LP_NUM_THREADS`` for every run
+of both sides (the runs' processes inherit it).
 
-    python tools/bench_sweep.py [--runs 8] [--frames 300] [--cpus N] [--json PATH]
+    python tools/bench_sweep.py [--runs 8] [--frames 300] [--cpus N] [--lp-threads N]
+                                [--json PATH]
 """
 
 from __future__ import annotations
@@ -29,8 +32,12 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=300, help="frames of each run")
     p.add_argument("--size", type=int, default=256, help="px per eye, square")
     p.add_argument("--cpus", type=int, default=os.cpu_count(), help="local Ray CPUs")
+    p.add_argument("--lp-threads", type=int, default=None,
+                   help="LP_NUM_THREADS for every run (default: llvmpipe's own choice)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
+    if args.lp_threads is not None:
+        os.environ["LP_NUM_THREADS"] = str(args.lp_threads)
 
     demo = resources.path("scenes", "demo.toml")
     sets = [parse_set(f"display.width={args.size}"), parse_set(f"display.height={args.size}")]
@@ -49,8 +56,9 @@ def main() -> None:
                              "frame_p50_ms_median": p50[len(p50) // 2] if p50 else None}
     sequential, ray = (figures[n]["wall_s"] for n in sides)
     speedup = sequential / ray
-    title = (f"{args.runs} runs of the demo, 2 x {args.size}^2 px, {args.frames} frames each, "
-             "wall time of the whole sweep")
+    threads = "" if args.lp_threads is None else f", LP_NUM_THREADS={args.lp_threads}"
+    title = (f"{args.runs} runs of the demo, 2 x {args.size}^2 px, {args.frames} frames each"
+             f"{threads}, wall time of the whole sweep")
     with Table(["side", "wall s", "runs", "failed", "median run s", "median frame p50 ms"],
                title=title, caption=f"speedup (sequential / Ray): {speedup:.2f}x") as table:
         for name, f in figures.items():
@@ -60,7 +68,8 @@ def main() -> None:
                           f"{f['frame_p50_ms_median']:.2f}")
     if args.json:
         write_json(args.json, {"runs": args.runs, "frames": args.frames, "size": args.size,
-                               "cpus": args.cpus, "sides": figures, "speedup": speedup})
+                               "cpus": args.cpus, "lp_threads": args.lp_threads,
+                               "sides": figures, "speedup": speedup})
 
 
 if __name__ == "__main__":
