@@ -318,8 +318,9 @@ def test_ctrl_c_ends_a_run_with_an_async_run_in_flight_and_keeps_the_stats():
 
     stats = loop.run(100, progress=interrupt)
     assert stats.interrupted and stats.frames == 5
-    assert not loop.paced["echo"].worker.busy  # given up on: no run of its is in flight
-    (stuck,) = [t for t in threading.enumerate() if t.name == "vrshare-echo"]
+    worker = loop.paced["echo"].worker
+    assert not worker.busy  # given up on: no run of its is in flight
+    (stuck,) = [t for t in threading.enumerate() if t.ident == worker.ident]
     gate.set()
     stuck.join(5)
     assert not stuck.is_alive()  # it returned, and its outcome was dropped

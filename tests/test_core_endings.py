@@ -87,7 +87,7 @@ def write_plugin(tmp_path: Path) -> None:
 
 
 def marker_file(tmp_path: Path, at: int = 5, action: str = "", budget_ms: float | None = None,
-                name: str = "run.toml") -> Path:
+                name: str = "run.toml", mode: str = "sync") -> Path:
     """The counter pipeline (tests/data/counter.toml) plus the marker stage."""
     write_plugin(tmp_path)
     budget = f"budget_ms = {budget_ms}\n" if budget_ms is not None else ""
@@ -95,6 +95,7 @@ def marker_file(tmp_path: Path, at: int = 5, action: str = "", budget_ms: float 
     path.write_text(COUNTER.read_text() + textwrap.dedent(f"""
         [[stage]]
         type = "endkit:Marker"
+        mode = "{mode}"
         {budget}[stage.settings]
         marker = "{tmp_path / 'started'}"
         at = {at}
@@ -222,6 +223,18 @@ def test_a_signal_ends_the_bench_in_order_with_its_results(tmp_path, sig, code):
     assert data["frames"] >= 5 and data["counters"]["counter"]["steps"] >= 5
     assert "Traceback" not in child.stderr
     assert f"interrupted ({signal.Signals(sig).name})" in child.stdout
+
+
+@pytest.mark.parametrize("mode", ["async", "process"])
+def test_ctrl_c_ends_a_run_whose_off_loop_stage_hangs_with_its_results(tmp_path, mode):
+    child, out = bench(tmp_path, marker_file(tmp_path, action="hang", mode=mode))
+    child.wait_for_file(tmp_path / "started")  # touched by the worker, which then hangs
+    child.signal(signal.SIGINT)
+    assert child.finish() == 130, child.stderr
+    data = results(out)
+    assert data["ending"] == "SIGINT" and data["counters"]["counter"]["steps"] >= 5
+    assert data["cadence"]["marker"]["mode"] == mode
+    assert "still" in child.stderr and "Traceback" not in child.stderr
 
 
 def test_a_second_ctrl_c_while_finishing_does_not_cut_it_short(tmp_path):

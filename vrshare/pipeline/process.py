@@ -42,7 +42,8 @@ from .worker import IDLE
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0  # the child's import and setup (s)
-CLOSE_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 5.0  # the stage's close in the child (s)
+STOP_WAIT_S = 1.0  # at close, how long (s) a run still in flight may take to finish
 
 
 class StageProcessError(VrshareError, RuntimeError):
@@ -225,9 +226,12 @@ class ProcessStage(Stage):
         self.closed = True
         error = None
         try:
-            if self.process_.is_alive():
-                if getattr(self, "worker", None) is not None:
-                    self.worker.wait(CLOSE_TIMEOUT_S)
+            worker = getattr(self, "worker", None)
+            if worker is not None and not worker.wait(STOP_WAIT_S):
+                log.warning("stage %r: its worker process is still in a run; ending it "
+                            "without closing the stage there", self.name)
+                self.process_.kill()
+            elif self.process_.is_alive():
                 self.conn.send(("close", None))
                 reply = self._reply(CLOSE_TIMEOUT_S, "closing")
                 error = reply[1] if reply[0] == "closed" else None
