@@ -36,7 +36,8 @@ class Row:
     label: str
     settings: dict[str, Any]  # dotted key -> value
     repeat: int
-    status: str = "ok"  # "ok", or "failed" (the run raised or its process died)
+    # "ok"; "failed": the run raised or its process died; "interrupted": cut short
+    status: str = "ok"
     error: str | None = None
     frames: int = 0
     frame_ms: dict[str, float | None] = field(default_factory=dict)  # PERCENTILES

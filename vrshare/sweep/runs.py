@@ -72,6 +72,8 @@ def run_one(spec: RunSpec) -> Landed:
             for key, value in measured(done.stats).items():
                 setattr(row, key, value)
             row.bank = done.extra.get("bank", {})
+            if done.stats.interrupted:  # cut short: not a result a later sweep may keep
+                row.status, row.error = "interrupted", done.stats.ending
         if path.exists():
             results = path.read_text()
     row.duration_s = time.perf_counter() - t0
