@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "vrshare"
 CORE = ("errors", "backend", "strict", "weights", "geometry", "layout", "config", "pipeline",
         "resources")
 # assemble runs (a sweep: many bench runs): nothing below them imports them
-RUN = ("app", "display", "demo", "bench", "sweep", "cli")
+RUN = ("app", "display", "demo", "bench", "sweep", "cli", "__main__")
 # part -> the parts it must not import
 FORBIDDEN = {
     **{part: ("stages", "render", "targets", "scene", "testing", "report", "info", *RUN)
