@@ -167,9 +167,14 @@ def test_without_ray_the_error_says_what_to_install_and_local_still_runs(tmp_pat
     sets = [parse_set("pipeline.frame_hz=60")]
     with pytest.raises(MissingDependency, match=r"--local.*vrshare\[sweep\]"):
         sweep(path, sets, tmp_path / "ray", Placement(), frames=3, target="none")
+    assert not (tmp_path / "ray").exists()  # said before anything is written
     code = main(["sweep", str(path), "--set", "pipeline.frame_hz=60", "--frames", "3",
                  "--target", "none", "--out", str(tmp_path / "cli")])
     err = capsys.readouterr().err
     assert code == 2 and "pip install 'vrshare[sweep]'" in err and "--local" in err
+    both = ["--local", "--address", "auto"]
+    assert main(["sweep", str(path), "--set", "pipeline.frame_hz=60", *both, "--out",
+                 str(tmp_path / "both")]) == 2
+    assert "give one of them" in capsys.readouterr().err
     done = sweep(path, sets, tmp_path / "local", LOCAL, frames=3, target="none")
     assert [r.status for r in done.rows] == ["ok"]

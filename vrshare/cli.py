@@ -131,8 +131,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _placement(args: argparse.Namespace) -> Any:
-    from .sweep import Placement
+    from .sweep import Placement, SweepError
 
+    if args.local and args.address:
+        raise SweepError("--local runs here without Ray; --address names a Ray cluster: "
+                         "give one of them")
     return Placement(local=args.local, address=args.address, cpus_per_run=args.cpus_per_run)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..report import check_writable, progress_bar
-from .engine import Placement, execute
+from .engine import Placement, check, execute
 from .overrides import Override
 from .plan import RunSpec, plan
 from .results import Folder, Row, cell, print_table
@@ -44,6 +44,7 @@ def sweep(path: Path, overrides: list[Override], out: Path, placement: Placement
     others go on.
     """
     runs = plan(path, overrides, repeat=repeat, frames=frames, target=target, clock=clock)
+    check(placement)
     check_writable(out, folder=True)
     folder = Folder(out)
     keys = [o.key for o in overrides]

@@ -85,9 +85,20 @@ def _local(fn: Callable[[S], R], specs: Sequence[S]) -> Iterator[Done[S, R]]:
                 future.cancel()
 
 
+def check(placement: Placement) -> None:
+    """Raise :class:`~vrshare.errors.MissingDependency` now, before anything is written,
+    when the placement needs Ray and it is not installed."""
+    if not placement.local:
+        _require_ray()
+
+
+def _require_ray() -> Any:
+    return require("ray", "sweep", f"running runs on Ray ({INSTALL_HINT})")
+
+
 def _ray(fn: Callable[[S], R], specs: Sequence[S], placement: Placement
          ) -> Iterator[Done[S, R]]:
-    ray = require("ray", "sweep", f"running runs on Ray ({INSTALL_HINT})")
+    ray = _require_ray()
     if placement.address is None:
         ray.init(num_cpus=placement.num_cpus, include_dashboard=False, log_to_driver=False)
     else:
@@ -122,4 +133,4 @@ def worker_error(exc: BaseException) -> dict[str, Any]:
     return {"error": _describe(exc), "traceback": traceback.format_exc()}
 
 
-__all__ = ["INSTALL_HINT", "Done", "Placement", "execute", "worker_error"]
+__all__ = ["INSTALL_HINT", "Done", "Placement", "check", "execute", "worker_error"]

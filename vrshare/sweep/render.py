@@ -37,7 +37,7 @@ from ..config import build, load_toml, parse_run_file
 from ..errors import require
 from ..layout import DEVICES
 from ..report import ResultsError, check_writable, progress_bar, write_atomic
-from .engine import Placement, execute, worker_error
+from .engine import Placement, check, execute, worker_error
 from .overrides import SweepError
 from .playback import PlaybackSettings, TracePlayback, eye_matrices
 
@@ -226,6 +226,7 @@ def render(path: Path, trace: Path, out: Path, placement: Placement, *,
     """Render ``trace`` through the run file ``path`` into the folder ``out`` (see the
     module docstring); a failed chunk is recorded and the others go on."""
     chunks, cameras = plan_chunks(Path(path), Path(trace), chunk=chunk, frames=frames)
+    check(placement)
     check_writable(out, folder=True)
     if video:
         require("imageio.v2", "media", "writing the render's video")
