@@ -13,7 +13,13 @@ orientation). Methods:
   shared-weight online predictor, starting from constant velocity with no
   pretraining, one instance per horizon) on the raw samples;
 * ``1€+constant_velocity``, ``1€+learned``: the same after the 1€ filter (stage
-  defaults), still scored against the raw recording.
+  defaults), still scored against the raw recording;
+* ``oracle``: not a predictor but a bound on linear ones. At each horizon, one
+  least-squares fit over *all* the given traces (in-sample, so it knows the future
+  it is scored on) of the displacement as a linear map of the last ``ORACLE_K``
+  velocities: position in the world frame, orientation in the head's frame, every
+  axis from every axis. No predictor that is a linear function of past velocities
+  (constant velocity, the learned one) can beat it on those traces.
 
 Errors are position (mm) and orientation (degrees), mean and 95th percentile over
 all predictions of all traces (each trace's first second, while the learned model
@@ -53,6 +59,7 @@ GRID_MIN_CUTOFF = (0.25, 0.5, 1.0, 2.0, 4.0)  # Hz
 GRID_BETA = ((0.0, 0.0), (3.0, 0.3), (10.0, 1.0), (30.0, 3.0))  # (position /(m/s), rot /(rad/s))
 REFERENCE_HZ = 4.0  # zero-phase low-pass used as the jitter/lag reference
 DEVICES = 3
+ORACLE_K = 8  # past velocities the oracle's linear map sees
 
 
 def load(path: Path) -> Trace:
@@ -151,6 +158,46 @@ def run_method(trace: Trace, method: str, horizon_s: float,
     return np.concatenate(errs_p), np.concatenate(errs_r)
 
 
+def oracle(traces: list[Trace], horizon_s: float,
+           k: int = ORACLE_K) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Errors (mm, deg) per trace of the in-sample least-squares linear predictor."""
+    rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for n, trace in enumerate(traces):
+        for d in trace.devices():
+            times, poses = trace.of(d)
+            order = np.argsort(times, kind="stable")
+            times, poses = times[order], poses[order]
+            keep = np.r_[True, np.diff(times) > 0]
+            times, poses = times[keep], poses[keep]
+            ok = np.flatnonzero(times + horizon_s <= times[-1])
+            ok = ok[ok > k]
+            if not ok.size:
+                continue
+            dt = np.diff(times)[:, None]
+            q = poses[:, 3:]
+            v = np.diff(poses[:, :3], axis=0) / dt  # world frame, m/s
+            w = quat.to_rotvec(quat.multiply(quat.conjugate(q[:-1]), q[1:])) / dt  # head
+            past = np.stack([np.concatenate([v[i - k:i][::-1], w[i - k:i][::-1]], axis=1)
+                             for i in ok]) * horizon_s  # N, k, 6 (newest first)
+            truth = interpolate(times, poses, times[ok] + horizon_s)
+            rows.append((n, past.reshape(len(ok), -1), poses[ok], truth,
+                         np.concatenate([truth[:, :3] - poses[ok, :3], quat.to_rotvec(
+                             quat.multiply(quat.conjugate(poses[ok, 3:]), truth[:, 3:]))],
+                             axis=1)))
+    x = np.concatenate([r[1] for r in rows])
+    y = np.concatenate([r[4] for r in rows])
+    fit = np.linalg.lstsq(x, y, rcond=None)[0]
+    out: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in traces]
+    for n, past, now, truth, _ in rows:
+        guess = past @ fit
+        pos = now[:, :3] + guess[:, :3]
+        rot = quat.multiply(now[:, 3:], quat.from_rotvec(guess[:, 3:]))
+        out[n][0].append(np.linalg.norm(pos - truth[:, :3], axis=1) * 1e3)
+        out[n][1].append(angle_deg(rot, truth[:, 3:]))
+    return [(np.concatenate(p) if p else np.zeros(0), np.concatenate(r) if r else np.zeros(0))
+            for p, r in out]
+
+
 # -- 1€ jitter versus lag -------------------------------------------------------------
 
 def zero_phase(x: np.ndarray, rate: float) -> np.ndarray:
@@ -222,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--horizons", nargs="+", type=float, default=list(HORIZONS_MS),
                     help="prediction horizons (ms)")
     ap.add_argument("--methods", nargs="+", default=["none", "constant_velocity",
-                    "constant_acceleration", "learned", "1€+constant_velocity", "1€+learned"])
+                    "constant_acceleration", "learned", "1€+constant_velocity", "1€+learned",
+                    "oracle"])
     ap.add_argument("--one-euro", nargs=3, type=float, metavar=("MIN_CUTOFF", "BETA", "ROT_BETA"),
                     help="1€ settings of the 1€+ methods (default: the stage's defaults)")
     ap.add_argument("--no-filter-grid", action="store_true", help="skip the 1€ trade-off table")
@@ -241,8 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         for h in args.horizons:
             for method in args.methods:
                 e = Errors()
-                for path, tr in zip(args.traces, traces, strict=True):
-                    p, r = run_method(tr, method, h / 1e3, settings)
+                bound = oracle(traces, h / 1e3) if method == "oracle" else None
+                for i, (path, tr) in enumerate(zip(args.traces, traces, strict=True)):
+                    p, r = bound[i] if bound is not None else run_method(
+                        tr, method, h / 1e3, settings)
                     e.pos_mm.append(p)
                     e.rot_deg.append(r)
                     per_trace.setdefault(path.name, {}).setdefault(f"{h:g}", {})[method] = \
@@ -252,14 +302,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(len(t) for t in traces)} samples ({timer.wall_s:.0f} s); {filt_desc}")
     columns = [Column("horizon", 8), Column("method", 24, "<"), Column("pos mean", 9),
                Column("pos p95", 8), Column("rot mean", 9), Column("rot p95", 8),
-               Column("vs cv pos", 9), Column("vs cv rot", 9)]
+               Column("vs cv pos", 9), Column("vs cv rot", 9), Column("p95 pos", 7),
+               Column("p95 rot", 7)]
     with Table(columns) as table:
         for h, rows in results.items():
             cv = rows.get("constant_velocity")
             for method, s in rows.items():
-                ratio = [None, None] if cv is None else [
-                    f"{s['pos_mean_mm'] / cv['pos_mean_mm']:.3f}",
-                    f"{s['rot_mean_deg'] / cv['rot_mean_deg']:.3f}"]
+                ratio = [None] * 4 if cv is None else [
+                    f"{s[key] / cv[key]:.3f}" for key in
+                    ("pos_mean_mm", "rot_mean_deg", "pos_p95_mm", "rot_p95_deg")]
                 table.add_row(f"{h} ms", method, f"{s['pos_mean_mm']:.2f}mm",
                               f"{s['pos_p95_mm']:.2f}mm", f"{s['rot_mean_deg']:.3f}°",
                               f"{s['rot_p95_deg']:.3f}°", *ratio)
