@@ -55,13 +55,15 @@ class TargetFrames:
 def display_settings(run_file: RunFile, **overrides: Any) -> DisplaySettings:
     """The run file's ``[display]`` settings with keyword overrides (validated alike;
     paths may be given as Path). A ``capture_dir`` written in the file is relative to
-    the file; one given as an override is taken as it is."""
+    the file (so is an ``input_track``); one given as an override is taken as it is."""
     where = f"{run_file.path} [display]"
     merged = {**run_file.display,
               **{k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}}
     settings = build(DisplaySettings, merged, where)
     if "capture_dir" not in overrides:
         settings.capture_dir = run_file.base_dir / settings.capture_dir
+    if settings.input_track is not None and "input_track" not in overrides:
+        settings.input_track = run_file.base_dir / settings.input_track
     return settings
 
 

@@ -38,6 +38,33 @@ PREDICTOR_WEIGHTS = "predictor_weights"
 TARGET_POSES = "target_poses"  # (3, 9) float64: pose (7), time (s), valid (0/1)
 TARGET_FOV = "target_fov"  # (2, 4) float64: per eye angles left, right, up, down (rad)
 
+# -- controllers (writer: the display target; declared as pipeline sources) ----------
+# Per hand (row 0 left, row 1 right), one column per CONTROLLER_COMPONENTS entry: values
+# 0..1 (triggers, squeezes, clicks and touches as 0/1), axes -1..1 (+x right, +y up).
+# A component the hand's interaction profile lacks reads 0 and is 0 in CONTROLLER_BOUND.
+CONTROLLER_STATE = "controller_state"  # (2, C) float32
+CONTROLLER_BOUND = "controller_bound"  # (2, C) float32: 1.0 where the profile has it bound
+# Edges of this frame, so that a stage need not keep state: [hand, 0 pressed / 1 released,
+# component], 1.0 where the component crossed PRESS_THRESHOLD since the previous frame
+CONTROLLER_EDGES = "controller_edges"  # (2, 2, C) float32; axes columns stay 0
+CONTROLLER_TIME = "controller_time"  # (2,) float64: time the input was sampled for (s), frame
+CONTROLLER_COMPONENTS = (
+    "trigger", "squeeze",  # values 0..1
+    "thumbstick_x", "thumbstick_y", "thumbstick_click",
+    "trackpad_x", "trackpad_y", "trackpad_click",
+    "primary", "secondary",  # A/B on the right hand, X/Y on the left (clicks)
+    "menu",  # menu click (the simple controller's menu, Touch's left menu)
+    "trigger_touch", "thumbstick_touch", "trackpad_touch", "primary_touch", "secondary_touch",
+)
+CONTROLLER_AXES = ("thumbstick_x", "thumbstick_y", "trackpad_x", "trackpad_y")  # no edges
+PRESS_THRESHOLD = 0.5  # a value at or above it counts as pressed (analog triggers too)
+# Haptics, an output the target reads after the stages (writer: one stage of the run,
+# e.g. "interaction"): per hand amplitude 0..1, duration (s; 0: the runtime's shortest
+# pulse), frequency (Hz; 0: the runtime's default), request number. The target sends a
+# row when its request number changes: amplitude > 0 starts a pulse, amplitude 0 stops.
+HAPTICS = "haptics"  # (2, 4) float32
+HAPTIC_FIELDS = ("amplitude", "duration", "frequency", "request")
+
 # -- scene objects (writer: the "scene_motion" stage; read by filters and audio) ----
 OBJECT_MODEL = "object_model"  # (N, 4, 4) float32, object -> world, row-major
 OBJECT_BOUNDS = "object_bounds"  # (N, 4) float32, world bounding sphere: centre xyz, radius (m)

@@ -74,6 +74,8 @@ class Capabilities:
     input: bool  # writes poses from a user or a tracker into TARGET_POSES in poll()
     capture: bool  # can hand back what it presented as NumPy images (capture())
     own_clock: bool  # frame timing comes from the target (clock() returns one)
+    controllers: bool = False  # can write the CONTROLLER_* buffers in poll() and read
+    #                            HAPTICS in submit() (docs/controllers.md)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,9 @@ class DisplaySettings:
     capture_dir: Path = Path("capture")  # headless: PNG/video folder (relative: to the run file)
     # headless video rate; 0: the frame rate / capture_every
     video_fps: float = setting(0.0, ge=0, le=1000, unit="Hz")
+    # headless: a recorded controller input track played into the controller buffers
+    # (CSV, see vrshare.targets.input_track; relative: to the run file)
+    input_track: Path | None = None
 
     def __post_init__(self) -> None:
         check_ranges(self)

@@ -4,6 +4,11 @@ Used for CI, benchmarks and the demo on machines without a display. Every Nth
 submitted frame can be captured to NumPy (kept in :attr:`HeadlessTarget.frames`),
 to PNG files, or to an H.264 video (imageio-ffmpeg). The image is RGBA8 holding
 sRGB-encoded colour (the shader encodes), read back top row first.
+
+With ``[display] input_track`` set, the target plays that recorded controller input
+(see :mod:`.input_track`) into the controller buffers each frame and keeps the haptic
+requests stages make (:attr:`HeadlessTarget.controls`), so interactive scenes run
+headless in tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from .base import (
     check_gl_size,
     side_by_side,
 )
+from .controls import RecordedControllers
+from .input_track import Playback, read_input_track
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +63,7 @@ class HeadlessTarget(Target):
 
     name = "headless"
     capabilities = Capabilities(stereo=False, vsync=False, input=False, capture=True,
-                                own_clock=False)
+                                own_clock=False, controllers=True)
 
     def __init__(self, settings: DisplaySettings | None = None, *, ctx: Any = None,
                  frame_hz: float = DEFAULT_FRAME_HZ) -> None:
@@ -65,6 +72,14 @@ class HeadlessTarget(Target):
         # first captured frame
         self._image = require("PIL.Image", "media", "PNG capture") \
             if settings.capture == "png" else None
+        # controllers only with an input track, so that other runs publish nothing more
+        self.controls: RecordedControllers | None = None
+        self._playback: Playback | None = None
+        if settings.input_track is not None:
+            self._playback = Playback(read_input_track(settings.input_track))
+            self.controls = RecordedControllers()
+            self.controls.input.bound[...] = self._playback.track.bound()
+            self.sources = self.controls.input.sources
         self._owns_ctx = ctx is None
         self.ctx = standalone_context() if ctx is None else ctx
         try:
@@ -102,6 +117,17 @@ class HeadlessTarget(Target):
         except Exception as exc:  # imageio's plugins raise several types when ffmpeg is missing
             raise TargetError(f"cannot open video {self.video_path}: {exc}") from exc
 
+    def declare(self, bank: Any) -> None:
+        if self.controls is not None:
+            self.controls.declare(bank)
+
+    def poll(self, frame: Frame, bank: Any) -> None:
+        """Play the input track (if any) at the frame's start time into the controller
+        buffers."""
+        if self.controls is not None:
+            self._playback.state_at(frame.t_now, self.controls.input.state)
+            self.controls.input.publish(bank, frame.t_now, frame.index)
+
     def surfaces(self, frame: Frame) -> Sequence[EyeSurface]:
         return self._surfaces
 
@@ -122,6 +148,8 @@ class HeadlessTarget(Target):
         encoder died) stops capturing with a logged error and is counted; the run goes
         on, and a video keeps the frames written before."""
         self.submitted += 1
+        if self.controls is not None:
+            self.controls.record_haptics(frame.index)
         s = self.settings
         if s.capture == "none" or self._capture_stopped or (self.submitted - 1) % s.capture_every:
             self.ctx.finish()
