@@ -30,5 +30,5 @@ python=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 extras=$extra
-[[ $extra == test ]] && extras=test,sweep  # the sweep tests run on a local Ray
+[[ $extra == test ]] && extras=test,sweep,optical  # sweep tests: a local Ray; optical: cv2
 .venv/bin/python -m pip install -q -e ".[$extras]"

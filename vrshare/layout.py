@@ -65,6 +65,22 @@ PRESS_THRESHOLD = 0.5  # a value at or above it counts as pressed (analog trigge
 HAPTICS = "haptics"  # (2, 4) float32
 HAPTIC_FIELDS = ("amplitude", "duration", "frequency", "request")
 
+# -- camera frames (writer: the virtual camera, vrshare.render.camera; declared as sources) --
+CAMERA_IMAGE = "camera_image"  # (H, W) uint8 grey, top row first
+CAMERA_EXPOSURE = "camera_exposure"  # (2,) float64: mid-exposure time (s), exposure number
+#                                      (-1: none yet)
+CAMERA_MATRIX = "camera_matrix"  # (3, 3) float64 intrinsics K (px, OpenCV convention)
+
+# -- optical tracking (writer: the "optical_tracking" stage) -------------------------
+OPTICAL_POSES = "optical_poses"  # (3, 7) float32: head, left, right poses from markers (m)
+OPTICAL_VALID = "optical_valid"  # (3,) float32: 1.0 seen in the newest frame, 0.0 held or never
+OPTICAL_TIME = "optical_time"  # (3,) float64: exposure time (s) of each row's newest solve
+OPTICAL_ERROR = "optical_error"  # (3,) float32: RMS reprojection error of that solve (px)
+# param registered by each optical stage as "<stage name>/optical_markers": the marker
+# layout, (N, 14) float32 rows id, rig (-1 room, else device row), 4 corners x xyz (m);
+# the same markers -> one buffer (see vrshare.stages.optical.markers)
+OPTICAL_MARKERS = "optical_markers"
+
 # -- scene objects (writer: the "scene_motion" stage; read by filters and audio) ----
 OBJECT_MODEL = "object_model"  # (N, 4, 4) float32, object -> world, row-major
 OBJECT_BOUNDS = "object_bounds"  # (N, 4) float32, world bounding sphere: centre xyz, radius (m)

@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "audio": "vrshare.stages.audio:AudioStage",
     "scene_motion": "vrshare.stages.motion:SceneMotionStage",
     "passthrough": "vrshare.stages.passthrough:PassthroughStage",
+    "optical_tracking": "vrshare.stages.optical:OpticalTrackingStage",
 }
 
 
