@@ -94,9 +94,11 @@ class PacedStage:
         self.runs = 0
         self.skipped = 0
         self.moved_at: int | None = None
+        # off the loop: each published run's latency (s, frames), as many as frame rows
         self.latency_s: list[float] = []
         self.latency_frames: list[int] = []
-        self.starts: list[float] = []  # clock time (s) of each run's start
+        self.started = 0  # runs started, the first and last at these clock times (s)
+        self.t_first = self.t_last = math.nan
 
     # -- the slot ----------------------------------------------------------------------
 
@@ -114,7 +116,7 @@ class PacedStage:
         if view is not None:
             view.take_inputs()
         t0 = perf_counter()
-        self.starts.append(frame.t_now)
+        self._started(frame)
         self.stage.process(frame, view if view is not None else bank)
         seconds = perf_counter() - t0
         self._advance(frame)
@@ -143,6 +145,8 @@ class PacedStage:
                                f"frame {started.index})")
                 raise error
             self._publish(frame, started)
+            self.latency_s.append(frame.t_now - started.t_now)
+            self.latency_frames.append(frame.index - started.index)
             self.stats.set_later(started.index, self.worker_track, worker.seconds,
                                  began=worker.began)
             did = True
@@ -154,7 +158,7 @@ class PacedStage:
             if backend.active().is_gpu:  # the worker's stream must see the copies done
                 backend.active().xp.cuda.get_current_stream().synchronize()
             worker.start(frame)
-            self.starts.append(frame.t_now)
+            self._started(frame)
             self.in_flight = frame
             self._advance(frame)
             did = True
@@ -162,6 +166,12 @@ class PacedStage:
 
     def _work(self, frame: Frame) -> None:
         self.stage.process(frame, self.view)
+
+    def _started(self, frame: Frame) -> None:
+        if not self.started:
+            self.t_first = frame.t_now
+        self.t_last = frame.t_now
+        self.started += 1
 
     # -- rate ----------------------------------------------------------------------
 
@@ -189,8 +199,6 @@ class PacedStage:
         except Exception as exc:
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
         self.runs += 1
-        self.latency_s.append(frame.t_now - started.t_now)
-        self.latency_frames.append(frame.index - started.index)
 
     def _overran(self, frame: Frame, seconds: float) -> None:
         policy = self.cadence.on_overrun
@@ -225,9 +233,8 @@ class PacedStage:
         return stopped
 
     def report(self) -> CadenceReport:
-        starts = self.starts
-        span = starts[-1] - starts[0] if starts else 0.0
-        achieved = (len(starts) - 1) / span if span > 0 else math.nan
+        span = self.t_last - self.t_first if self.started > 1 else 0.0
+        achieved = (self.started - 1) / span if span > 0 else math.nan
         return CadenceReport(
             mode=self.mode, rate_hz=self.cadence.rate_hz, achieved_hz=achieved,
             runs=self.runs, skipped=self.skipped,
