@@ -460,7 +460,7 @@ def test_closing_a_process_stage_frees_its_shared_memory():
     blocks = [shm.name for shm, _ in (*proxy.inputs.values(), *proxy.outputs.values())]
     assert len(blocks) == 2
     loop.pipeline.close()
-    assert not proxy.process_.is_alive()
+    assert not proxy.child.is_alive()
     for name in blocks:
         with pytest.raises(FileNotFoundError):
             SharedMemory(name)

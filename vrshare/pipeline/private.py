@@ -100,7 +100,8 @@ class PrivateBank:
         self.publish()
 
     def take_inputs(self) -> None:
-        """Copy every input the stage has looked at from the bank (device to device)."""
+        """Copy every input from the bank: on the device, or down to the host for a
+        stage placed there."""
         bank = self.bank
         for name, copy in self._inputs.items():
             if self.host:
@@ -110,7 +111,8 @@ class PrivateBank:
             self.input_versions[name] = bank.version(name)
 
     def publish(self) -> None:
-        """Copy every output into the bank's array (the caller stamps versions)."""
+        """Copy every output into the bank's array, up to the device for a stage placed
+        on the host (the caller stamps versions)."""
         bank = self.bank
         for name, back in self._outputs.items():
             if self.host:

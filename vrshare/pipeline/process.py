@@ -142,8 +142,10 @@ def _serve(conn: Any, stage: Stage, config: StageConfig,
 
 class ProcessStage(Stage):
     """Stands in the pipeline for a stage that runs in a worker process: set up
-    there, counted and closed through the pipe. ``worker`` runs it; ``view`` holds
-    the shared copies the loop fills and publishes."""
+    there, counted and closed through the pipe. ``worker`` runs it; it is its own
+    view (:meth:`take_inputs` and :meth:`publish` copy between the bank and the
+    shared blocks), as a :class:`~vrshare.pipeline.private.PrivateBank` is for a
+    stage on a thread."""
 
     def __init__(self, stage: Stage, bank: WeightBank, config: StageConfig) -> None:
         super().__init__(stage.settings, name=stage.name)
@@ -166,23 +168,26 @@ class ProcessStage(Stage):
         self.conn, child = ctx.Pipe()
         spec = [(n, shm.name, a.shape, a.dtype.str) for n, (shm, a) in self.inputs.items()]
         try:
-            self.process_ = ctx.Process(target=_serve, args=(child, stage, config, spec),
+            self.child = ctx.Process(target=_serve, args=(child, stage, config, spec),
                                         name=f"vrshare-{stage.name}", daemon=True)
-            self.process_.start()
+            self.child.start()
         except Exception as exc:  # most often: the stage or its settings do not pickle
             self._unlink()
             raise StageProcessError(f"cannot start the worker process: {type(exc).__name__}: "
                                     f"{exc} (a process-mode stage is sent pickled: its "
                                     "class must be importable by module path)") from exc
         child.close()
-        reply = self._reply(READY_TIMEOUT_S, "setting up")
-        if reply[0] == "error":
-            self.close()
-            raise _raise(reply[1], "setup in the worker process")
-        for name, block, shape, dtype in reply[1]:
-            self.outputs[name] = _attach(block, tuple(shape), dtype)
-            bank.state(name, tuple(shape), dtype)
-        self.publish()
+        try:
+            reply = self._reply(READY_TIMEOUT_S, "setting up")
+            if reply[0] == "error":
+                raise _raise(reply[1], "setup in the worker process")
+            for name, block, shape, dtype in reply[1]:
+                self.outputs[name] = _attach(block, tuple(shape), dtype)
+                bank.state(name, tuple(shape), dtype)
+            self.publish()
+        except BaseException:
+            self.close()  # the process and the shared blocks go with the failed setup
+            raise
         self.worker = ProcessWorker(self)
 
     def _reply(self, timeout: float, doing: str) -> tuple:
@@ -192,7 +197,7 @@ class ProcessStage(Stage):
         try:
             return self.conn.recv()
         except (EOFError, OSError):
-            code = self.process_.exitcode
+            code = self.child.exitcode
             raise StageProcessError(f"the worker process ended (exit code {code}) while "
                                     f"{doing}") from None
 
@@ -215,7 +220,7 @@ class ProcessStage(Stage):
         raise StageProcessError("a process-mode stage runs through its worker")
 
     def counters(self) -> dict[str, int]:
-        if self.closed or self.worker.busy or not self.process_.is_alive():
+        if self.closed or self.worker.busy or not self.child.is_alive():
             return {}
         self.conn.send(("counters", None))
         return self._reply(CLOSE_TIMEOUT_S, "counting")[1]
@@ -230,17 +235,17 @@ class ProcessStage(Stage):
             if worker is not None and not worker.wait(STOP_WAIT_S):
                 log.warning("stage %r: its worker process is still in a run; ending it "
                             "without closing the stage there", self.name)
-                self.process_.kill()
-            elif self.process_.is_alive():
+                self.child.kill()
+            elif self.child.is_alive():
                 self.conn.send(("close", None))
                 reply = self._reply(CLOSE_TIMEOUT_S, "closing")
                 error = reply[1] if reply[0] == "closed" else None
         except (StageProcessError, OSError) as exc:
             log.warning("stage %r: %s", self.name, exc)
         finally:
-            self.process_.join(CLOSE_TIMEOUT_S)
-            if self.process_.is_alive():
-                self.process_.kill()
+            self.child.join(CLOSE_TIMEOUT_S)
+            if self.child.is_alive():
+                self.child.kill()
             self.conn.close()
             self._unlink()
         if error is not None:
@@ -297,7 +302,7 @@ class ProcessWorker:
         try:
             _, seconds, error = self.stage.conn.recv()
         except (EOFError, OSError):
-            code = self.stage.process_.exitcode
+            code = self.stage.child.exitcode
             seconds, error = perf_counter() - self.t0, (
                 f"StageProcessError: the worker process ended (exit code {code})", "")
         self.seconds = seconds
