@@ -165,10 +165,10 @@ class ProcessStage(Stage):
                 self.inputs[name] = (shm, np.ndarray(front.shape, front.dtype, buffer=shm.buf))
         self.take_inputs()
         ctx = mp.get_context("spawn")
-        self.conn, child = ctx.Pipe()
+        self.conn, child_end = ctx.Pipe()
         spec = [(n, shm.name, a.shape, a.dtype.str) for n, (shm, a) in self.inputs.items()]
         try:
-            self.child = ctx.Process(target=_serve, args=(child, stage, config, spec),
+            self.child = ctx.Process(target=_serve, args=(child_end, stage, config, spec),
                                         name=f"vrshare-{stage.name}", daemon=True)
             self.child.start()
         except Exception as exc:  # most often: the stage or its settings do not pickle
@@ -176,7 +176,7 @@ class ProcessStage(Stage):
             raise StageProcessError(f"cannot start the worker process: {type(exc).__name__}: "
                                     f"{exc} (a process-mode stage is sent pickled: its "
                                     "class must be importable by module path)") from exc
-        child.close()
+        child_end.close()
         try:
             reply = self._reply(READY_TIMEOUT_S, "setting up")
             if reply[0] == "error":
