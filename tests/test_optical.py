@@ -296,3 +296,24 @@ def test_motion_blur_smears_the_markers_and_the_pose_stays_within_the_blur(gl_ct
 def test_pipeline_declares_the_camera_buffers_the_stage_reads():
     with pytest.raises(Exception, match="camera_image"):
         Pipeline([OpticalTrackingStage()]).setup(WeightBank(), StageConfig(None))
+
+
+def test_optical_scene_runs_headless_and_tracks_the_replayed_head(gl_ctx):  # noqa: F811
+    """scenes/optical.toml: the camera rides the replayed head; once the head faces a
+    wall (after about 0.45 s of the trace) the stage's pose follows the tracking
+    stage's, within its error plus the head's motion over the async latency."""
+    from vrshare.display import open_display
+
+    scene = Path(__file__).resolve().parent.parent / "scenes" / "optical.toml"
+    run = open_display(scene, target="headless", width=16, height=16)
+    try:
+        run.play(90)
+        bank = run.bank
+        assert bank["optical_valid"][0] == 1.0
+        assert 0.9 < bank["optical_time"][0] <= 1.0  # a recent exposure's time (s)
+        gap = np.linalg.norm(bank["optical_poses"][0, :3] - bank["device_poses"][0, :3])
+        assert gap < 0.06  # m: 4 frames at up to 1 m/s, plus the solve's error
+        stage = next(s for s in run.pipeline.stages if s.name == "optical_tracking")
+        assert stage.counters()["frames"] >= 25  # 30 Hz over 1 s
+    finally:
+        run.close()

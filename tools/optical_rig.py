@@ -8,6 +8,7 @@ so it lives with the tools (tests/test_optical.py imports it from here).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,21 @@ class MarkerRig:
     def close(self) -> None:
         self.camera.close()
         self.pipeline.close()
+
+
+def write_run_file_quads(path: Path) -> list[Path]:
+    """Write the boards of ``path``'s optical_tracking stage as the glTF quads its scene
+    names (``optical/board_N.glb`` beside the run file), at 1000 px per metre."""
+    from vrshare.config import build, load_run_file
+
+    run_file = load_run_file(path)
+    spec = next(st for st in run_file.stages if st.type == "optical_tracking")
+    settings = build(OpticalSettings, spec.settings, f"{path} [stage.settings]")
+    return [write_marker_quad(run_file.base_dir / "optical" / f"board_{n}.glb", board,
+                              settings.dictionary, px_per_m=1000.0)
+            for n, board in enumerate(settings.board)]
+
+
+if __name__ == "__main__":
+    for written in write_run_file_quads(Path(sys.argv[1])):
+        print(f"wrote {written}")

@@ -79,6 +79,7 @@ class Run:
     scene: Any = None  # the loaded vrshare.scene.Scene, or None
     target: Any = None  # the vrshare.targets.Target drawn into
     renderer: Any = None  # the vrshare.render.Renderer
+    camera: Any = None  # the vrshare.render.camera.VirtualCamera an optical stage reads
 
     def play(self, frames: int | None = None, *, seconds: float | None = None,
              progress: Callable[[int], None] | None = None,
@@ -103,8 +104,8 @@ class Run:
         return self.loop.stats, error
 
     def close(self) -> None:
-        """Close the stages, then the renderer, then the target (whose GL context the
-        renderer's objects live in); closing twice does nothing.
+        """Close the stages, then the renderer and the virtual camera, then the target
+        (whose GL context their objects live in); closing twice does nothing.
 
         Every part is closed even when one before it fails (a WAV file or a video is
         finalised in its part's ``close``); a failure is logged and recorded in the
@@ -113,7 +114,7 @@ class Run:
         """
         faults = self.loop.stats.faults
         faults.extend(self.pipeline.close())
-        for part in ("renderer", "target"):
+        for part in ("renderer", "camera", "target"):
             obj = getattr(self, part)
             setattr(self, part, None)
             if obj is None:

@@ -67,6 +67,22 @@ def display_settings(run_file: RunFile, **overrides: Any) -> DisplaySettings:
     return settings
 
 
+def virtual_camera_spec(run_file: RunFile) -> Any:
+    """The ``camera`` table of the run's ``optical_tracking`` stage reading the virtual
+    camera (``source = "virtual"``, the default), as a CameraSpec; None without one."""
+    from .geometry.pinhole import CameraSpec
+
+    specs = [st for st in run_file.stages if st.type == "optical_tracking" and st.enabled
+             and st.settings.get("source", "virtual") == "virtual"]
+    if len(specs) > 1:
+        raise ConfigError(f"{run_file.path}: {len(specs)} optical_tracking stages read the "
+                          "virtual camera; the bank has one camera image")
+    if not specs:
+        return None
+    return build(CameraSpec, specs[0].settings.get("camera", {}),
+                 f"{run_file.path} [stage.settings.camera]")
+
+
 def open_display(path: str | Path | RunFile, *, target: str = "auto",
                  clock: str | Clock | None = None, **opts: Any) -> app.Run:
     """Open ``path`` (or a loaded run file) with a target and the renderer, ready for
@@ -85,11 +101,19 @@ def open_display(path: str | Path | RunFile, *, target: str = "auto",
     log.info("target %s (%s)", name, why)
     frame_hz = run_file.pipeline.frame_hz
     tgt = load(name)(settings, frame_hz=frame_hz)
-    renderer = run = None
+    renderer = run = camera = None
     try:
         bank = WeightBank()
         tgt.declare(bank)
         renderer = Renderer(tgt.ctx, scene)
+        sources, steps = tuple(tgt.sources), []
+        spec = virtual_camera_spec(run_file)
+        if spec is not None:  # the optical stage's frames: drawn after each frame's render
+            from .render import camera as vcam
+
+            sources += vcam.declare(bank, spec)
+            camera = vcam.VirtualCamera(tgt.ctx, scene, spec)
+            steps.append(("camera", vcam.CameraStep(camera)))
         own = tgt.clock()
         if own is None and clock is not None and not isinstance(clock, str):
             own = clock
@@ -102,9 +126,11 @@ def open_display(path: str | Path | RunFile, *, target: str = "auto",
         def submit(frame: Frame, bank: WeightBank) -> None:
             tgt.submit(frame)
 
-        run = app.open_run(run_file, clock=frames, bank=bank, scene=scene,
-                           sources=tgt.sources, steps=[("render", render), ("submit", submit)])
-        run.target, run.renderer = tgt, renderer
+        run = app.open_run(run_file, clock=frames, bank=bank, scene=scene, sources=sources,
+                           steps=[("render", render), *steps, ("submit", submit)])
+        run.target, run.renderer, run.camera = tgt, renderer, camera
+        for _, step in steps:
+            step.bind(bank)
         run.loop.counter_sources.append((f"{tgt.name} target", tgt.counters))
         renderer.bind(bank, run.loop.stats, declared_by=run.pipeline.declared_by)
         if frames.clock is None:  # started now, after the stages' setup
@@ -113,8 +139,9 @@ def open_display(path: str | Path | RunFile, *, target: str = "auto",
         if run is not None:
             run.close()  # the stages, the renderer and the target
         else:
-            if renderer is not None:
-                renderer.close()
+            for part in (renderer, camera):
+                if part is not None:
+                    part.close()
             tgt.close()
         raise
     return run

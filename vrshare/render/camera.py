@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import layout
+from .. import backend, layout
 from ..geometry import eyes, quat, rotation
 from ..geometry.pinhole import CameraSpec, fov_of
+from .contract import RenderError
 from .renderer import Renderer
 
 if TYPE_CHECKING:
@@ -129,6 +130,42 @@ class VirtualCamera:
             obj.release()
 
 
+class CameraStep:
+    """The virtual camera as a step of a displayed run (after ``render``): at most
+    ``rate_hz`` exposures per second of the frame clock, each at the frame's
+    ``t_display`` (the time the frame's poses were predicted for), from the head's
+    ``device_poses`` row (mount ``"head"``) or from the room (``"world"``). The
+    optical stage reads the image in the next frame."""
+
+    def __init__(self, camera: VirtualCamera) -> None:
+        self.camera = camera
+        self.period = 1.0 / camera.spec.rate_hz
+        self.due = -np.inf
+        self.poses: Any = None
+        self.fixed = camera_pose(np.array([0, 0, 0, 0, 0, 0, 1.0]), camera.spec)
+
+    def bind(self, bank: WeightBank) -> None:
+        """Bind the camera to the bank (once the pipeline's buffers exist)."""
+        self.camera.bind(bank)
+        if self.camera.spec.mount == "head":
+            if layout.DEVICE_POSES not in bank:
+                raise RenderError(f"a head-mounted virtual camera needs "
+                                  f"{layout.DEVICE_POSES!r} (add a 'tracking' stage)")
+            self.poses = bank[layout.DEVICE_POSES]
+
+    def __call__(self, frame: Any, bank: WeightBank) -> None:
+        if frame.t_now + 1e-9 < self.due:
+            return
+        self.due = max(self.due + self.period, frame.t_now)
+        if self.poses is None:
+            fixed = self.fixed
+            self.camera.expose(frame, lambda t: fixed, frame.t_display)
+            return
+        head = np.asarray(backend.to_host(self.poses, label="camera_pose")[0], np.float64)
+        pose = camera_pose(head, self.camera.spec)
+        self.camera.expose(frame, lambda t: pose, frame.t_display)
+
+
 def world_to_camera(pose: np.ndarray) -> np.ndarray:
     """4x4 world -> camera (OpenXR axes) view matrix of a camera pose (7,)."""
     return quat.rigid_inverse(quat.pose_matrix(np.asarray(pose, np.float64)))
@@ -141,5 +178,5 @@ def camera_pose(mount_pose: np.ndarray, spec: CameraSpec) -> np.ndarray:
     return np.concatenate([m[:3, 3], quat.from_matrix(m[:3, :3])])
 
 
-__all__ = ["CameraSurface", "VirtualCamera", "camera_pose", "declare", "mount_matrix",
+__all__ = ["CameraStep", "CameraSurface", "VirtualCamera", "camera_pose", "declare", "mount_matrix",
            "world_to_camera"]
