@@ -317,3 +317,28 @@ def test_optical_scene_runs_headless_and_tracks_the_replayed_head(gl_ctx):  # no
         assert stage.counters()["frames"] >= 25  # 30 Hz over 1 s
     finally:
         run.close()
+
+
+def test_tracking_predicts_optical_poses_from_their_exposure_time_to_display_time():
+    """source = "optical": the exposure time is the sample's time, so a head seen at
+    x = 0 and x = 0.05 m 0.1 s apart is predicted 0.05 s past the newest exposure."""
+    from vrshare import layout
+    from vrshare.stages.tracking import TrackingStage
+    from vrshare.stages.tracking.stage import TrackingSettings
+
+    bank = WeightBank()
+    poses = bank.state(layout.OPTICAL_POSES, shape=(3, 7), dtype="float32")
+    valid = bank.state(layout.OPTICAL_VALID, shape=(3,), dtype="float32")
+    times = bank.state(layout.OPTICAL_TIME, shape=(3,), dtype="float64")
+    stage = TrackingStage(TrackingSettings(source="optical", predictor="constant_velocity",
+                                           max_extrapolation_ms=100.0))
+    Pipeline([stage], sources=(layout.OPTICAL_POSES, layout.OPTICAL_VALID,
+                               layout.OPTICAL_TIME)).setup(bank, StageConfig(stage.settings))
+    poses[:, 6] = 1.0
+    valid[0] = 1.0
+    for k, (t_exposure, x) in enumerate(((0.0, 0.0), (0.1, 0.05))):
+        poses[0, :3] = (x, 1.6, 0.0)
+        times[0] = t_exposure
+        stage.process(Frame(k, t_exposure + 0.02, t_exposure + 0.05, 0.011), bank)
+    assert bank[layout.DEVICE_POSES][0, 0] == pytest.approx(0.075, abs=1e-6)
+    assert bank[layout.DEVICE_VALID][0] == 1.0 and bank[layout.DEVICE_VALID][1] == 0.0

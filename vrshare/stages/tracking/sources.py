@@ -13,6 +13,9 @@ the stage's input gate decides what is usable.
   times the recorded pace, looping or holding the end.
 * :class:`TargetSource`: the ``target_poses`` buffer written each frame by a
   display target (the window's mouse/keyboard head, or OpenXR's located poses).
+* :class:`OpticalSource`: an ``optical_tracking`` stage's ``optical_poses``, stamped
+  with their exposure times (the measurement time: the predictor carries them to the
+  display time) and valid while the newest camera frame saw the device.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 from vrshare.backend import to_device
 from vrshare.geometry import quat
-from vrshare.layout import TARGET_POSES
+from vrshare.layout import OPTICAL_POSES, OPTICAL_TIME, OPTICAL_VALID, TARGET_POSES
 
 from .synthetic import SyntheticMotion
 from .trace import Trace
@@ -156,4 +159,16 @@ class TargetSource:
 
     def read(self, t_now: float, bank: Any, out: Any) -> bool:
         out[...] = bank[TARGET_POSES]
+        return False
+
+
+class OpticalSource:
+    """Rows from an optical tracking stage's outputs (see :mod:`vrshare.layout`)."""
+
+    reads = (OPTICAL_POSES, OPTICAL_VALID, OPTICAL_TIME)
+
+    def read(self, t_now: float, bank: Any, out: Any) -> bool:
+        out[:, :7] = bank[OPTICAL_POSES]
+        out[:, 7] = bank[OPTICAL_TIME]
+        out[:, 8] = bank[OPTICAL_VALID]
         return False

@@ -49,7 +49,14 @@ from . import learned
 from .gate import KINDS, InputGate
 from .one_euro import OneEuroFilter, OneEuroParams
 from .predict import METHODS, Predictor
-from .sources import ROW, PoseSource, SyntheticSource, TargetSource, TraceSource
+from .sources import (
+    ROW,
+    OpticalSource,
+    PoseSource,
+    SyntheticSource,
+    TargetSource,
+    TraceSource,
+)
 from .trace import read_trace
 
 log = logging.getLogger(__name__)
@@ -74,7 +81,9 @@ class TrackingSettings:
     of the field-of-view angles) are made by :class:`TrackingStage`.
     """
 
-    source: Literal["synthetic", "trace", "desktop", "openxr"] = "synthetic"
+    # optical: an optical_tracking stage's poses (raise max_extrapolation_ms past its
+    # latency, e.g. 100 ms: exposure to the bank takes about 45 ms at 30 Hz)
+    source: Literal["synthetic", "trace", "desktop", "openxr", "optical"] = "synthetic"
     # synthetic: seed of the scripted motion, sensor rate, sensor noise (std)
     seed: int = setting(0, ge=0)
     sample_hz: float = setting(DEFAULT_FRAME_HZ, gt=0, le=100_000, unit="Hz")
@@ -151,6 +160,8 @@ class TrackingStage(Stage):
                 raise ValueError(f"{eye}: {exc}") from None
         if s.source in ("desktop", "openxr"):
             self.reads = (TARGET_POSES, TARGET_FOV) if s.fov_from_target else (TARGET_POSES,)
+        elif s.source == "optical":
+            self.reads = OpticalSource.reads
         elif s.prefer_target:
             self.optional_reads = (TARGET_POSES, TARGET_FOV)
         self.predictor: Predictor | None = None
@@ -199,6 +210,8 @@ class TrackingStage(Stage):
     def _make_source(self, s: TrackingSettings) -> PoseSource:
         if self.follows_target:
             return TargetSource()
+        if s.source == "optical":
+            return OpticalSource()
         if s.source == "synthetic":
             return SyntheticSource(s.seed, s.sample_hz, s.noise_mm / 1e3, np.radians(s.noise_deg))
         return TraceSource(read_trace(self.base_dir / s.trace), s.speed, s.loop)
