@@ -64,6 +64,10 @@ PRESS_THRESHOLD = 0.5  # a value at or above it counts as pressed (analog trigge
 # row when its request number changes: amplitude > 0 starts a pulse, amplitude 0 stops.
 HAPTICS = "haptics"  # (2, 4) float32
 HAPTIC_FIELDS = ("amplitude", "duration", "frequency", "request")
+# Objects a stage places (writer: the "interaction" stage; scene_motion reads it when
+# present and writes these rows into OBJECT_MODEL / OBJECT_BOUNDS after its own):
+# rows object index, then its object -> world matrix (16, row-major)
+OBJECT_PLACED = "object_placed"  # (K, 17) float32
 
 # -- camera frames (writer: the virtual camera, vrshare.render.camera; declared as sources) --
 CAMERA_IMAGE = "camera_image"  # (H, W) uint8 grey, top row first

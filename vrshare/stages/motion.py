@@ -4,7 +4,9 @@ At setup it declares the object table from the run's scene (see
 :mod:`vrshare.layout`): per-object constants as parameters (mesh, colour,
 importance, the mesh LOD tables) and the model matrices and world bounding spheres
 as state. Each frame it rewrites the rows of the moving objects (a contiguous tail
-of the table) for ``frame.t_display``; static rows are written once.
+of the table) for ``frame.t_display``; static rows are written once, except the
+rows another stage places (``object_placed``, e.g. objects the hands carry), which it
+writes after its own each frame.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class SceneMotionStage(Stage):
     # listing them lets readers (scene filter, audio) be scheduled after this stage
     writes = (layout.OBJECT_MODEL, layout.OBJECT_BOUNDS, layout.OBJECT_MESH, layout.OBJECT_COLOR,
               layout.OBJECT_IMPORTANCE, layout.MESH_LOD_DRAW, layout.MESH_LOD_DISTANCE)
+    optional_reads = (layout.OBJECT_PLACED,)
 
     def setup(self, bank: WeightBank, config: StageConfig) -> None:
         scene = config.scene
@@ -87,6 +90,7 @@ class SceneMotionStage(Stage):
         self.model[...] = backend.to_device(rest.astype(np.float32), label="object_model")
         self.bounds[...] = backend.to_device(bounds.astype(np.float32), label="object_bounds")
 
+        self.centers = backend.to_device(np.ascontiguousarray(centers), label="scene_motion")
         k = scene.moving_from
         self.first = k
         moving = objects[k:]
@@ -119,10 +123,22 @@ class SceneMotionStage(Stage):
         self.wave = xp.empty((m, 1, 1))
 
     def process(self, frame: Frame, bank: WeightBank) -> None:
-        if self.first == len(self.model):
-            return
+        if self.first < len(self.model):
+            self._move(frame.t_display)
+        if layout.OBJECT_PLACED in bank:
+            self._place(bank[layout.OBJECT_PLACED])
+
+    def _place(self, rows: Any) -> None:
+        """Rows [object index, model (16)]: set those objects' models and bounds centres."""
+        xp = backend.array_module(rows)
+        index = rows[:, 0].astype(xp.int64)
+        model = rows[:, 1:].reshape(-1, 4, 4)
+        self.model[index] = model
+        self.bounds[index, :3] = xp.einsum("kij,kj->ki", model[:, :3, :3], self.centers[index]) \
+            + model[:, :3, 3]
+
+    def _move(self, t: float) -> None:
         xp = backend.array_module(self.rest3)
-        t = frame.t_display
         orbit = self.orbit.at(t)
         # orientation: orbit o spin o rest
         xp.matmul(self.spin.at(t), self.rest3, out=self.tmp)
