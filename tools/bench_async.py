@@ -106,6 +106,11 @@ def run_case(heavy: str | None, mode: str, frames: int, work_ms: float) -> dict:
     return out
 
 
+def figure(value: float | None) -> str:
+    """One decimal, or "-" where there is none (no heavy stage; latency of a sync run)."""
+    return "-" if value is None or value != value else f"{value:.1f}"
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=450, help="measured frames per case")
@@ -127,8 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
             results.append(r)
             table.add_row(r["heavy"], r["mode"], f"{r['median_ms']:.2f}", f"{r['p99_ms']:.2f}",
                           f"{r['p99_ratio']:.2f}", str(r["deadline_misses"]),
-                          f"{r.get('achieved_hz', float('nan')):.1f}",
-                          f"{r.get('latency_ms', float('nan')):.1f}")
+                          figure(r.get("achieved_hz")), figure(r.get("latency_ms")))
     print(f"{args.frames} frames per case at 90 Hz (budget {results[0]['budget_ms']:.2f} ms), "
           f"heavy stage {args.work_ms:g} ms per run at {HEAVY_RATE_HZ:g} Hz; aim off the "
           "loop: p99 ratio <= 1.20")
