@@ -13,10 +13,14 @@
  * (GLX, through libGL) or XR_MND_headless, reference spaces
  * (VIEW, LOCAL, STAGE), swapchains (GL_SRGB8_ALPHA8 / GL_RGBA8), frame timing at
  * 90 Hz in real or virtual time, views located from a scripted head trajectory,
- * hand grip poses through actions bound for /interaction_profiles/khr/simple_controller,
+ * controllers through actions: the interaction profiles of PROFILES below (Khronos
+ * simple, Oculus Touch, Valve Index, HTC Vive, Microsoft motion, HP Reverb G2 with
+ * XR_EXT_hp_mixed_reality_controller), boolean / float / vector2 inputs scripted per
+ * frame, grip poses, haptics recorded in the log, a scripted profile change,
  * scripted session stop / exit / loss, XR_KHR_convert_timespec_time.  Not
- * supported: input values other than poses, haptics, other graphics bindings,
- * layers other than projection and quad.
+ * supported: other graphics bindings, layers other than projection and quad,
+ * binding remapping (a hand whose device profile the application suggested no
+ * bindings for has no current profile and no active actions).
  *
  * Configuration (environment variables, read at xrCreateInstance):
  *   XRSIM_TIMING      "real" (default: xrWaitFrame sleeps to the next 90 Hz vsync)
@@ -50,7 +54,20 @@
  *                     frame_NNNNNN_eyeE.ppm (NNNNNN: the instance's xrEndFrame count
  *                     from 0; top row first) and described in views.csv
  *   XRSIM_DUMP_EVERY  dump every Nth frame that has a projection layer (default 1)
- *   XRSIM_LOG         file to append the error and event log to (also on stderr)
+ *   XRSIM_PROFILE     the controllers' interaction profile, e.g. "oculus/touch_controller"
+ *                     (the part after /interaction_profiles/; default
+ *                     "khr/simple_controller"; "none": no controllers)
+ *   XRSIM_PROFILE_AT  scripted profile changes "profile@frames,..." (both hands; frames
+ *                     count xrEndFrame calls; XrEventDataInteractionProfileChanged is
+ *                     queued)
+ *   XRSIM_INPUT       CSV of input values "frames,hand,path,x[,y]" (header optional):
+ *                     from the xrSyncActions after that many xrEndFrame calls, input
+ *                     `path` of hand "left"/"right" reads x (a vector2 input such as
+ *                     /input/thumbstick reads x,y); held until changed, 0 before
+ *   XRSIM_LOG         file to append the error and event log to (also on stderr);
+ *                     each xrApplyHapticFeedback / xrStopHapticFeedback is logged as
+ *                     "event: haptic hand=... amplitude=... duration_ns=... frequency=...
+ *                     frame=..." / "event: haptic_stop hand=... frame=..."
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -152,7 +169,11 @@ typedef struct GlFns {
 /* ---- small helpers ---- */
 #define NS_PER_S 1000000000LL
 #define MAX_EVENTS 64
-#define MAX_PATHS 256
+#define MAX_PATHS 1024
+#define MAX_INPUT_ROWS 4096
+#define MAX_INPUTS 64
+#define MAX_PROFILE_CHANGES 16
+#define BINDING_SIZE 48
 #define MAX_SCRIPT 16
 #define MAX_PREDICTED 8
 #define IMAGES_PER_SWAPCHAIN 3
@@ -380,7 +401,48 @@ typedef struct XrSwapchain_T {
 #define MAX_ACTIONS 64
 #define MAX_ACTION_SETS 8
 static const char *const HAND_PATHS[2] = {"/user/hand/left", "/user/hand/right"};
-static const char SIMPLE_CONTROLLER[] = "/interaction_profiles/khr/simple_controller";
+#define PROFILE_PREFIX "/interaction_profiles/"
+#define POSES_HAPTIC "/input/grip/pose", "/input/aim/pose", "/output/haptic"
+#define THUMBSTICK "/input/thumbstick", "/input/thumbstick/x", "/input/thumbstick/y", "/input/thumbstick/click"
+#define TRACKPAD "/input/trackpad", "/input/trackpad/x", "/input/trackpad/y", "/input/trackpad/touch"
+typedef struct { const char *name; const char *extension; const char *const inputs[32]; } Profile;
+/* the inputs of each profile, accepted on both hands (the spec gives some to one hand only) */
+static const Profile PROFILES[] = {
+    {"khr/simple_controller", NULL, {"/input/select/click", "/input/menu/click", POSES_HAPTIC}},
+    {"oculus/touch_controller", NULL, {"/input/x/click", "/input/x/touch", "/input/y/click", "/input/y/touch",
+        "/input/a/click", "/input/a/touch", "/input/b/click", "/input/b/touch", "/input/menu/click",
+        "/input/squeeze/value", "/input/trigger/value", "/input/trigger/touch", THUMBSTICK,
+        "/input/thumbstick/touch", "/input/thumbrest/touch", POSES_HAPTIC}},
+    {"valve/index_controller", NULL, {"/input/system/click", "/input/system/touch", "/input/a/click",
+        "/input/a/touch", "/input/b/click", "/input/b/touch", "/input/squeeze/value", "/input/squeeze/force",
+        "/input/trigger/click", "/input/trigger/value", "/input/trigger/touch", THUMBSTICK,
+        "/input/thumbstick/touch", TRACKPAD, "/input/trackpad/force", POSES_HAPTIC}},
+    {"htc/vive_controller", NULL, {"/input/system/click", "/input/squeeze/click", "/input/menu/click",
+        "/input/trigger/click", "/input/trigger/value", TRACKPAD, "/input/trackpad/click", POSES_HAPTIC}},
+    {"microsoft/motion_controller", NULL, {"/input/menu/click", "/input/squeeze/click", "/input/trigger/value",
+        THUMBSTICK, TRACKPAD, "/input/trackpad/click", POSES_HAPTIC}},
+    {"hp/mixed_reality_controller", XR_EXT_HP_MIXED_REALITY_CONTROLLER_EXTENSION_NAME, {"/input/x/click",
+        "/input/y/click", "/input/a/click", "/input/b/click", "/input/menu/click", "/input/squeeze/value",
+        "/input/trigger/value", THUMBSTICK, POSES_HAPTIC}},
+};
+#define N_PROFILES ((int)(sizeof PROFILES / sizeof PROFILES[0]))
+#define SIMPLE_PROFILE 0
+
+static int profile_index(const char *name) { /* name without the prefix; -1: unknown */
+    for (int i = 0; i < N_PROFILES; i++)
+        if (!strcmp(PROFILES[i].name, name)) return i;
+    return -1;
+}
+
+static bool profile_has(int profile, const char *input) {
+    for (int i = 0; i < 32 && PROFILES[profile].inputs[i]; i++)
+        if (!strcmp(PROFILES[profile].inputs[i], input)) return true;
+    return false;
+}
+
+typedef struct { long frame; int hand; char path[BINDING_SIZE]; float x, y; } InputRow;
+typedef struct { int hand; char path[BINDING_SIZE]; float x, y; } InputValue;
+typedef struct { long frame; int profile; bool done; } ProfileChange;
 
 typedef struct XrActionSet_T {
     uint32_t magic;
@@ -395,7 +457,11 @@ typedef struct XrAction_T {
     XrActionType type;
     XrPath subaction[2];
     uint32_t subaction_count;
-    bool bound[2]; /* per hand: suggested for a simple_controller input */
+    char binding[N_PROFILES][2][BINDING_SIZE]; /* per profile and hand: the suggested input ("" none) */
+    /* state at the last xrSyncActions, per hand */
+    float x[2], y[2];
+    bool active[2], changed[2];
+    XrTime changed_at[2];
 } Action;
 
 typedef struct XrSpace_T {
@@ -460,6 +526,16 @@ typedef struct XrInstance_T {
     ActionSet *sets[MAX_ACTION_SETS];
     Action *actions[MAX_ACTIONS];
     int set_count, action_count;
+    bool ext_hp_controller;
+    bool suggested[N_PROFILES];   /* the application suggested bindings for the profile */
+    int device_profile;           /* the controllers' profile (both hands), -1 none */
+    ProfileChange profile_changes[MAX_PROFILE_CHANGES];
+    int profile_change_count;
+    InputRow *input_rows;
+    int input_row_count, input_next;
+    InputValue inputs[MAX_INPUTS];
+    int input_count;
+    long haptics, haptic_stops;
 } Instance;
 
 static Instance *g_instance;
@@ -467,10 +543,12 @@ static Instance *g_instance;
 static const char *const EXTENSIONS[] = {
     XR_KHR_OPENGL_ENABLE_EXTENSION_NAME, XR_MNDX_EGL_ENABLE_EXTENSION_NAME,
     XR_MND_HEADLESS_EXTENSION_NAME, XR_KHR_CONVERT_TIMESPEC_TIME_EXTENSION_NAME,
+    XR_EXT_HP_MIXED_REALITY_CONTROLLER_EXTENSION_NAME,
 };
 static const uint32_t EXTENSION_VERSIONS[] = {
     XR_KHR_opengl_enable_SPEC_VERSION, XR_MNDX_egl_enable_SPEC_VERSION,
     XR_MND_headless_SPEC_VERSION, XR_KHR_convert_timespec_time_SPEC_VERSION,
+    XR_EXT_hp_mixed_reality_controller_SPEC_VERSION,
 };
 #define N_EXTENSIONS (sizeof EXTENSIONS / sizeof EXTENSIONS[0])
 static const int64_t FORMATS[] = {GL_SRGB8_ALPHA8, GL_RGBA8};
@@ -590,6 +668,30 @@ static void run_script(Instance *inst) {
 }
 
 /* ---- configuration ---- */
+static bool load_input(Instance *inst, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) { snprintf(err, errlen, "XRSIM_INPUT: cannot open %s: %s", path, strerror(errno)); return false; }
+    inst->input_rows = calloc(MAX_INPUT_ROWS, sizeof *inst->input_rows);
+    char line[256];
+    int number = 0;
+    while (fgets(line, sizeof line, f)) {
+        number++;
+        if (line[0] == '#' || line[0] == '\n' || !strncmp(line, "frame", 5)) continue;
+        InputRow r = {0};
+        char hand[16];
+        int got = sscanf(line, " %ld , %15[a-z] , %47[a-z_/] , %f , %f", &r.frame, hand, r.path, &r.x, &r.y);
+        if (got < 4 || (strcmp(hand, "left") && strcmp(hand, "right")) || inst->input_row_count == MAX_INPUT_ROWS) {
+            snprintf(err, errlen, "XRSIM_INPUT %s line %d: expected frames,left|right,path,x[,y]", path, number);
+            fclose(f);
+            return false;
+        }
+        r.hand = !strcmp(hand, "right");
+        inst->input_rows[inst->input_row_count++] = r;
+    }
+    fclose(f);
+    return true;
+}
+
 static bool configure(Instance *inst, char *err, size_t errlen) {
     const char *timing = env("XRSIM_TIMING", "real");
     if (strcmp(timing, "virtual") && strcmp(timing, "real")) { snprintf(err, errlen, "XRSIM_TIMING=%s: expected real or virtual", timing); return false; }
@@ -636,6 +738,23 @@ static bool configure(Instance *inst, char *err, size_t errlen) {
         script += used;
         while (*script == ',' || isspace((unsigned char)*script)) script++;
     }
+    const char *profile = env("XRSIM_PROFILE", PROFILES[SIMPLE_PROFILE].name);
+    inst->device_profile = strcmp(profile, "none") ? profile_index(profile) : -1;
+    if (inst->device_profile < 0 && strcmp(profile, "none")) { snprintf(err, errlen, "XRSIM_PROFILE: unknown interaction profile %s", profile); return false; }
+    const char *changes = env("XRSIM_PROFILE_AT", "");
+    while (*changes) {
+        char name[64];
+        long frame;
+        int used = 0;
+        if (sscanf(changes, " %63[a-z_/]@%ld%n", name, &frame, &used) != 2 || inst->profile_change_count == MAX_PROFILE_CHANGES) { snprintf(err, errlen, "XRSIM_PROFILE_AT: expected profile@frame,... near %.20s", changes); return false; }
+        int k = strcmp(name, "none") ? profile_index(name) : -1;
+        if (k < 0 && strcmp(name, "none")) { snprintf(err, errlen, "XRSIM_PROFILE_AT: unknown interaction profile %s", name); return false; }
+        inst->profile_changes[inst->profile_change_count++] = (ProfileChange){frame, k, false};
+        changes += used;
+        while (*changes == ',' || isspace((unsigned char)*changes)) changes++;
+    }
+    const char *input = getenv("XRSIM_INPUT");
+    if (input && *input && !load_input(inst, input, err, errlen)) return false;
     snprintf(inst->dump_dir, sizeof inst->dump_dir, "%s", env("XRSIM_DUMP_DIR", ""));
     inst->dump_every = atol(env("XRSIM_DUMP_EVERY", "1"));
     if (inst->dump_every < 1) inst->dump_every = 1;
@@ -696,10 +815,12 @@ static XrResult XRAPI_CALL xrCreateInstance(const XrInstanceCreateInfo *info, Xr
         inst->ext_egl |= !strcmp(e, XR_MNDX_EGL_ENABLE_EXTENSION_NAME);
         inst->ext_headless |= !strcmp(e, XR_MND_HEADLESS_EXTENSION_NAME);
         inst->ext_timespec |= !strcmp(e, XR_KHR_CONVERT_TIMESPEC_TIME_EXTENSION_NAME);
+        inst->ext_hp_controller |= !strcmp(e, XR_EXT_HP_MIXED_REALITY_CONTROLLER_EXTENSION_NAME);
     }
     char err[512] = "";
     if (!configure(inst, err, sizeof err)) {
         for (int d = 0; d < N_DEVICES; d++) free(inst->devices[d].samples);
+        free(inst->input_rows);
         free(inst);
         return fail(XR_ERROR_RUNTIME_FAILURE, fn, "%s", err);
     }
@@ -731,8 +852,10 @@ static XrResult XRAPI_CALL xrDestroyInstance(XrInstance h) {
     Instance *inst = (Instance *)h;
     CHECK_INSTANCE("xrDestroyInstance", inst);
     if (inst->session) { destroy_session_objects(inst->session); free(inst->session); }
-    note("summary frames_waited=%ld frames_ended=%ld layers=%ld dumped=%ld errors=%ld",
-         inst->frames_waited, inst->frames_ended, inst->layers_submitted, inst->dumped_frames, g_errors);
+    note("summary frames_waited=%ld frames_ended=%ld layers=%ld dumped=%ld haptics=%ld haptic_stops=%ld errors=%ld",
+         inst->frames_waited, inst->frames_ended, inst->layers_submitted, inst->dumped_frames, inst->haptics,
+         inst->haptic_stops, g_errors);
+    free(inst->input_rows);
     if (inst->views_csv) fclose(inst->views_csv);
     for (int i = 0; i < inst->path_count; i++) free(inst->paths[i]);
     for (int d = 0; d < N_DEVICES; d++) free(inst->devices[d].samples);
@@ -1168,7 +1291,7 @@ static Pose space_in_stage(Instance *inst, const Space *sp, XrTime t) {
 
 /* An action space is tracked only while its action is active: bound, and synced while FOCUSED. */
 static bool space_tracked(const Space *sp) {
-    return sp->type != SPACE_ACTION || (sp->session->actions_active && sp->action->bound[sp->hand]);
+    return sp->type != SPACE_ACTION || sp->action->active[sp->hand];
 }
 
 static XrResult XRAPI_CALL xrLocateSpace(XrSpace hs, XrSpace hb, XrTime t, XrSpaceLocation *loc) {
@@ -1646,17 +1769,39 @@ static XrResult XRAPI_CALL xrDestroyAction(XrAction h) {
     return XR_SUCCESS;
 }
 
+static bool is_vector2_path(const char *input) {
+    return !strcmp(input, "/input/thumbstick") || !strcmp(input, "/input/trackpad");
+}
+
+/* Whether an action of `type` may be bound to `input` (a float or boolean action binds
+ * any value / click / touch / force / axis input; the runtime converts). */
+static bool type_fits(XrActionType type, const char *input) {
+    bool pose = strstr(input, "/pose") != NULL, haptic = !strcmp(input, "/output/haptic");
+    switch (type) {
+    case XR_ACTION_TYPE_POSE_INPUT: return pose;
+    case XR_ACTION_TYPE_VIBRATION_OUTPUT: return haptic;
+    case XR_ACTION_TYPE_VECTOR2F_INPUT: return is_vector2_path(input);
+    case XR_ACTION_TYPE_BOOLEAN_INPUT:
+    case XR_ACTION_TYPE_FLOAT_INPUT: return !pose && !haptic && !is_vector2_path(input);
+    default: return false;
+    }
+}
+
 static XrResult XRAPI_CALL xrSuggestInteractionProfileBindings(XrInstance h, const XrInteractionProfileSuggestedBinding *info) {
     Instance *inst = (Instance *)h;
     const char *fn = "xrSuggestInteractionProfileBindings";
     CHECK_INSTANCE(fn, inst);
     CHECK_TYPE(fn, info, XR_TYPE_INTERACTION_PROFILE_SUGGESTED_BINDING);
-    const char *profile = path_text(inst, info->interactionProfile);
-    if (!profile) return fail(XR_ERROR_PATH_INVALID, fn, "invalid interaction profile path");
-    if (strcmp(profile, SIMPLE_CONTROLLER)) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "interaction profile %s (xrsim has %s)", profile, SIMPLE_CONTROLLER);
+    const char *text = path_text(inst, info->interactionProfile);
+    if (!text) return fail(XR_ERROR_PATH_INVALID, fn, "invalid interaction profile path");
+    size_t np = strlen(PROFILE_PREFIX);
+    int profile = strncmp(text, PROFILE_PREFIX, np) ? -1 : profile_index(text + np);
+    if (profile < 0) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "interaction profile %s is not one xrsim knows", text);
+    if (PROFILES[profile].extension && !(profile_index("hp/mixed_reality_controller") == profile && inst->ext_hp_controller))
+        return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "interaction profile %s needs extension %s, not enabled", text, PROFILES[profile].extension);
     if (!info->countSuggestedBindings || !info->suggestedBindings) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "no bindings");
-    static const char *const inputs[] = {"/input/select/click", "/input/menu/click", "/input/grip/pose", "/input/aim/pose", "/output/haptic"};
-    bool bound[MAX_ACTIONS][2] = {{false}};
+    static char bound[MAX_ACTIONS][2][BINDING_SIZE];
+    memset(bound, 0, sizeof bound);
     for (uint32_t i = 0; i < info->countSuggestedBindings; i++) {
         const XrActionSuggestedBinding *b = &info->suggestedBindings[i];
         Action *a = find_action(inst, b->action);
@@ -1664,20 +1809,20 @@ static XrResult XRAPI_CALL xrSuggestInteractionProfileBindings(XrInstance h, con
         if (a->set->attached) return fail(XR_ERROR_ACTIONSETS_ALREADY_ATTACHED, fn, "action %s is in an attached set", a->name);
         const char *p = path_text(inst, b->binding);
         int hand = -1;
+        const char *input = NULL;
         for (int k = 0; k < 2 && p; k++) {
             size_t n = strlen(HAND_PATHS[k]);
-            if (strncmp(p, HAND_PATHS[k], n)) continue;
-            for (size_t j = 0; j < sizeof inputs / sizeof inputs[0]; j++)
-                if (!strcmp(p + n, inputs[j])) hand = k;
+            if (!strncmp(p, HAND_PATHS[k], n) && profile_has(profile, p + n)) { hand = k; input = p + n; }
         }
-        if (hand < 0) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "binding %s is not an input of %s", p ? p : "(invalid)", SIMPLE_CONTROLLER);
-        bool is_pose = strstr(p, "/pose") != NULL;
-        if (is_pose != (a->type == XR_ACTION_TYPE_POSE_INPUT)) return fail(XR_ERROR_ACTION_TYPE_MISMATCH, fn, "action %s bound to %s", a->name, p);
+        if (hand < 0) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "binding %s is not an input of %s", p ? p : "(invalid)", text);
+        if (!type_fits(a->type, input)) return fail(XR_ERROR_ACTION_TYPE_MISMATCH, fn, "action %s (type %d) bound to %s", a->name, (int)a->type, p);
         for (int k = 0; k < inst->action_count; k++)
-            if (inst->actions[k] == a) bound[k][hand] = is_pose;
+            if (inst->actions[k] == a) snprintf(bound[k][hand], BINDING_SIZE, "%s", input);
     }
     for (int k = 0; k < inst->action_count; k++) /* a later suggestion for a profile replaces the earlier one */
-        for (int hand = 0; hand < 2; hand++) inst->actions[k]->bound[hand] = bound[k][hand];
+        memcpy(inst->actions[k]->binding[profile], bound[k], sizeof bound[k]);
+    inst->suggested[profile] = true;
+    note("bindings suggested for %s (%u)", text, info->countSuggestedBindings);
     return XR_SUCCESS;
 }
 
@@ -1723,6 +1868,66 @@ static XrResult XRAPI_CALL xrCreateActionSpace(XrSession h, const XrActionSpaceC
     return XR_SUCCESS;
 }
 
+/* The profile a hand's actions are bound through: the device's, when the application
+ * suggested bindings for it (xrsim does not remap), else none (-1). */
+static int current_profile(Instance *inst) {
+    int p = inst->device_profile;
+    return (p >= 0 && inst->suggested[p]) ? p : -1;
+}
+
+static const InputValue *input_value(Instance *inst, int hand, const char *path) {
+    for (int i = 0; i < inst->input_count; i++)
+        if (inst->inputs[i].hand == hand && !strcmp(inst->inputs[i].path, path)) return &inst->inputs[i];
+    return NULL;
+}
+
+/* Apply the scripted input rows and profile changes due after frames_ended xrEndFrame calls. */
+static void run_input_script(Session *s) {
+    Instance *inst = s->instance;
+    for (; inst->input_next < inst->input_row_count && inst->input_rows[inst->input_next].frame <= inst->frames_ended; inst->input_next++) {
+        const InputRow *r = &inst->input_rows[inst->input_next];
+        InputValue *v = (InputValue *)input_value(inst, r->hand, r->path);
+        if (!v && inst->input_count < MAX_INPUTS) {
+            v = &inst->inputs[inst->input_count++];
+            v->hand = r->hand;
+            snprintf(v->path, sizeof v->path, "%s", r->path);
+        }
+        if (v) { v->x = r->x; v->y = r->y; }
+    }
+    for (int i = 0; i < inst->profile_change_count; i++) {
+        ProfileChange *c = &inst->profile_changes[i];
+        if (c->done || inst->frames_ended < c->frame) continue;
+        c->done = true;
+        inst->device_profile = c->profile;
+        note("controllers now %s", c->profile >= 0 ? PROFILES[c->profile].name : "none");
+        if (s->actions_attached) {
+            XrEventDataInteractionProfileChanged ev = {.type = XR_TYPE_EVENT_DATA_INTERACTION_PROFILE_CHANGED, .session = (XrSession)s};
+            push_event(inst, &ev, sizeof ev);
+        }
+    }
+}
+
+/* Each action's state per hand from its binding in the current profile. */
+static void update_action_states(Session *s, XrTime now) {
+    Instance *inst = s->instance;
+    int profile = current_profile(inst);
+    for (int k = 0; k < inst->action_count; k++) {
+        Action *a = inst->actions[k];
+        for (int hand = 0; hand < 2; hand++) {
+            const char *input = profile >= 0 ? a->binding[profile][hand] : "";
+            bool active = s->actions_active && a->set->attached && input[0];
+            const InputValue *v = active ? input_value(inst, hand, input) : NULL;
+            float x = v ? v->x : 0.0f, y = v ? v->y : 0.0f;
+            if (a->type == XR_ACTION_TYPE_BOOLEAN_INPUT) x = x >= 0.5f ? 1.0f : 0.0f;
+            a->changed[hand] = active && a->active[hand] && (x != a->x[hand] || y != a->y[hand]);
+            if (a->changed[hand]) a->changed_at[hand] = now;
+            a->active[hand] = active;
+            a->x[hand] = x;
+            a->y[hand] = y;
+        }
+    }
+}
+
 static XrResult XRAPI_CALL xrSyncActions(XrSession h, const XrActionsSyncInfo *info) {
     Session *s = (Session *)h;
     const char *fn = "xrSyncActions";
@@ -1735,23 +1940,108 @@ static XrResult XRAPI_CALL xrSyncActions(XrSession h, const XrActionsSyncInfo *i
     }
     if (s->loss_pending) return XR_SESSION_LOSS_PENDING;
     s->actions_active = s->state == XR_SESSION_STATE_FOCUSED && info->countActiveActionSets > 0;
+    run_input_script(s);
+    update_action_states(s, now_time(s->instance));
     return s->state == XR_SESSION_STATE_FOCUSED ? XR_SUCCESS : XR_SESSION_NOT_FOCUSED;
 }
 
-static XrResult XRAPI_CALL xrGetActionStatePose(XrSession h, const XrActionStateGetInfo *info, XrActionStatePose *state) {
-    Session *s = (Session *)h;
-    const char *fn = "xrGetActionStatePose";
-    CHECK_SESSION(fn, s);
+/* The action of a state query, checked (handle, attached, type); its hand in *hand (-1: both). */
+static XrResult state_action(Session *s, const char *fn, const XrActionStateGetInfo *info, XrActionType type, Action **out, int *hand) {
     CHECK_TYPE(fn, info, XR_TYPE_ACTION_STATE_GET_INFO);
-    CHECK_TYPE(fn, state, XR_TYPE_ACTION_STATE_POSE);
     Action *a = find_action(s->instance, info->action);
     if (!a) return fail(XR_ERROR_HANDLE_INVALID, fn, "invalid action");
     if (!a->set->attached) return fail(XR_ERROR_ACTIONSET_NOT_ATTACHED, fn, "action set %s is not attached", a->set->name);
-    if (a->type != XR_ACTION_TYPE_POSE_INPUT) return fail(XR_ERROR_ACTION_TYPE_MISMATCH, fn, "action %s is not a pose action", a->name);
-    bool bound = info->subactionPath == XR_NULL_PATH ? (a->bound[0] || a->bound[1]) : false;
-    for (uint32_t i = 0; i < a->subaction_count; i++)
-        if (a->subaction[i] == info->subactionPath) bound = a->bound[!strcmp(path_text(s->instance, info->subactionPath), HAND_PATHS[1])];
-    state->isActive = s->actions_active && bound;
+    if (a->type != type) return fail(XR_ERROR_ACTION_TYPE_MISMATCH, fn, "action %s has type %d, not %d", a->name, (int)a->type, (int)type);
+    *hand = -1;
+    if (info->subactionPath != XR_NULL_PATH) {
+        for (uint32_t i = 0; i < a->subaction_count; i++)
+            if (a->subaction[i] == info->subactionPath) *hand = !strcmp(path_text(s->instance, info->subactionPath), HAND_PATHS[1]);
+        if (*hand < 0) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "subactionPath is not one of action %s's subaction paths", a->name);
+    }
+    *out = a;
+    return XR_SUCCESS;
+}
+
+/* One hand's state, or for both hands the active hand with the larger value. */
+static int state_hand(const Action *a, int hand) {
+    if (hand >= 0) return hand;
+    if (!a->active[0]) return 1;
+    if (!a->active[1]) return 0;
+    return fabsf(a->x[1]) + fabsf(a->y[1]) > fabsf(a->x[0]) + fabsf(a->y[0]);
+}
+
+#define STATE_GETTER(fname, want_type, state_type, struct_type, fill)                   \
+    static XrResult XRAPI_CALL fname(XrSession h, const XrActionStateGetInfo *info, struct_type *state) { \
+        Session *sess = (Session *)h;                                                  \
+        CHECK_SESSION(#fname, sess);                                                   \
+        CHECK_TYPE(#fname, state, state_type);                                         \
+        Action *a;                                                                     \
+        int hand;                                                                      \
+        XrResult r = state_action(sess, #fname, info, want_type, &a, &hand);           \
+        if (r != XR_SUCCESS) return r;                                                 \
+        int k = state_hand(a, hand);                                                   \
+        state->isActive = a->active[k];                                                \
+        fill;                                                                          \
+        return XR_SUCCESS;                                                             \
+    }
+
+STATE_GETTER(xrGetActionStateBoolean, XR_ACTION_TYPE_BOOLEAN_INPUT, XR_TYPE_ACTION_STATE_BOOLEAN, XrActionStateBoolean,
+             state->currentState = a->x[k] >= 0.5f; state->changedSinceLastSync = a->changed[k];
+             state->lastChangeTime = a->changed_at[k])
+STATE_GETTER(xrGetActionStateFloat, XR_ACTION_TYPE_FLOAT_INPUT, XR_TYPE_ACTION_STATE_FLOAT, XrActionStateFloat,
+             state->currentState = a->x[k]; state->changedSinceLastSync = a->changed[k];
+             state->lastChangeTime = a->changed_at[k])
+STATE_GETTER(xrGetActionStateVector2f, XR_ACTION_TYPE_VECTOR2F_INPUT, XR_TYPE_ACTION_STATE_VECTOR2F, XrActionStateVector2f,
+             state->currentState.x = a->x[k]; state->currentState.y = a->y[k]; state->changedSinceLastSync = a->changed[k];
+             state->lastChangeTime = a->changed_at[k])
+STATE_GETTER(xrGetActionStatePose, XR_ACTION_TYPE_POSE_INPUT, XR_TYPE_ACTION_STATE_POSE, XrActionStatePose, (void)0)
+#undef STATE_GETTER
+
+/* The haptic action of info, checked; its hand in *hand (-1: both). */
+static XrResult haptic_action(Session *s, const char *fn, const XrHapticActionInfo *info, Action **out, int *hand) {
+    CHECK_TYPE(fn, info, XR_TYPE_HAPTIC_ACTION_INFO);
+    XrActionStateGetInfo get = {.type = XR_TYPE_ACTION_STATE_GET_INFO, .action = info->action, .subactionPath = info->subactionPath};
+    return state_action(s, fn, &get, XR_ACTION_TYPE_VIBRATION_OUTPUT, out, hand);
+}
+
+static XrResult XRAPI_CALL xrApplyHapticFeedback(XrSession h, const XrHapticActionInfo *info, const XrHapticBaseHeader *haptic) {
+    Session *s = (Session *)h;
+    const char *fn = "xrApplyHapticFeedback";
+    CHECK_SESSION(fn, s);
+    Action *a;
+    int hand;
+    XrResult r = haptic_action(s, fn, info, &a, &hand);
+    if (r != XR_SUCCESS) return r;
+    CHECK_TYPE(fn, haptic, XR_TYPE_HAPTIC_VIBRATION);
+    const XrHapticVibration *v = (const XrHapticVibration *)haptic;
+    if (!(v->amplitude >= 0.0f && v->amplitude <= 1.0f)) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "amplitude %g is not in 0..1", v->amplitude);
+    if (v->duration <= 0 && v->duration != XR_MIN_HAPTIC_DURATION) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "duration %lld ns", (long long)v->duration);
+    if (!(v->frequency >= 0.0f)) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "frequency %g Hz", v->frequency);
+    if (s->state != XR_SESSION_STATE_FOCUSED) return XR_SESSION_NOT_FOCUSED;
+    for (int k = 0; k < 2; k++) {
+        if (hand >= 0 && k != hand) continue;
+        if (!a->active[k]) { note("haptic hand=%s unbound frame=%ld", DEVICE_NAMES[k + 1], s->instance->frames_ended); continue; }
+        s->instance->haptics++;
+        note("haptic hand=%s amplitude=%.3f duration_ns=%lld frequency=%.1f frame=%ld", DEVICE_NAMES[k + 1],
+             v->amplitude, (long long)v->duration, v->frequency, s->instance->frames_ended);
+    }
+    return XR_SUCCESS;
+}
+
+static XrResult XRAPI_CALL xrStopHapticFeedback(XrSession h, const XrHapticActionInfo *info) {
+    Session *s = (Session *)h;
+    const char *fn = "xrStopHapticFeedback";
+    CHECK_SESSION(fn, s);
+    Action *a;
+    int hand;
+    XrResult r = haptic_action(s, fn, info, &a, &hand);
+    if (r != XR_SUCCESS) return r;
+    if (s->state != XR_SESSION_STATE_FOCUSED) return XR_SESSION_NOT_FOCUSED;
+    for (int k = 0; k < 2; k++) {
+        if (hand >= 0 && k != hand) continue;
+        s->instance->haptic_stops++;
+        note("haptic_stop hand=%s frame=%ld", DEVICE_NAMES[k + 1], s->instance->frames_ended);
+    }
     return XR_SUCCESS;
 }
 
@@ -1765,9 +2055,11 @@ static XrResult XRAPI_CALL xrGetCurrentInteractionProfile(XrSession h, XrPath us
     int hand = p ? (!strcmp(p, HAND_PATHS[0]) ? 0 : !strcmp(p, HAND_PATHS[1]) ? 1 : -1) : -1;
     if (hand < 0) return fail(XR_ERROR_PATH_UNSUPPORTED, fn, "top level path %s", p ? p : "(invalid)");
     state->interactionProfile = XR_NULL_PATH;
-    for (int i = 0; i < s->instance->action_count; i++)
-        if (s->instance->actions[i]->bound[hand]) return xrStringToPath((XrInstance)s->instance, SIMPLE_CONTROLLER, &state->interactionProfile);
-    return XR_SUCCESS;
+    int profile = current_profile(s->instance);
+    if (profile < 0) return XR_SUCCESS;
+    char full[128];
+    snprintf(full, sizeof full, "%s%s", PROFILE_PREFIX, PROFILES[profile].name);
+    return xrStringToPath((XrInstance)s->instance, full, &state->interactionProfile);
 }
 
 /* ==== dispatch ==== */
@@ -1795,6 +2087,8 @@ static const Entry ENTRIES[] = {
     E(xrDestroyAction, EXT_NONE), E(xrSuggestInteractionProfileBindings, EXT_NONE),
     E(xrAttachSessionActionSets, EXT_NONE), E(xrCreateActionSpace, EXT_NONE), E(xrSyncActions, EXT_NONE),
     E(xrGetActionStatePose, EXT_NONE), E(xrGetCurrentInteractionProfile, EXT_NONE),
+    E(xrGetActionStateBoolean, EXT_NONE), E(xrGetActionStateFloat, EXT_NONE), E(xrGetActionStateVector2f, EXT_NONE),
+    E(xrApplyHapticFeedback, EXT_NONE), E(xrStopHapticFeedback, EXT_NONE),
     E(xrGetOpenGLGraphicsRequirementsKHR, EXT_OPENGL),
     E(xrConvertTimespecTimeToTimeKHR, EXT_TIMESPEC), E(xrConvertTimeToTimespecTimeKHR, EXT_TIMESPEC),
 };
@@ -1818,7 +2112,7 @@ static XrResult XRAPI_CALL xrGetInstanceProcAddr(XrInstance h, const char *name,
         *fn = ENTRIES[i].fn;
         return XR_SUCCESS;
     }
-    return XR_ERROR_FUNCTION_UNSUPPORTED; /* boolean/float input, haptics, other extensions */
+    return XR_ERROR_FUNCTION_UNSUPPORTED; /* other extensions */
 }
 
 EXPORT XrResult xrNegotiateLoaderRuntimeInterface(const XrNegotiateLoaderInfo *loader, XrNegotiateRuntimeRequest *req) {

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ..controls import HapticPulse
+from . import profiles
 from .controllers import Controllers
 from .errors import LossPending, OpenXRError, SessionLost, _xr, call
 from .runtime import runtime_extensions
@@ -130,6 +132,7 @@ class XrSession:
             raise OpenXRError(f"the OpenXR runtime lacks extension(s) {', '.join(missing)}")
         if xr.KHR_CONVERT_TIMESPEC_TIME_EXTENSION_NAME in available:
             wanted.append(xr.KHR_CONVERT_TIMESPEC_TIME_EXTENSION_NAME)
+        wanted += profiles.extensions(set(available))  # the controller profiles it offers
         self.instance = call("xrCreateInstance", xr.create_instance, xr.InstanceCreateInfo(
             application_info=xr.ApplicationInfo(
                 application_name=app_name, application_version=1, engine_name="vrshare",
@@ -162,7 +165,7 @@ class XrSession:
         self.view_space = call("xrCreateReferenceSpace", xr.create_reference_space, self.session,
                                xr.ReferenceSpaceCreateInfo(xr.ReferenceSpaceType.VIEW))
         try:
-            self.controllers = Controllers(xr, self.instance, self.session)
+            self.controllers = Controllers(xr, self.instance, self.session, set(wanted))
         except OpenXRError as exc:  # the headset still works without hand poses
             log.warning("OpenXR: no controller input: %s", exc)
         if self.ctx is not None:
@@ -267,6 +270,9 @@ class XrSession:
             elif kind == xr.StructureType.EVENT_DATA_INSTANCE_LOSS_PENDING:
                 log.warning("OpenXR: the runtime will lose the instance; leaving")
                 self.ended = "instance_loss"
+            elif kind == xr.StructureType.EVENT_DATA_INTERACTION_PROFILE_CHANGED:
+                if self.controllers is not None:
+                    self.controllers.profile_changed()
             elif kind == xr.StructureType.EVENT_DATA_EVENTS_LOST:
                 log.warning("OpenXR: the runtime dropped events (queue overflow)")
             else:
@@ -382,6 +388,27 @@ class XrSession:
             for hand, space in enumerate(self.controllers.spaces, start=1):
                 out[hand, :7], valid = self._locate(space, display_time)
                 out[hand, 8] = float(valid)
+        except LossPending:
+            self.ended = "session_loss"
+
+    def read_controllers(self, state: np.ndarray, bound: np.ndarray) -> None:
+        """Controller input synced by :meth:`locate_devices` into ``state`` / ``bound``
+        (2, C) (see :meth:`.controllers.Controllers.read`); zeros without controllers."""
+        if self.controllers is None or self.ended is not None:
+            state[...] = 0.0
+            bound[...] = 0.0
+            return
+        try:
+            self.controllers.read(self.session, state, bound)
+        except LossPending:
+            self.ended = "session_loss"
+
+    def apply_haptic(self, pulse: HapticPulse) -> None:
+        """Send a haptic request to the hand's controller (nothing without controllers)."""
+        if self.controllers is None or self.ended is not None:
+            return
+        try:
+            self.controllers.apply(self.session, pulse)
         except LossPending:
             self.ended = "session_loss"
 

@@ -4,10 +4,12 @@
 the frame generator (``predictedDisplayTime`` becomes ``Frame.t_display``: seconds
 since the first frame began, so runs start near 0 s as with the other clocks), ``poll``
 locates the head and the eye fields of view at that time into ``TARGET_POSES`` /
-``TARGET_FOV``, ``surfaces`` acquires the eye images (none when the runtime says not to
-render) and ``submit`` releases them and ends the frame with a projection layer whose
-views carry the pose and field of view each eye was actually drawn with (read back
-from ``EYE_VIEW`` / ``EYE_PROJ``), so the compositor reprojects correctly.
+``TARGET_FOV`` and reads the controllers into the ``controller_*`` buffers
+(:mod:`.controllers`), ``surfaces`` acquires the eye images (none when the runtime says
+not to render) and ``submit`` sends the stages' new haptic requests, releases the
+images and ends the frame with a projection layer whose views carry the pose and field
+of view each eye was actually drawn with (read back from ``EYE_VIEW`` / ``EYE_PROJ``),
+so the compositor reprojects correctly.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..base import (
     TargetClosed,
     TargetError,
 )
+from ..controls import ControllerInput, HapticRequests
 from .gl import HiddenWindow, choose_binding
 from .runtime import runtime_extensions
 from .session import NS, XrFrame, XrSession
@@ -83,8 +86,8 @@ class OpenXRTarget(Target):
 
     name = "openxr"
     capabilities = Capabilities(stereo=True, vsync=True, input=True, capture=False,
-                                own_clock=True)
-    sources = (layout.TARGET_POSES, layout.TARGET_FOV)
+                                own_clock=True, controllers=True)
+    sources = (layout.TARGET_POSES, layout.TARGET_FOV, *ControllerInput.sources)
 
     def __init__(self, settings: DisplaySettings | None = None, *,
                  frame_hz: float = DEFAULT_FRAME_HZ,
@@ -100,6 +103,8 @@ class OpenXRTarget(Target):
         self._host_poses = np.zeros((3, 9))
         self._host_fov = np.zeros((2, 4))
         self._ipd_logged = False
+        self.controls = ControllerInput()
+        self._haptics = HapticRequests()
         try:
             kind, binding_cls = choose_binding(set(runtime_extensions()))
             self.ctx, self._window = _context(kind)
@@ -118,6 +123,7 @@ class OpenXRTarget(Target):
     def declare(self, bank: WeightBank) -> None:
         bank.state(layout.TARGET_POSES, (3, 9), "float64")
         bank.state(layout.TARGET_FOV, (2, 4), "float64")
+        self.controls.declare(bank)
         self._bank = bank
 
     def clock(self) -> _XrClock:
@@ -156,6 +162,8 @@ class OpenXRTarget(Target):
                 self._host_fov[eye] = (f.angle_left, f.angle_right, f.angle_up, f.angle_down)
         backend.to_device(poses, out=bank[layout.TARGET_POSES], label="openxr_poses")
         backend.to_device(self._host_fov, out=bank[layout.TARGET_FOV], label="openxr_fov")
+        self.session.read_controllers(self.controls.state, self.controls.bound)
+        self.controls.publish(bank, xf.t_display, frame.index)
 
     def surfaces(self, frame: Frame) -> Sequence[EyeSurface]:
         xf = self._frame
@@ -179,6 +187,8 @@ class OpenXRTarget(Target):
         xf = self._frame
         if xf is None or xf.ended:
             return
+        for pulse in self._haptics.new(self._bank):  # what the stages asked for this frame
+            self.session.apply_haptic(pulse)
         poses, fovs = self._drawn_with() if xf.acquired else (None, None)
         xf.end(poses, fovs)
 
