@@ -37,6 +37,7 @@ from vrshare.scene import load_scene
 from vrshare.scene.spec import SceneSpec
 from vrshare.stages.tracking import TrackingSettings
 from vrshare.stages.tracking.one_euro import OneEuroParams
+from vrshare.sweep.playback import PlaybackSettings
 from vrshare.targets.base import DisplaySettings, TargetError
 from vrshare.testing import FixedEyesSettings
 
@@ -262,7 +263,7 @@ def test_build_checks_plain_floats_for_finiteness_and_honours_inf():
 
 # every settings dataclass: what a run file or a test makes
 ROOTS: list[type] = [PipelineSettings, StageSpec, DisplaySettings, SceneSpec, FixedEyesSettings,
-                     OneEuroParams]
+                     OneEuroParams, PlaybackSettings]
 
 
 def builtin_settings() -> list[type]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .driver import SweepResult, sweep
 from .engine import Placement
 from .overrides import Override, SweepError, parse_set
-from .plan import RunSpec, plan
+from .plan import SweepRun, plan
 
-__all__ = ["Override", "Placement", "RunSpec", "SweepError", "SweepResult", "parse_set", "plan",
+__all__ = ["Override", "Placement", "SweepRun", "SweepError", "SweepResult", "parse_set", "plan",
            "sweep"]

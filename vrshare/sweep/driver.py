@@ -12,7 +12,7 @@ from pathlib import Path
 from ..report import check_writable, progress_bar
 from .engine import Placement, check, execute
 from .overrides import Override
-from .plan import RunSpec, plan
+from .plan import SweepRun, plan
 from .results import Folder, Row, cell, print_table
 from .runs import run_one
 
@@ -85,11 +85,11 @@ def sweep(path: Path, overrides: list[Override], out: Path, placement: Placement
     return SweepResult(merged, len(todo), written)
 
 
-def _ordered(runs: list[RunSpec], rows: dict[str, Row]) -> list[Row]:
+def _ordered(runs: list[SweepRun], rows: dict[str, Row]) -> list[Row]:
     return [rows[spec.id] for spec in runs if spec.id in rows]
 
 
-def _lost(spec: RunSpec, error: str) -> Row:
+def _lost(spec: SweepRun, error: str) -> Row:
     return Row(spec.id, spec.label, spec.settings, spec.repeat, status="failed", error=error)
 
 

@@ -25,7 +25,7 @@ from .overrides import Override, SweepError, apply
 
 
 @dataclass(frozen=True)
-class RunSpec:
+class SweepRun:
     """One run of a sweep: everything a worker process needs to run it.
 
     ``table`` is the overridden TOML of the run file at ``path`` (relative asset paths
@@ -73,7 +73,7 @@ def validate(run_file: RunFile, target: str, scene: bool) -> None:
 
 
 def plan(path: Path, overrides: list[Override], *, repeat: int = 1, frames: int = 300,
-         target: str = "headless", clock: str = "unthrottled") -> list[RunSpec]:
+         target: str = "headless", clock: str = "unthrottled") -> list[SweepRun]:
     """Every run of the sweep, in order (the last ``--set`` varies fastest, repeats
     of one setting together), each validated; raises :class:`SweepError` naming the
     ``--set`` values (and, through them, the run file's own error) before any run."""
@@ -91,7 +91,7 @@ def plan(path: Path, overrides: list[Override], *, repeat: int = 1, frames: int 
     table = load_toml(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     swept_scene = any(k.split(".")[0] == "scene" for k in keys)
-    runs: list[RunSpec] = []
+    runs: list[SweepRun] = []
     for values in itertools.product(*(o.values for o in overrides)):
         settings = dict(zip(keys, values, strict=True))
         overridden = apply(table, settings)
@@ -104,10 +104,10 @@ def plan(path: Path, overrides: list[Override], *, repeat: int = 1, frames: int 
         for r in range(repeat):
             spec = {"settings": settings, "repeat": r, "frames": frames, "target": target,
                     "clock": clock}
-            runs.append(RunSpec(_run_id(digest, spec), str(path), overridden, settings, r,
+            runs.append(SweepRun(_run_id(digest, spec), str(path), overridden, settings, r,
                                 frames, target, clock,
                                 label=describe(settings) + (f" #{r + 1}" if repeat > 1 else "")))
     return runs
 
 
-__all__ = ["RunSpec", "describe", "plan", "validate"]
+__all__ = ["SweepRun", "describe", "plan", "validate"]

@@ -19,6 +19,7 @@ from ..backend import to_device
 from ..config import check_ranges, setting
 from ..geometry import eyes
 from ..pipeline import Frame, Stage, StageConfig
+from ..stages.tracking.stage import SYMMETRIC_FOV
 
 Fov = tuple[float, float, float, float]  # left, right, up, down (rad)
 Pose = tuple[float, float, float, float, float, float, float]  # px py pz (m), qx qy qz qw
@@ -26,15 +27,16 @@ Pose = tuple[float, float, float, float, float, float, float]  # px py pz (m), q
 
 @dataclass
 class PlaybackSettings:
-    """The frames' head poses and the eyes' parameters (taken from the run file's
-    tracking stage)."""
+    """The frames' head poses and the eyes' parameters (a render takes these from the run
+    file's tracking stage; the defaults are that stage's)."""
 
-    ipd: float = setting(ge=0, le=1, unit="m")
-    near: float = setting(gt=0, unit="m")
-    far: float = setting(gt=0, unit="m")
-    fov_left: Fov = setting(gt=-np.pi / 2, lt=np.pi / 2, unit="rad")
-    fov_right: Fov = setting(gt=-np.pi / 2, lt=np.pi / 2, unit="rad")
-    poses: tuple[Pose, ...] = ()  # frame first_frame + i: poses[i], device to world
+    ipd: float = setting(eyes.DEFAULT_IPD, ge=0, le=1, unit="m")
+    near: float = setting(0.05, gt=0, unit="m")
+    far: float = setting(100.0, gt=0, unit="m")  # > near
+    fov_left: Fov = setting(SYMMETRIC_FOV, gt=-np.pi / 2, lt=np.pi / 2, unit="rad")
+    fov_right: Fov = setting(SYMMETRIC_FOV, gt=-np.pi / 2, lt=np.pi / 2, unit="rad")
+    # frame first_frame + i: poses[i], device to world; the last one holds after them
+    poses: tuple[Pose, ...] = setting(((0.0, 1.6, 0.0, 0.0, 0.0, 0.0, 1.0),), unit="m")
     first_frame: int = setting(0, ge=0)
 
     def __post_init__(self) -> None:

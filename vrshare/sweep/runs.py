@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .engine import worker_error
-from .plan import RunSpec
+from .plan import SweepRun
 from .results import Row, measured
 
 
@@ -50,7 +50,7 @@ def captured(stream: io.StringIO):
         root.setLevel(level)
 
 
-def run_one(spec: RunSpec) -> Landed:
+def run_one(spec: SweepRun) -> Landed:
     """Run ``spec`` as a bench run; an error is recorded in the row, not raised."""
     from ..bench import bench
 
