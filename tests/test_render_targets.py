@@ -310,3 +310,70 @@ def test_eyes_that_tile_their_framebuffer_clear_it_once():
     assert clear_modes(mixed) == ["viewport", "viewport"]
     swapchains = [EyeSurface(0, left, (0, 0, 100, 100)), EyeSurface(1, right, (0, 0, 100, 100))]
     assert clear_modes(swapchains) == ["full", "full"]
+
+
+def test_desktop_keys_fill_the_right_hand_and_the_hand_rides_with_the_head():
+    from vrshare.targets.controls import COLUMN
+    from vrshare.targets.window import desktop_controls, desktop_hand
+
+    held = {"KEY_F", "MOUSE_BUTTON_RIGHT", "KEY_LEFT", "KEY_UP"}
+    right = np.full(len(COLUMN), 7.0, np.float32)
+    desktop_controls(lambda name: name in held, right)
+    assert right[COLUMN["squeeze"]] == right[COLUMN["trigger"]] == 1.0
+    assert (right[COLUMN["thumbstick_x"]], right[COLUMN["thumbstick_y"]]) == (-1.0, 1.0)
+    assert right[COLUMN["primary"]] == right[COLUMN["menu"]] == 0.0
+    head = np.concatenate([[0.0, 1.6, 0.0], quat.from_yaw_pitch(math.pi / 2)])  # facing -X
+    hand = desktop_hand(head)
+    np.testing.assert_allclose(hand[:3], [-0.35, 1.35, -0.2], atol=1e-9)
+    np.testing.assert_allclose(hand[3:], head[3:])
+
+
+WINDOW_GRAB_SCRIPT = """
+import sys
+from vrshare import display
+
+class Keys:  # GLFW with F and the right mouse button held from the 4th poll on
+    def __init__(self, glfw):
+        self.glfw, self.polls = glfw, 0
+    def __getattr__(self, name):
+        return getattr(self.glfw, name)
+    def poll_events(self):
+        self.polls += 1
+        self.glfw.poll_events()
+    def get_key(self, window, key):
+        held = self.polls > 3 and key == self.glfw.KEY_F
+        return self.glfw.PRESS if held else self.glfw.get_key(window, key)
+    def get_mouse_button(self, window, button):
+        held = self.polls > 3 and button == self.glfw.MOUSE_BUTTON_RIGHT
+        return self.glfw.PRESS if held else self.glfw.get_mouse_button(window, button)
+
+with display.open_display(sys.argv[1], target="window") as run:
+    run.target.glfw = Keys(run.target.glfw)
+    run.loop.run(8)
+    stage = next(s for s in run.pipeline.stages if s.name == "interaction")
+    print("HELD", stage.holding(), [round(p.amplitude, 2) for _, p in run.target.controls.haptics])
+"""
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
+def test_window_keys_grab_with_the_desktop_hand(tmp_path):
+    from test_controllers import grab_run_file
+
+    display_number = 90 + (os.getpid() + 7) % 500
+    server = subprocess.Popen(["Xvfb", f":{display_number}", "-screen", "0", "640x480x24"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        env = {**os.environ, "DISPLAY": f":{display_number}"}
+        path = grab_run_file(tmp_path, 'source = "desktop"', "vsync = false")
+        (tmp_path / "grab.py").write_text(WINDOW_GRAB_SCRIPT)
+        result = subprocess.run([sys.executable, str(tmp_path / "grab.py"), str(path)],
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+    finally:
+        server.terminate()
+        server.wait()
+    line = next(x for x in result.stdout.splitlines() if x.startswith("HELD "))
+    # F grabbed the box with the right hand (the head's hand points at it); the grab and
+    # the trigger click came in one frame: one request per hand and frame, the grab's
+    assert line == "HELD [-1, 0] [0.7]"

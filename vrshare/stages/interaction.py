@@ -82,6 +82,7 @@ class InteractionStage(Stage):
         self.rows = np.zeros((len(index), 17), np.float32)
         self.rows[:, 0] = self.index
         self.haptics = np.zeros((2, 4), np.float32)
+        self._asked = [False, False]  # per hand: a pulse asked for this frame
         self.placed = bank.state(layout.OBJECT_PLACED, (len(index), 17), "float32")
         self.haptic_out = bank.state(layout.HAPTICS, (2, 4), "float32")
         self._publish()
@@ -107,14 +108,21 @@ class InteractionStage(Stage):
         return int(np.argmin(np.where(ok, entry, np.inf))) if ok.any() else -1
 
     def _pulse(self, hand: int, amplitude: float, duration: float) -> None:
+        """Ask for a pulse; a hand sends one request per frame, so within a frame the
+        strongest wins (a grab and a click together: the grab)."""
+        if self._asked[hand] and self.haptics[hand, 0] >= amplitude:
+            return
         self.haptics[hand, :3] = (amplitude, duration, 0.0)
-        self.haptics[hand, 3] += 1.0  # a new request
+        if not self._asked[hand]:
+            self.haptics[hand, 3] += 1.0  # a new request
+        self._asked[hand] = True
 
     def process(self, frame: Frame, bank: WeightBank) -> None:
         poses = backend.to_host(bank[layout.DEVICE_POSES], label="interaction").astype(np.float64)
         valid = backend.to_host(bank[layout.DEVICE_VALID], label="interaction")
         edges = backend.to_host(bank[layout.CONTROLLER_EDGES], label="interaction")
         s = self.settings
+        self._asked = [False, False]
         for hand in (0, 1):
             pose = poses[hand + 1]
             tracked = valid[hand + 1] > 0.5 and np.isfinite(pose).all()

@@ -9,12 +9,21 @@ mouse and keyboard move a desktop head that the target writes into
 * drag with the left mouse button: look around (yaw, pitch)
 * W/A/S/D: walk forward/left/back/right, Q/E: down/up; Shift: three times faster
 * R: back to the start pose; Esc (or closing the window): quit
+
+A desktop right hand rides with the head (row 2 of ``TARGET_POSES``: 0.2 m right,
+0.25 m down and 0.35 m ahead of the eyes, pointing where the head looks), and keys
+drive that hand's controller buffers (:mod:`.controls`; the left hand is unbound):
+
+* F (held): squeeze, right mouse button: trigger
+* arrow keys: thumbstick; 1 / 2: primary (A) / secondary (B); M: menu
+
+Haptic requests are kept in :attr:`WindowTarget.controls` (a desktop has no rumble).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +40,7 @@ from .base import (
     TargetError,
     check_gl_size,
 )
+from .controls import COLUMN, ControllerInput, RecordedControllers
 
 START_POSITION = (0.0, 1.6, 2.5)  # m: standing, eyes 1.6 m up, 2.5 m back from the origin
 WALK_SPEED = 1.4  # m/s
@@ -38,6 +48,28 @@ FAST = 3.0  # speed factor with Shift held
 LOOK_RAD_PER_PX = 0.004  # rad of yaw/pitch per pixel dragged
 MAX_PITCH = math.radians(89.0)
 EYE_MODES = ("both", "left", "right")
+HAND_OFFSET = (0.2, -0.25, -0.35)  # m: the desktop right hand in the head's frame
+# right-hand controller components held by a key or mouse button (GLFW constant names)
+BUTTONS = (("squeeze", "KEY_F"), ("trigger", "MOUSE_BUTTON_RIGHT"), ("primary", "KEY_1"),
+           ("secondary", "KEY_2"), ("menu", "KEY_M"))
+STICK = (("thumbstick_x", "KEY_LEFT", "KEY_RIGHT"), ("thumbstick_y", "KEY_DOWN", "KEY_UP"))
+DESKTOP_BOUND = tuple(name for name, _ in BUTTONS) + tuple(name for name, _, _ in STICK)
+
+
+def desktop_controls(pressed: Callable[[str], bool], right: np.ndarray) -> None:
+    """Fill the right hand's controller row (C,) from ``pressed(glfw constant name)``."""
+    for name, key in BUTTONS:
+        right[COLUMN[name]] = float(pressed(key))
+    for name, negative, positive in STICK:
+        right[COLUMN[name]] = float(pressed(positive)) - float(pressed(negative))
+
+
+def desktop_hand(head_pose: np.ndarray) -> np.ndarray:
+    """The desktop right hand's pose (7,) for a head pose: offset in the head's frame,
+    the head's orientation."""
+    hand = head_pose.copy()
+    hand[:3] += quat.rotate(head_pose[3:7], np.asarray(HAND_OFFSET))
+    return hand
 
 
 class DesktopHead:
@@ -95,12 +127,15 @@ class WindowTarget(Target):
 
     name = "window"
     capabilities = Capabilities(stereo=False, vsync=True, input=True, capture=True,
-                                own_clock=False)
-    sources = (layout.TARGET_POSES,)
+                                own_clock=False, controllers=True)
+    sources = (layout.TARGET_POSES, *ControllerInput.sources)
 
     def __init__(self, settings: DisplaySettings | None = None, *,
                  frame_hz: float = DEFAULT_FRAME_HZ) -> None:
         self.settings = settings = settings or DisplaySettings(target="window")
+        self.controls = RecordedControllers()
+        for name in DESKTOP_BOUND:
+            self.controls.input.bound[1, COLUMN[name]] = 1.0
         glfw = self.glfw = _glfw()
         if not glfw.init():
             raise TargetError(_glfw_error(
@@ -177,7 +212,8 @@ class WindowTarget(Target):
     def declare(self, bank: Any) -> None:
         self.poses = bank.state(layout.TARGET_POSES, (len(layout.DEVICES), layout.POSE_SIZE + 2),
                                 "float64")
-        self._row = np.zeros(layout.POSE_SIZE + 2)
+        self._rows = np.zeros((2, layout.POSE_SIZE + 2))  # head, right hand
+        self.controls.declare(bank)
 
     def poll(self, frame: Frame, bank: Any) -> None:
         glfw = self.glfw
@@ -189,12 +225,22 @@ class WindowTarget(Target):
         self.head.move(self._axis(k.KEY_S, k.KEY_W), self._axis(k.KEY_A, k.KEY_D),
                        self._axis(k.KEY_Q, k.KEY_E), dt, shift)
         if self.poses is not None:
-            row = self._row
-            row[: layout.POSE_SIZE] = self.head.pose()
-            row[layout.POSE_SIZE] = frame.t_now  # sample time (s)
-            row[layout.POSE_SIZE + 1] = 1.0  # valid; controllers stay 0 (not tracked)
-            self.poses[0] = backend.to_device(row, label="target_poses") \
-                if backend.array_module(self.poses) is not np else row
+            rows = self._rows
+            rows[0, : layout.POSE_SIZE] = self.head.pose()
+            rows[1, : layout.POSE_SIZE] = desktop_hand(rows[0, : layout.POSE_SIZE])
+            rows[:, layout.POSE_SIZE] = frame.t_now  # sample time (s)
+            rows[:, layout.POSE_SIZE + 1] = 1.0  # valid; the left hand stays 0 (not tracked)
+            backend.to_device(rows[0], out=self.poses[0], label="target_poses")
+            backend.to_device(rows[1], out=self.poses[2], label="target_poses")
+            window = self.window
+
+            def pressed(name: str) -> bool:
+                code = getattr(glfw, name)
+                get = glfw.get_mouse_button if name.startswith("MOUSE") else glfw.get_key
+                return get(window, code) == glfw.PRESS
+
+            desktop_controls(pressed, self.controls.input.state[1])
+            self.controls.input.publish(bank, frame.t_now, frame.index)
 
     def surfaces(self, frame: Frame) -> Sequence[EyeSurface]:
         width, height = self.glfw.get_framebuffer_size(self.window)
@@ -210,6 +256,7 @@ class WindowTarget(Target):
                                           strict=True)]
 
     def submit(self, frame: Frame) -> None:
+        self.controls.record_haptics(frame.index)
         if self.settings.capture != "none":  # the back buffer is undefined after the swap
             width, height = self.glfw.get_framebuffer_size(self.window)
             data = self.ctx.screen.read(viewport=(0, 0, width, height), components=4)
