@@ -50,7 +50,10 @@ class InteractionStage(Stage):
 
     name = "interaction"
     Settings = InteractionSettings
-    reads = (layout.DEVICE_POSES, layout.DEVICE_VALID, layout.CONTROLLER_EDGES)
+    reads = (layout.DEVICE_POSES, layout.DEVICE_VALID)
+    # a target without controllers (headless without an input track) writes no edges:
+    # the objects then stay where they are
+    optional_reads = (layout.CONTROLLER_EDGES,)
     writes = (layout.OBJECT_PLACED, layout.HAPTICS)
 
     def setup(self, bank: WeightBank, config: StageConfig) -> None:
@@ -118,6 +121,8 @@ class InteractionStage(Stage):
         self._asked[hand] = True
 
     def process(self, frame: Frame, bank: WeightBank) -> None:
+        if layout.CONTROLLER_EDGES not in bank:
+            return
         poses = backend.to_host(bank[layout.DEVICE_POSES], label="interaction").astype(np.float64)
         valid = backend.to_host(bank[layout.DEVICE_VALID], label="interaction")
         edges = backend.to_host(bank[layout.CONTROLLER_EDGES], label="interaction")
