@@ -17,8 +17,9 @@ from vrshare.targets.openxr.profiles import ACTIONS, PROFILES
 
 COL = {c: i for i, c in enumerate(CONTROLLER_COMPONENTS)}
 
-# Runs the grab scene on the OpenXR target for FRAMES frames; prints per frame the
-# controller state and bound rows written by poll, and the box's final model matrix.
+# Runs a run file on the OpenXR target for FRAMES frames; prints per frame the
+# controller state and bound rows written by poll, and the final model matrix of the
+# scene object named OBJECT.
 RUN = """
 import json, logging, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -34,7 +35,8 @@ with display.open_display(sys.argv[1], target="openxr") as run:
     run.target.poll = recording
     stats = run.loop.run(int(sys.argv[2]))
     assert not stats.faults, stats.faults
-    box = np.asarray(run.bank["object_model"])[0].tolist()
+    row = [o.name for o in run.scene.objects].index(sys.argv[3])
+    box = np.asarray(run.bank["object_model"])[row].tolist()
 print("RESULT " + json.dumps({"rows": rows, "box": box}))
 """
 
@@ -54,10 +56,10 @@ def test_every_component_has_one_action_and_profiles_bind_known_actions():
         assert profile.inputs("haptic") == ("/output/haptic",) * 2
 
 
-def run_grab(tmp_path, env, frames):
+def run_grab(tmp_path, env, frames, path=None, name="box"):
     script = tmp_path / "run.py"
     script.write_text(RUN)
-    done = kit.run([str(script), str(tmp_path / "grab.toml"), str(frames)], env)
+    done = kit.run([str(script), str(path or tmp_path / "grab.toml"), str(frames), name], env)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT ")), done.stderr
@@ -134,3 +136,23 @@ def test_a_controller_without_suggested_bindings_gives_no_input(manifest, tmp_pa
     assert kit.sim_errors(tmp_path) == [] and kit.validation_problems(tmp_path) == []
     assert "right hand: no interaction profile" not in log  # nothing changed from none
     assert all(np.sum(b) == 0 for _, _, b in result["rows"])
+
+
+@pytest.mark.slow
+def test_the_demo_radio_is_grabbed_and_lifted_on_the_test_runtime(manifest, tmp_path):
+    """scenes/demo.toml on xrsim: the right hand points at the radio from 0.7 m, squeezes,
+    rises 0.3 m and lets go; the radio follows and a grab pulse reaches the runtime."""
+    radio = np.array([0.3, 0.82, 0.1])  # scenes/demo.toml
+    with open(tmp_path / "hands.csv", "w") as f:
+        f.write("t,device,px,py,pz,qx,qy,qz,qw\n")
+        for t in np.arange(0.0, 1.5, 1 / 60):
+            y = 0.82 + 0.3 * float(np.clip((t - 0.4) / 0.3, 0.0, 1.0))
+            f.write(f"{t:.5f},head,0.3,1.6,1.5,0,0,0,1\n{t:.5f},right,0.3,{y:.6f},0.8,0,0,0,1\n")
+    (tmp_path / "input.csv").write_text("20,right,/input/squeeze/value,1\n"
+                                        "80,right,/input/squeeze/value,0\n")
+    env = kit.xr_env(manifest, tmp_path, trace=tmp_path / "hands.csv",
+                     profile="valve/index_controller", input=tmp_path / "input.csv")
+    result, _ = run_grab(tmp_path, env, 100, kit.ROOT / "scenes" / "demo.toml", "radio")
+    assert kit.sim_errors(tmp_path) == [] and kit.validation_problems(tmp_path) == []
+    assert [p["amplitude"] for p in haptic_lines(tmp_path)] == ["0.700"]
+    np.testing.assert_allclose(np.array(result["box"])[:3, 3], radio + [0, 0.3, 0], atol=1e-3)
