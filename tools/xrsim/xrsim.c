@@ -692,6 +692,15 @@ static bool load_input(Instance *inst, const char *path, char *err, size_t errle
     return true;
 }
 
+/* The next "name@frame" item of a comma-separated script in *cursor (advanced past it). */
+static bool next_scripted(const char **cursor, const char *var, bool full, char name[64], long *frame, char *err, size_t errlen) {
+    int used = 0;
+    if (full || sscanf(*cursor, " %63[a-z_/]@%ld%n", name, frame, &used) != 2) { snprintf(err, errlen, "%s: expected name@frame,... (at most a few) near %.20s", var, *cursor); return false; }
+    *cursor += used;
+    while (**cursor == ',' || isspace((unsigned char)**cursor)) (*cursor)++;
+    return true;
+}
+
 static bool configure(Instance *inst, char *err, size_t errlen) {
     const char *timing = env("XRSIM_TIMING", "real");
     if (strcmp(timing, "virtual") && strcmp(timing, "real")) { snprintf(err, errlen, "XRSIM_TIMING=%s: expected real or virtual", timing); return false; }
@@ -724,10 +733,9 @@ static bool configure(Instance *inst, char *err, size_t errlen) {
     inst->never_exit = !strcmp(env("XRSIM_NEVER_EXIT", "0"), "1");
     const char *script = env("XRSIM_EVENTS", "");
     while (*script) {
-        char name[32];
+        char name[64];
         long frame;
-        int used = 0;
-        if (sscanf(script, " %31[a-z_]@%ld%n", name, &frame, &used) != 2 || inst->script_count == MAX_SCRIPT) { snprintf(err, errlen, "XRSIM_EVENTS: expected action@frame,... near %.20s", script); return false; }
+        if (!next_scripted(&script, "XRSIM_EVENTS", inst->script_count == MAX_SCRIPT, name, &frame, err, errlen)) return false;
         Scripted *e = &inst->script[inst->script_count++];
         e->frame = frame;
         if (!strcmp(name, "stop")) e->action = ACT_STOP;
@@ -735,8 +743,6 @@ static bool configure(Instance *inst, char *err, size_t errlen) {
         else if (!strcmp(name, "loss")) e->action = ACT_LOSS;
         else if (!strcmp(name, "instance_loss")) e->action = ACT_INSTANCE_LOSS;
         else { snprintf(err, errlen, "XRSIM_EVENTS: unknown action %s (stop, exit, loss, instance_loss)", name); return false; }
-        script += used;
-        while (*script == ',' || isspace((unsigned char)*script)) script++;
     }
     const char *profile = env("XRSIM_PROFILE", PROFILES[SIMPLE_PROFILE].name);
     inst->device_profile = strcmp(profile, "none") ? profile_index(profile) : -1;
@@ -745,13 +751,10 @@ static bool configure(Instance *inst, char *err, size_t errlen) {
     while (*changes) {
         char name[64];
         long frame;
-        int used = 0;
-        if (sscanf(changes, " %63[a-z_/]@%ld%n", name, &frame, &used) != 2 || inst->profile_change_count == MAX_PROFILE_CHANGES) { snprintf(err, errlen, "XRSIM_PROFILE_AT: expected profile@frame,... near %.20s", changes); return false; }
+        if (!next_scripted(&changes, "XRSIM_PROFILE_AT", inst->profile_change_count == MAX_PROFILE_CHANGES, name, &frame, err, errlen)) return false;
         int k = strcmp(name, "none") ? profile_index(name) : -1;
         if (k < 0 && strcmp(name, "none")) { snprintf(err, errlen, "XRSIM_PROFILE_AT: unknown interaction profile %s", name); return false; }
         inst->profile_changes[inst->profile_change_count++] = (ProfileChange){frame, k, false};
-        changes += used;
-        while (*changes == ',' || isspace((unsigned char)*changes)) changes++;
     }
     const char *input = getenv("XRSIM_INPUT");
     if (input && *input && !load_input(inst, input, err, errlen)) return false;
@@ -1997,21 +2000,22 @@ STATE_GETTER(xrGetActionStateVector2f, XR_ACTION_TYPE_VECTOR2F_INPUT, XR_TYPE_AC
 STATE_GETTER(xrGetActionStatePose, XR_ACTION_TYPE_POSE_INPUT, XR_TYPE_ACTION_STATE_POSE, XrActionStatePose, (void)0)
 #undef STATE_GETTER
 
-/* The haptic action of info, checked; its hand in *hand (-1: both). */
-static XrResult haptic_action(Session *s, const char *fn, const XrHapticActionInfo *info, Action **out, int *hand) {
+/* The session and haptic action of a haptic call, checked; the hand in *hand (-1: both). */
+static XrResult haptic_action(XrSession h, const char *fn, const XrHapticActionInfo *info, Session **session, Action **out, int *hand) {
+    Session *s = *session = (Session *)h;
+    CHECK_SESSION(fn, s);
     CHECK_TYPE(fn, info, XR_TYPE_HAPTIC_ACTION_INFO);
     XrActionStateGetInfo get = {.type = XR_TYPE_ACTION_STATE_GET_INFO, .action = info->action, .subactionPath = info->subactionPath};
     return state_action(s, fn, &get, XR_ACTION_TYPE_VIBRATION_OUTPUT, out, hand);
 }
 
 static XrResult XRAPI_CALL xrApplyHapticFeedback(XrSession h, const XrHapticActionInfo *info, const XrHapticBaseHeader *haptic) {
-    Session *s = (Session *)h;
-    const char *fn = "xrApplyHapticFeedback";
-    CHECK_SESSION(fn, s);
+    Session *s;
     Action *a;
     int hand;
-    XrResult r = haptic_action(s, fn, info, &a, &hand);
+    XrResult r = haptic_action(h, "xrApplyHapticFeedback", info, &s, &a, &hand);
     if (r != XR_SUCCESS) return r;
+    const char *fn = "xrApplyHapticFeedback";
     CHECK_TYPE(fn, haptic, XR_TYPE_HAPTIC_VIBRATION);
     const XrHapticVibration *v = (const XrHapticVibration *)haptic;
     if (!(v->amplitude >= 0.0f && v->amplitude <= 1.0f)) return fail(XR_ERROR_VALIDATION_FAILURE, fn, "amplitude %g is not in 0..1", v->amplitude);
@@ -2020,7 +2024,7 @@ static XrResult XRAPI_CALL xrApplyHapticFeedback(XrSession h, const XrHapticActi
     if (s->state != XR_SESSION_STATE_FOCUSED) return XR_SESSION_NOT_FOCUSED;
     for (int k = 0; k < 2; k++) {
         if (hand >= 0 && k != hand) continue;
-        if (!a->active[k]) { note("haptic hand=%s unbound frame=%ld", DEVICE_NAMES[k + 1], s->instance->frames_ended); continue; }
+        if (!a->active[k]) { note("haptic_unbound hand=%s frame=%ld", DEVICE_NAMES[k + 1], s->instance->frames_ended); continue; }
         s->instance->haptics++;
         note("haptic hand=%s amplitude=%.3f duration_ns=%lld frequency=%.1f frame=%ld", DEVICE_NAMES[k + 1],
              v->amplitude, (long long)v->duration, v->frequency, s->instance->frames_ended);
@@ -2029,12 +2033,10 @@ static XrResult XRAPI_CALL xrApplyHapticFeedback(XrSession h, const XrHapticActi
 }
 
 static XrResult XRAPI_CALL xrStopHapticFeedback(XrSession h, const XrHapticActionInfo *info) {
-    Session *s = (Session *)h;
-    const char *fn = "xrStopHapticFeedback";
-    CHECK_SESSION(fn, s);
+    Session *s;
     Action *a;
     int hand;
-    XrResult r = haptic_action(s, fn, info, &a, &hand);
+    XrResult r = haptic_action(h, "xrStopHapticFeedback", info, &s, &a, &hand);
     if (r != XR_SUCCESS) return r;
     if (s->state != XR_SESSION_STATE_FOCUSED) return XR_SESSION_NOT_FOCUSED;
     for (int k = 0; k < 2; k++) {

@@ -84,21 +84,17 @@ def read_input_track(path: str | Path) -> InputTrack:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputTrackError(f"input track {path}: cannot read it: {exc}") from exc
-    rows: list[tuple[float, int, int, float]] = []
-    header_seen = False
-    for number, fields in enumerate(csv.reader(text.splitlines()), start=1):
-        if not fields or fields[0].lstrip().startswith("#"):
-            continue
-        fields = [f.strip() for f in fields]
-        if not header_seen:
-            if tuple(fields) != HEADER:
-                raise InputTrackError(f"input track {path} line {number}: expected the header "
-                                      f"{','.join(HEADER)}, got {','.join(fields)}")
-            header_seen = True
-            continue
-        rows.append(_row(path, number, fields))
-    if not header_seen:
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
+             if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
         raise InputTrackError(f"input track {path}: empty (no header {','.join(HEADER)})")
+    table = csv.reader(line for _, line in lines)
+    header = tuple(f.strip() for f in next(table))
+    if header != HEADER:
+        raise InputTrackError(f"input track {path} line {lines[0][0]}: expected the header "
+                              f"{','.join(HEADER)}, got {','.join(header)}")
+    rows = [_row(path, number, [f.strip() for f in fields])
+            for (number, _), fields in zip(lines[1:], table, strict=True)]
     order = sorted(range(len(rows)), key=lambda i: rows[i][0])  # stable: file order kept
     t, hand, column, value = (zip(*(rows[i] for i in order), strict=True) if rows
                               else ((), (), (), ()))
