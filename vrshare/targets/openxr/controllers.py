@@ -13,6 +13,7 @@ it changed.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from typing import Any
 
@@ -25,6 +26,16 @@ from .profiles import ACTIONS, PROFILES, Profile, usable
 log = logging.getLogger(__name__)
 
 NS_PER_S = 1e9
+
+
+def _plain(xr: Any, name: str) -> Any:
+    """The loader's ``name`` as a ctypes function of pyopenxr's argument types that
+    returns the XrResult as an int (a separate function object: pyopenxr's is left as
+    it is)."""
+    fn = xr.raw_functions.openxr_loader_library[name]
+    fn.argtypes = getattr(xr.raw_functions, name).argtypes
+    fn.restype = ctypes.c_int32
+    return fn
 
 
 class Controllers:
@@ -81,6 +92,22 @@ class Controllers:
             active_action_sets=[xr.ActiveActionSet(self.action_set, xr.NULL_PATH)])
         self._get = [[xr.ActionStateGetInfo(action=self.actions[spec.name], subaction_path=h)
                       for h in hands] for spec in ACTIONS]
+        # each frame's state queries go straight to the loader, into these preallocated
+        # structs, returning a plain int (pyopenxr's wrappers allocate a struct and an
+        # enum per call); a call that does not return XR_SUCCESS is made again through
+        # pyopenxr, which raises the error
+        self._query = {"float": (_plain(xr, "xrGetActionStateFloat"), xr.ActionStateFloat,
+                                 xr.get_action_state_float),
+                       "boolean": (_plain(xr, "xrGetActionStateBoolean"),
+                                   xr.ActionStateBoolean, xr.get_action_state_boolean),
+                       "vector2": (_plain(xr, "xrGetActionStateVector2f"),
+                                   xr.ActionStateVector2f, xr.get_action_state_vector2f)}
+        # per input action: (query, pyopenxr getter, state columns), infos, states
+        self._queries = [((self._query[spec.kind][0], self._query[spec.kind][2],
+                           tuple(COLUMN[c] for c in spec.components)),
+                          infos, [self._query[spec.kind][1]() for _ in hands])
+                         for spec, infos in zip(ACTIONS, self._get, strict=True)
+                         if spec.kind in self._query]
 
     def _suggest(self, profile: Profile) -> None:
         """Suggest one profile's bindings; a runtime refusing a profile is logged and the
@@ -113,23 +140,20 @@ class Controllers:
         """Fill ``state`` / ``bound`` (2, C) in place from the actions' current states
         (after :meth:`sync`); an inactive action (unbound in the hand's profile, or the
         session not focused) reads 0 and is 0 in ``bound``."""
-        xr = self.xr
-        getters = {"float": xr.get_action_state_float, "boolean": xr.get_action_state_boolean,
-                   "vector2": xr.get_action_state_vector2f}
-        for spec, infos in zip(ACTIONS, self._get, strict=True):
-            get = getters.get(spec.kind)
-            if get is None:
-                continue
-            columns = [COLUMN[c] for c in spec.components]
-            for hand, info in enumerate(infos):
-                s = call("xrGetActionState", get, session, info)
-                active = bool(s.is_active)
-                if spec.kind == "vector2":
-                    values = (s.current_state.x, s.current_state.y) if active else (0.0, 0.0)
+        byref = ctypes.byref
+        for (raw, get, columns), infos, states in self._queries:
+            for hand in (0, 1):
+                s, info = states[hand], infos[hand]
+                if raw(session, byref(info), byref(s)) != 0:
+                    s = call("xrGetActionState", get, session, info)
+                active = s is not None and bool(s.is_active)
+                if len(columns) == 2:  # a vector2: x, y
+                    xy = s.current_state if active else None
+                    state[hand, columns[0]] = xy.x if active else 0.0
+                    state[hand, columns[1]] = xy.y if active else 0.0
                 else:
-                    values = (float(s.current_state) if active else 0.0,)
-                state[hand, columns] = values
-                bound[hand, columns] = float(active)
+                    state[hand, columns[0]] = float(s.current_state) if active else 0.0
+                bound[hand, columns[0]] = bound[hand, columns[-1]] = float(active)
         if self._profiles_stale:
             self._profiles_stale = False
             self._update_profiles(session)
