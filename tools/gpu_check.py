@@ -27,7 +27,6 @@ from pathlib import Path
 
 from benchkit import ROOT, Column, Table, write_json
 
-
 # benchmark scripts left out, and why (every other tools/bench_*.py is in the plan)
 LEFT_OUT = {
     "bench_openxr": "needs the simulated OpenXR runtime built (tools/xrsim) and its GL",
