@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vrshare.config import setting
+from vrshare.config import check_ranges, setting
 from vrshare.errors import VrshareError, require
 from vrshare.geometry import rotation
 
@@ -73,6 +73,9 @@ class BoardSpec:
     square_m: float = setting(0.0, ge=0, le=10, unit="m")  # charuco: chessboard square
     position: tuple[float, float, float] = setting((0.0, 0.0, 0.0), unit="m")
     rotation_deg: tuple[float, float, float] = setting((0.0, 0.0, 0.0), unit="deg")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
     def opencv_board(self, dict_name: str) -> Any:
         """The OpenCV board object (ids from ``first_id``)."""

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vrshare.config import setting
+from vrshare.config import check_ranges, setting
 from vrshare.geometry import quat, rotation
 from vrshare.geometry.pinhole import CV_FROM_XR, CameraSpec
 from vrshare.layout import (
@@ -80,6 +80,9 @@ class OpticalSettings:
     min_markers: int = setting(1, ge=1)  # markers a rig needs in view to be solved
     ambiguity: float = setting(0.2, ge=0, le=10)  # IPPE pair within this error ratio: ambiguous
     max_error_px: float = setting(3.0, gt=0, unit="px")  # RMS reprojection error accepted
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 class OpticalTrackingStage(Stage):
