@@ -88,8 +88,7 @@ def test_same_markers_in_two_stages_are_one_param_buffer():
 def test_a_solve_that_shows_the_markers_from_behind_is_refused_as_flipped():
     layout = MarkerLayout.from_boards([BoardSpec(cols=2, rows=2)], DICT)
     k = CameraSpec(width=320, height=240).matrix()
-    behind = np.eye(4)
-    behind[:3, :3] = np.diag([-1.0, 1.0, -1.0])  # camera behind the board, facing it
+    behind = np.eye(4)  # the board's front (+Z) faces away from the camera, 1 m ahead
     behind[2, 3] = 1.0
     p = layout.corners.reshape(-1, 3) @ behind[:3, :3].T + behind[:3, 3]
     img = (p[:, :2] / p[:, 2:]) @ k[:2, :2].T + k[:2, 2]
@@ -99,8 +98,9 @@ def test_a_solve_that_shows_the_markers_from_behind_is_refused_as_flipped():
     assert counts.flipped == 1
 
 
-def _fronto_image(spec: BoardSpec, px_per_m: float, size: tuple[int, int]) -> np.ndarray:
-    board = board_image(spec, DICT, px_per_m, margin_m=spec.marker_m / 2)
+def _fronto_image(spec: BoardSpec, px_per_m: float, size: tuple[int, int],
+                  dict_name: str = DICT) -> np.ndarray:
+    board = board_image(spec, dict_name, px_per_m, margin_m=spec.marker_m / 2)
     image = np.full((size[1], size[0]), 255, np.uint8)
     h, w = board.shape
     y, x = (size[1] - h) // 2, (size[0] - w) // 2
@@ -108,16 +108,21 @@ def _fronto_image(spec: BoardSpec, px_per_m: float, size: tuple[int, int]) -> np
     return image
 
 
-def test_folder_of_images_gives_the_distance_its_scale_implies(tmp_path):
-    """A board printed at p px/m, seen frontally with focal f (px), is at f / p metres."""
+@pytest.mark.parametrize("spec, dict_name", [
+    (BoardSpec(device="left", marker_m=0.1, gap_m=0.02), DICT),
+    (BoardSpec(device="left", kind="single", marker_m=0.15), "APRILTAG_36h11"),
+    (BoardSpec(device="left", kind="charuco", cols=4, rows=3, marker_m=0.06, square_m=0.08),
+     "5X5_50"),
+])
+def test_folder_of_images_gives_the_distance_its_scale_implies(tmp_path, spec, dict_name):
+    """A board printed at p px/m, seen square-on with focal f (px), is at f / p metres."""
     cam = CameraSpec(width=320, height=240, fx=300.0, mount="world", rate_hz=10.0)
-    spec = BoardSpec(device="left", marker_m=0.1, gap_m=0.02)
     folder = tmp_path / "frames"
     folder.mkdir()
     px_per_m = 600.0  # -> 0.5 m
-    cv2.imwrite(str(folder / "000.png"), _fronto_image(spec, px_per_m, (320, 240)))
+    cv2.imwrite(str(folder / "000.png"), _fronto_image(spec, px_per_m, (320, 240), dict_name))
     stage = OpticalTrackingStage(OpticalSettings(source="folder", path="frames", camera=cam,
-                                                 board=[spec]))
+                                                 board=[spec], dictionary=dict_name))
     bank = WeightBank()
     stage.setup(bank, StageConfig(stage.settings, base_dir=tmp_path))
     stage.process(Frame(0, 2.0, 2.0, 0.01), bank)

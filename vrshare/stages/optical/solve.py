@@ -6,8 +6,10 @@ Two paths over the same OpenCV detector:
   corners through ``solvePnP(SOLVEPNP_IPPE_SQUARE)``;
 * :func:`solve_rig`: what the stage does. Every detected corner of one rig (a board,
   or markers on several walls) in one solve; corners refined to sub-pixel accuracy by
-  the detector; for a planar rig both IPPE solutions are computed and an ambiguous
-  pair (reprojection errors within ``ambiguity`` of each other, rotations more than
+  the detector; candidates from SQPnP and, for a planar rig, both IPPE solutions (IPPE
+  alone fails on a square seen exactly square-on at the image centre: its two
+  solutions coincide, 60 px off); the best fit wins, and an ambiguous pair
+  (reprojection errors within ``ambiguity`` of each other, rotations more than
   :data:`AMBIGUOUS_RAD` apart) is settled by the previous pose; without one (the
   first frame, a board seen square-on from afar, where the two mirror tilts fit alike)
   the refinement starts halfway between them, where the truth lies for a square-on
@@ -21,6 +23,7 @@ y down, z forward), metres.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +31,7 @@ from vrshare.geometry import quat
 
 from .markers import cv2_module, dictionary
 
-PLANAR_TOL = 1e-6  # m: corners within this of their best plane make a planar rig
+PLANAR_TOL = 1e-6  # m: corners within this of the first marker's plane make a planar rig
 # rad: two IPPE solutions closer than this in rotation are one answer, not an ambiguity
 # (seen square-on the two mirror tilts of a board nearly coincide)
 AMBIGUOUS_RAD = 0.1
@@ -93,18 +96,22 @@ def single_marker_pose(corners: np.ndarray, size_m: float, k: np.ndarray,
     return _matrix(rvec, tvec) if ok else None
 
 
-def _plane_frame(points: np.ndarray) -> np.ndarray | None:
-    """4x4 plane -> rig transform whose XY plane holds ``points`` (M, 3), or None when
-    they are not coplanar. IPPE solves only points with z = 0, so a planar rig placed
-    anywhere (a board on a wall) is solved in this frame and moved back."""
-    centre = points.mean(axis=0)
-    _, sv, vt = np.linalg.svd(points - centre)
-    if sv[-1] >= PLANAR_TOL * np.sqrt(len(points)):
-        return None
+def _plane_frame(corners: np.ndarray) -> np.ndarray | None:
+    """4x4 plane -> rig transform whose XY plane holds the markers' corners (N, 4, 3),
+    axes along the first marker's sides (x to its right, y up, z its front), or None
+    when they are not coplanar. IPPE solves only points with z = 0, so a planar rig
+    placed anywhere (a board on a wall) is solved in this frame and moved back."""
+    c = corners[0]
+    x = c[1] - c[0]
+    y = c[0] - c[3]
     m = np.eye(4)
-    m[:3, :3] = vt.T if np.linalg.det(vt) > 0 else vt.T * np.array([1.0, 1.0, -1.0])
-    m[:3, 3] = centre
-    return m
+    m[:3, 0] = x / np.linalg.norm(x)
+    m[:3, 2] = np.cross(x, y) / np.linalg.norm(np.cross(x, y))
+    m[:3, 1] = np.cross(m[:3, 2], m[:3, 0])
+    points = corners.reshape(-1, 3)
+    m[:3, 3] = points.mean(axis=0)
+    off_plane = (points - m[:3, 3]) @ m[:3, 2]
+    return m if np.abs(off_plane).max() < PLANAR_TOL else None
 
 
 def _faces_camera(t: np.ndarray, corners: np.ndarray) -> bool:
@@ -137,6 +144,17 @@ class SolveCounts:
     failed: int = 0  # OpenCV found no solution
 
 
+def _candidates(cv2: Any, obj: np.ndarray, img: np.ndarray, k: np.ndarray, dist: np.ndarray,
+                flag: int, to_rig: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """(RMS error px, T_cam_rig) of every solution ``solvePnPGeneric`` gives with ``flag``
+    for points in a frame that ``to_rig`` maps the rig to."""
+    n, rvecs, tvecs, errs = cv2.solvePnPGeneric(obj, img, k, dist, flags=flag)
+    if not n:
+        return []
+    errs = np.asarray(errs, np.float64).ravel()
+    return [(float(e), _matrix(r, t) @ to_rig) for e, r, t in zip(errs, rvecs, tvecs, strict=True)]
+
+
 def solve_rig(obj: np.ndarray, img: np.ndarray, k: np.ndarray, dist: np.ndarray,
               previous: np.ndarray | None, ambiguity: float, counts: SolveCounts,
               ) -> RigSolve | None:
@@ -145,34 +163,30 @@ def solve_rig(obj: np.ndarray, img: np.ndarray, k: np.ndarray, dist: np.ndarray,
     cv2 = cv2_module("pose solves")
     o = obj.reshape(-1, 3).astype(np.float64)
     i = img.reshape(-1, 2).astype(np.float64)
-    plane = _plane_frame(o)
+    candidates = _candidates(cv2, o, i, k, dist, cv2.SOLVEPNP_SQPNP, np.eye(4))
+    plane = _plane_frame(obj)
     if plane is not None:
         local = (o - plane[:3, 3]) @ plane[:3, :3]
         local[:, 2] = 0.0
-        n, rvecs, tvecs, errs = cv2.solvePnPGeneric(local, i, k, dist, flags=cv2.SOLVEPNP_IPPE)
-        to_rig = np.linalg.inv(plane)
-    else:
-        n, rvecs, tvecs, errs = cv2.solvePnPGeneric(o, i, k, dist, flags=cv2.SOLVEPNP_SQPNP)
-        to_rig = np.eye(4)
-    if not n:
+        candidates += _candidates(cv2, local, i, k, dist, cv2.SOLVEPNP_IPPE,
+                                  np.linalg.inv(plane))
+    if not candidates:
         counts.failed += 1
         return None
-    errs = np.asarray(errs, np.float64).ravel()
-    candidates = [(float(e), _matrix(r, t) @ to_rig)
-                  for e, r, t in zip(errs, rvecs, tvecs, strict=True)]
     candidates = [c for c in candidates if _faces_camera(c[1], obj)]
     if not candidates:
         counts.flipped += 1
         return None
     candidates.sort(key=lambda c: c[0])
-    if (len(candidates) > 1 and candidates[1][0] <= candidates[0][0] * (1 + ambiguity) + 1e-9
-            and _rotation_angle(candidates[0][1], candidates[1][1]) > AMBIGUOUS_RAD):
+    first_err, best = candidates[0]
+    rival = next((c for c in candidates[1:]
+                  if _rotation_angle(best, c[1]) > AMBIGUOUS_RAD), None)
+    if rival is not None and rival[0] <= first_err * (1 + ambiguity) + 1e-9:
         if previous is None:
             counts.ambiguous += 1
-            candidates[0] = (candidates[0][0], _midway(candidates[0][1], candidates[1][1]))
-        else:
-            candidates.sort(key=lambda c: _rotation_angle(c[1], previous))
-    best = candidates[0][1]
+            best = _midway(best, rival[1])
+        elif _rotation_angle(rival[1], previous) < _rotation_angle(best, previous):
+            best = rival[1]
     rvec = cv2.Rodrigues(best[:3, :3])[0]
     rvec, tvec = cv2.solvePnPRefineLM(o, i, k, dist, rvec, best[:3, 3].reshape(3, 1).copy())
     t = _matrix(rvec, tvec)
