@@ -35,6 +35,7 @@ from vrshare.pipeline import PipelineError
 from vrshare.pipeline.registry import BUILTIN, resolve
 from vrshare.scene import load_scene
 from vrshare.scene.spec import SceneSpec
+from vrshare.stages.interaction import InteractionSettings
 from vrshare.stages.tracking import TrackingSettings
 from vrshare.stages.tracking.one_euro import OneEuroParams
 from vrshare.sweep.playback import PlaybackSettings
@@ -263,7 +264,7 @@ def test_build_checks_plain_floats_for_finiteness_and_honours_inf():
 
 # every settings dataclass: what a run file or a test makes
 ROOTS: list[type] = [PipelineSettings, StageSpec, DisplaySettings, SceneSpec, FixedEyesSettings,
-                     OneEuroParams, PlaybackSettings]
+                     OneEuroParams, PlaybackSettings, InteractionSettings]
 
 
 def builtin_settings() -> list[type]:

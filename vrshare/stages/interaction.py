@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend, layout
-from ..config import setting
+from ..config import check_ranges, setting
 from ..geometry import quat
 from ..pipeline import Frame, Stage, StageConfig
 from ..weights import WeightBank
@@ -43,6 +43,9 @@ class InteractionSettings:
     grab_pulse_s: float = setting(0.05, ge=0, le=2, unit="s")  # 0: the runtime's shortest
     trigger_amplitude: float = setting(0.3, ge=0, le=1)  # haptic click on a trigger press
     trigger_pulse_s: float = setting(0.02, ge=0, le=2, unit="s")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 class InteractionStage(Stage):

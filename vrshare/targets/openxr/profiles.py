@@ -19,7 +19,7 @@ Binding = str | tuple[str | None, str | None]
 
 
 @dataclass(frozen=True)
-class ActionSpec:
+class ControllerAction:
     """One action: its name, its OpenXR type, and the CONTROLLER_STATE columns it fills
     (two for a vector2: x then y; none for poses and haptics)."""
 
@@ -28,20 +28,20 @@ class ActionSpec:
     components: tuple[str, ...] = ()
 
 
-def _buttons(*names: str) -> tuple[ActionSpec, ...]:
-    return tuple(ActionSpec(n, "boolean", (n,)) for n in names)
+def _buttons(*names: str) -> tuple[ControllerAction, ...]:
+    return tuple(ControllerAction(n, "boolean", (n,)) for n in names)
 
 
-ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("trigger", "float", ("trigger",)),
-    ActionSpec("squeeze", "float", ("squeeze",)),
-    ActionSpec("thumbstick", "vector2", ("thumbstick_x", "thumbstick_y")),
-    ActionSpec("trackpad", "vector2", ("trackpad_x", "trackpad_y")),
+ACTIONS: tuple[ControllerAction, ...] = (
+    ControllerAction("trigger", "float", ("trigger",)),
+    ControllerAction("squeeze", "float", ("squeeze",)),
+    ControllerAction("thumbstick", "vector2", ("thumbstick_x", "thumbstick_y")),
+    ControllerAction("trackpad", "vector2", ("trackpad_x", "trackpad_y")),
     *_buttons("thumbstick_click", "trackpad_click", "primary", "secondary", "menu",
               "trigger_touch", "thumbstick_touch", "trackpad_touch", "primary_touch",
               "secondary_touch"),
-    ActionSpec("grip_pose", "pose"),
-    ActionSpec("haptic", "vibration"),
+    ControllerAction("grip_pose", "pose"),
+    ControllerAction("haptic", "vibration"),
 )
 
 _POSES = {"grip_pose": "/input/grip/pose", "haptic": "/output/haptic"}
