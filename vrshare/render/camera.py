@@ -55,8 +55,9 @@ def declare(bank: WeightBank, spec: CameraSpec) -> tuple[str, ...]:
     """Declare the camera buffers (shapes per :mod:`vrshare.layout`); returns their names."""
     bank.state(layout.CAMERA_IMAGE, shape=(spec.height, spec.width), dtype="uint8")
     exposure = bank.state(layout.CAMERA_EXPOSURE, shape=(2,), dtype="float64")
-    exposure[...] = (0.0, -1.0)  # no exposure yet
-    bank.state(layout.CAMERA_MATRIX, shape=(3, 3), dtype="float64")[...] = spec.matrix()
+    backend.to_device(np.array([0.0, -1.0]), out=exposure, label=layout.CAMERA_EXPOSURE)
+    matrix = bank.state(layout.CAMERA_MATRIX, shape=(3, 3), dtype="float64")
+    backend.to_device(spec.matrix(), out=matrix, label=layout.CAMERA_MATRIX)
     return layout.CAMERA_IMAGE, layout.CAMERA_EXPOSURE, layout.CAMERA_MATRIX
 
 
@@ -89,6 +90,7 @@ class VirtualCamera:
         self.proj = np.array([proj, proj], np.float32)
         self.rgba = np.empty((spec.height, spec.width, 4), np.uint8)
         self.sum = np.empty((spec.height, spec.width), np.float32)
+        self.grey = np.empty((spec.height, spec.width), np.uint8)  # host copy of the image
         self.rng = np.random.default_rng(spec.seed)
         self.count = 0  # exposures made
         self.image: Any = None
@@ -104,7 +106,8 @@ class VirtualCamera:
     def expose(self, frame: Any, pose_at: PoseAt, t_mid: float) -> np.ndarray:
         """One exposure centred on ``t_mid`` (s): the camera at ``pose_at(t)`` (world pose,
         7 floats) for ``blur_samples`` times across ``exposure_ms`` (one at ``t_mid``
-        without blur); writes and returns the bank's ``camera_image``."""
+        without blur); writes the bank's ``camera_image`` and returns its host copy
+        (reused by the next exposure)."""
         s = self.spec
         n = s.blur_samples if s.exposure_ms > 0 else 1
         offsets = (np.arange(n) + 0.5) / n - 0.5 if n > 1 else np.zeros(1)
@@ -119,10 +122,12 @@ class VirtualCamera:
             self.sum += self.rng.normal(0.0, s.noise, self.sum.shape).astype(np.float32)
         np.clip(self.sum, 0, 255, out=self.sum)
         np.rint(self.sum, out=self.sum)
-        self.image[...] = self.sum
+        self.grey[...] = self.sum
+        backend.to_device(self.grey, out=self.image, label=layout.CAMERA_IMAGE)
         self.count += 1
-        self.exposure[...] = (t_mid, self.count - 1)
-        return self.image
+        backend.to_device(np.array([t_mid, self.count - 1.0]), out=self.exposure,
+                          label=layout.CAMERA_EXPOSURE)
+        return self.grey
 
     def close(self) -> None:
         self.renderer.close()

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vrshare.backend import to_host
 from vrshare.config import check_ranges, setting
 from vrshare.geometry import quat, rotation
 from vrshare.geometry.pinhole import CV_FROM_XR, CameraSpec
@@ -93,6 +94,9 @@ class OpticalTrackingStage(Stage):
     Settings = OpticalSettings
     mode = "async"
     rate_hz = 30.0
+    # OpenCV works on host arrays: on CuPy the stage's copies of what it reads and writes
+    # live on the host and cross through the counted transfers
+    device = "host"
 
     def __init__(self, settings: OpticalSettings | None = None, *,
                  name: str | None = None) -> None:
@@ -111,7 +115,7 @@ class OpticalTrackingStage(Stage):
             raise MarkerError(f"stage {self.name!r}: settings.board lists no markers")
         table = MarkerLayout.from_boards(s.board, s.dictionary).table()
         self.markers = bank.param(f"{self.name}/{OPTICAL_MARKERS}", table)  # shared by content
-        self.layout = MarkerLayout.from_table(self.markers)
+        self.layout = MarkerLayout.from_table(to_host(self.markers, label=OPTICAL_MARKERS))
         self.by_id = {int(i): n for n, i in enumerate(self.layout.ids)}
         self.detector = Detector(s.dictionary, s.subpixel, s.subpixel_win)
         self.calibration = self._calibration(bank, config)
