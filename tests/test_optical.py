@@ -347,3 +347,12 @@ def test_tracking_predicts_optical_poses_from_their_exposure_time_to_display_tim
         stage.process(Frame(k, t_exposure + 0.02, t_exposure + 0.05, 0.011), bank)
     assert bank[layout.DEVICE_POSES][0, 0] == pytest.approx(0.075, abs=1e-6)
     assert bank[layout.DEVICE_VALID][0] == 1.0 and bank[layout.DEVICE_VALID][1] == 0.0
+
+
+def test_without_opencv_the_stage_says_which_extra_to_install(monkeypatch):
+    from vrshare.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+    stage = OpticalTrackingStage(OpticalSettings(source="folder", path="x"))
+    with pytest.raises(MissingDependency, match=r"vrshare\[optical\]"):
+        stage.setup(WeightBank(), StageConfig(stage.settings))
