@@ -356,3 +356,31 @@ def test_without_opencv_the_stage_says_which_extra_to_install(monkeypatch):
     stage = OpticalTrackingStage(OpticalSettings(source="folder", path="x"))
     with pytest.raises(MissingDependency, match=r"vrshare\[optical\]"):
         stage.setup(WeightBank(), StageConfig(stage.settings))
+
+
+def test_video_file_frames_are_stamped_with_their_own_times_and_the_end_holds(tmp_path):
+    spec = BoardSpec(device="left", marker_m=0.1, gap_m=0.02)
+    image = _fronto_image(spec, 600.0, (320, 240))
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0,
+                             (320, 240), False)
+    if not writer.isOpened():
+        pytest.skip("this OpenCV cannot write MJPG video")
+    for _ in range(3):
+        writer.write(image)
+    writer.release()
+    cam = CameraSpec(width=320, height=240, fx=300.0, mount="world")
+    stage = OpticalTrackingStage(OpticalSettings(source="video", path="clip.avi", camera=cam,
+                                                 board=[spec]))
+    bank = WeightBank()
+    stage.setup(bank, StageConfig(stage.settings, base_dir=tmp_path))
+    try:
+        stage.process(Frame(0, 5.0, 5.0, 0.01), bank)  # the first frame, at the start
+        assert bank["optical_time"][1] == pytest.approx(5.0)
+        stage.process(Frame(1, 5.25, 5.25, 0.01), bank)  # frames at 0.1 and 0.2 s are due
+        assert bank["optical_time"][1] == pytest.approx(5.2)
+        assert bank["optical_poses"][1, 2] == pytest.approx(-0.5, abs=5e-3)
+        stage.process(Frame(2, 9.0, 9.0, 0.01), bank)  # past the end: nothing new
+        assert bank["optical_time"][1] == pytest.approx(5.2)
+        assert stage.counters()["frames"] == 2
+    finally:
+        stage.close()
