@@ -4,6 +4,11 @@ buffers, and an optical tracking stage reading them (run sync, frame by frame).
 
 It joins a renderer to a stage, which no vrshare part below the run assembly may do,
 so it lives with the tools (tests/test_optical.py imports it from here).
+
+    python tools/optical_rig.py RUN_FILE [--sheet PNG]
+
+writes the marker quads a run file's optical stage names, and with ``--sheet`` runs the
+file headless and writes a contact sheet of the left eye beside the camera's view.
 """
 
 from __future__ import annotations
@@ -96,6 +101,40 @@ def write_run_file_quads(path: Path) -> list[Path]:
             for n, board in enumerate(settings.board)]
 
 
+def contact_sheet(path: Path, out: Path, rows: int = 4, first: int = 45, every: int = 36,
+                  eye_px: int = 240) -> Path:
+    """Run ``path`` headless and write a PNG of ``rows`` moments (frame ``first``, then
+    every ``every`` frames): the left eye beside the virtual camera's newest image (at
+    half size), one row per moment."""
+    from PIL import Image
+
+    from vrshare.display import open_display
+
+    run = open_display(path, target="headless", width=eye_px, height=eye_px)
+    picture = []
+    try:
+        run.play(first)
+        for k in range(rows):
+            if k:
+                run.play(every)
+            eye = run.target.capture()[:, :eye_px, :3]
+            grey = Image.fromarray(np.asarray(run.bank["camera_image"]))
+            camera = grey.resize((grey.width // 2, grey.height // 2)).convert("RGB")
+            row = Image.new("RGB", (eye_px + camera.width, max(eye_px, camera.height)))
+            row.paste(Image.fromarray(np.ascontiguousarray(eye)), (0, 0))
+            row.paste(camera, (eye_px, 0))
+            picture.append(row)
+    finally:
+        run.close()
+    sheet = Image.new("RGB", (picture[0].width, sum(r.height for r in picture)))
+    for k, row in enumerate(picture):
+        sheet.paste(row, (0, k * row.height))
+    sheet.save(out)
+    return out
+
+
 if __name__ == "__main__":
     for written in write_run_file_quads(Path(sys.argv[1])):
         print(f"wrote {written}")
+    if len(sys.argv) > 3 and sys.argv[2] == "--sheet":
+        print(f"wrote {contact_sheet(Path(sys.argv[1]), Path(sys.argv[3]))}")
