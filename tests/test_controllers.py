@@ -187,3 +187,22 @@ def test_squeezing_with_the_hand_pointing_away_grabs_nothing(tmp_path):
         model = np.array(run.bank[layout.OBJECT_MODEL])
     assert haptics == [pytest.approx(0.3)]  # only the trigger click
     np.testing.assert_allclose(model[0, :3, 3], BOX_AT, atol=1e-6)
+
+
+def test_a_recorded_track_plays_back_the_same_states(tmp_path):
+    from vrshare.targets.input_track import Recorder
+
+    rng = np.random.default_rng(3)
+    recorder = Recorder(tmp_path / "rec.csv")
+    frames = []
+    state = np.zeros((2, len(COLUMN)), np.float32)
+    for i in range(30):
+        if i % 4 == 0:  # a few components change now and then; the rest hold
+            state[rng.integers(0, 2), rng.integers(0, len(COLUMN))] = rng.choice([0.0, 0.5, 1.0])
+        recorder.record(i / 30, state)
+        frames.append(state.copy())
+    recorder.close()
+    play, got = Playback(read_input_track(tmp_path / "rec.csv")), np.zeros_like(state)
+    for i, want in enumerate(frames):
+        play.state_at(i / 30, got)
+        np.testing.assert_array_equal(got, want)

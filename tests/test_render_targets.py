@@ -365,7 +365,8 @@ def test_window_keys_grab_with_the_desktop_hand(tmp_path):
     try:
         time.sleep(0.5)
         env = {**os.environ, "DISPLAY": f":{display_number}"}
-        path = grab_run_file(tmp_path, 'source = "desktop"', "vsync = false")
+        path = grab_run_file(tmp_path, 'source = "desktop"',
+                             'vsync = false\nrecord_input = "keys.csv"')
         (tmp_path / "grab.py").write_text(WINDOW_GRAB_SCRIPT)
         result = subprocess.run([sys.executable, str(tmp_path / "grab.py"), str(path)],
                                 env=env, capture_output=True, text=True, timeout=120)
@@ -377,3 +378,10 @@ def test_window_keys_grab_with_the_desktop_hand(tmp_path):
     # F grabbed the box with the right hand (the head's hand points at it); the grab and
     # the trigger click came in one frame: one request per hand and frame, the grab's
     assert line == "HELD [-1, 0] [0.7]"
+    # the keys were recorded as an input track: F and the right button from the 4th frame
+    from vrshare.targets.input_track import read_input_track
+
+    track = read_input_track(tmp_path / "keys.csv")
+    assert sorted(zip(track.hand.tolist(), track.column.tolist(), track.value.tolist(),
+                      strict=True)) == [(1, 0, 1.0), (1, 1, 1.0)]  # trigger, squeeze
+    assert np.allclose(track.t, track.t[0]) and track.t[0] > 0

@@ -55,15 +55,17 @@ class TargetFrames:
 def display_settings(run_file: RunFile, **overrides: Any) -> DisplaySettings:
     """The run file's ``[display]`` settings with keyword overrides (validated alike;
     paths may be given as Path). A ``capture_dir`` written in the file is relative to
-    the file (so is an ``input_track``); one given as an override is taken as it is."""
+    the file (so are ``input_track`` and ``record_input``); one given as an override is
+    taken as it is."""
     where = f"{run_file.path} [display]"
     merged = {**run_file.display,
               **{k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}}
     settings = build(DisplaySettings, merged, where)
     if "capture_dir" not in overrides:
         settings.capture_dir = run_file.base_dir / settings.capture_dir
-    if settings.input_track is not None and "input_track" not in overrides:
-        settings.input_track = run_file.base_dir / settings.input_track
+    for key in ("input_track", "record_input"):
+        if getattr(settings, key) is not None and key not in overrides:
+            setattr(settings, key, run_file.base_dir / getattr(settings, key))
     return settings
 
 

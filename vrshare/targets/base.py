@@ -110,6 +110,9 @@ class DisplaySettings:
     # headless: a recorded controller input track played into the controller buffers
     # (CSV, see vrshare.targets.input_track; relative: to the run file)
     input_track: Path | None = None
+    # window: write the controller input to this CSV as an input track (relative: to the
+    # run file), to play it back headless
+    record_input: Path | None = None
 
     def __post_init__(self) -> None:
         check_ranges(self)

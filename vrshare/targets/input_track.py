@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError
-from .controls import COLUMN, HANDS
+from .controls import COLUMN, COMPONENTS, HANDS
 
 HEADER = ("t", "hand", "component", "value")
 
@@ -120,3 +120,30 @@ def _row(path: Path, number: int, fields: list[str]) -> tuple[float, int, int, f
     if not all(math.isfinite(x) for x in numbers):
         raise InputTrackError(f"{where}: t and value must be finite")
     return numbers[0], HANDS.index(hand), COLUMN[component], numbers[1]
+
+
+class Recorder:
+    """Writes an input track while a run goes: a row for every hand and component whose
+    value changed since the previous frame (the window target records its keys so, and
+    the headless target plays the file back)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._file = self.path.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise InputTrackError(f"input track {self.path}: cannot write it: {exc}") from exc
+        self._writer = csv.writer(self._file, lineterminator="\n")
+        self._writer.writerow(HEADER)
+        self._last = np.zeros((len(HANDS), len(COLUMN)), np.float32)
+
+    def record(self, t: float, state: np.ndarray) -> None:
+        """Write the changes of ``state`` (2, C) at time ``t`` (s, the frame clock's; written
+        exactly, so that playback at the same frame time applies it)."""
+        for hand, column in zip(*np.nonzero(state != self._last), strict=True):
+            self._writer.writerow((repr(float(t)), HANDS[hand], COMPONENTS[column],
+                                   repr(float(state[hand, column]))))
+        self._last[...] = state
+
+    def close(self) -> None:
+        self._file.close()

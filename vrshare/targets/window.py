@@ -18,6 +18,8 @@ drive that hand's controller buffers (:mod:`.controls`; the left hand is unbound
 * arrow keys: thumbstick; 1 / 2: primary (A) / secondary (B); M: menu
 
 Haptic requests are kept in :attr:`WindowTarget.controls` (a desktop has no rumble).
+With ``[display] record_input`` set, the keys are written to that input track for the
+headless target to play back.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .base import (
     check_gl_size,
 )
 from .controls import COLUMN, ControllerInput, RecordedControllers
+from .input_track import InputTrackError, Recorder
 
 START_POSITION = (0.0, 1.6, 2.5)  # m: standing, eyes 1.6 m up, 2.5 m back from the origin
 WALK_SPEED = 1.4  # m/s
@@ -136,6 +139,7 @@ class WindowTarget(Target):
         self.controls = RecordedControllers()
         for name in DESKTOP_BOUND:
             self.controls.input.bound[1, COLUMN[name]] = 1.0
+        self.recorder: Recorder | None = None
         glfw = self.glfw = _glfw()
         if not glfw.init():
             raise TargetError(_glfw_error(
@@ -179,6 +183,12 @@ class WindowTarget(Target):
         glfw.set_key_callback(self.window, self._on_key)
         glfw.set_cursor_pos_callback(self.window, self._on_cursor)
         glfw.set_mouse_button_callback(self.window, self._on_button)
+        if settings.record_input is not None:
+            try:
+                self.recorder = Recorder(settings.record_input)
+            except InputTrackError:  # the window is open: close it before saying so
+                self.close()
+                raise
 
     # -- input ----------------------------------------------------------------------------
 
@@ -240,6 +250,8 @@ class WindowTarget(Target):
                 return get(window, code) == glfw.PRESS
 
             desktop_controls(pressed, self.controls.input.state[1])
+            if self.recorder is not None:
+                self.recorder.record(frame.t_now, self.controls.input.state)
             self.controls.input.publish(bank, frame.t_now, frame.index)
 
     def surfaces(self, frame: Frame) -> Sequence[EyeSurface]:
@@ -276,6 +288,9 @@ class WindowTarget(Target):
         return self._image
 
     def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
         if self.window is None:
             return
         self.ctx.release()
