@@ -44,6 +44,10 @@ def test_every_target_implements_the_contract(name):
         assert cls.sources, "a target with input must name the buffers it writes"
     if cls.capabilities.capture:
         assert cls.capture is not Target.capture
+    if cls.capabilities.controllers and name != "headless":  # headless: with a track only
+        from vrshare.targets.controls import ControllerInput
+
+        assert set(ControllerInput.sources) <= set(cls.sources)
 
 
 def test_target_choice_order_and_reasons(monkeypatch):
