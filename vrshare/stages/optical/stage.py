@@ -24,7 +24,6 @@ and the miss is counted (``counters()``), so a reader can age it by its time.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -243,7 +242,3 @@ class OpticalTrackingStage(Stage):
             self.source.close()
             self.source = None
 
-
-def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """Angle (degrees) between two unit quaternions (xyzw)."""
-    return math.degrees(2 * math.acos(min(1.0, abs(float(np.dot(a, b))))))
