@@ -105,7 +105,7 @@ predictor = "none"
 type = "scene_motion"
 
 [[stage]]
-type = "vrshare.stages.interaction:InteractionStage"
+type = "interaction"
 [stage.settings]
 objects = ["box"]
 

@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
     "scene_motion": "vrshare.stages.motion:SceneMotionStage",
     "passthrough": "vrshare.stages.passthrough:PassthroughStage",
     "optical_tracking": "vrshare.stages.optical:OpticalTrackingStage",
+    "interaction": "vrshare.stages.interaction:InteractionStage",
 }
 
 
