@@ -144,3 +144,51 @@ def test_eye_views_by_hand():
     # a point 1 m ahead of the head (world -X after the turn) is straight ahead of the eyes
     ahead = out[0] @ np.array([-1.0, 0, 0, 1])
     np.testing.assert_allclose(ahead[:3], [0.032, 0, -1.0], atol=1e-6)
+
+
+def test_quaternion_maths_keeps_float32():
+    """Bank buffers are float32: the helpers must not widen them (an upcast would make
+    every write into a float32 buffer a converting copy)."""
+    q = Rotation.random(5, random_state=3).as_quat().astype(np.float32)
+    v = np.random.default_rng(3).normal(size=(5, 3)).astype(np.float32)
+    pose = np.concatenate([v, q], axis=-1)
+    results = {"conjugate": quat.conjugate(q), "multiply": quat.multiply(q, q),
+               "rotate": quat.rotate(q, v), "to_matrix": quat.to_matrix(q),
+               "pose_matrix": quat.pose_matrix(pose),
+               "rigid_inverse": quat.rigid_inverse(quat.pose_matrix(pose))}
+    assert {k: r.dtype for k, r in results.items()} == {k: np.float32 for k in results}
+
+
+def test_rigid_inverse_of_a_batch():
+    """Each matrix of a batch is inverted on its own (rotation transposed per matrix)."""
+    q = Rotation.random(6, random_state=4).as_quat()
+    p = np.random.default_rng(4).normal(size=(6, 3))
+    m = quat.pose_matrix(np.concatenate([p, q], axis=-1))
+    np.testing.assert_allclose(quat.rigid_inverse(m), np.linalg.inv(m), atol=1e-12)
+
+
+@pytest.mark.parametrize("axis", [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]])
+def test_from_matrix_of_half_turns(axis):
+    """A half turn has trace -1, so the quaternion comes from the largest diagonal
+    entry, whichever axis that is."""
+    r = Rotation.from_rotvec(math.pi * unit(np.array(axis, float)))
+    assert same_rotation(quat.from_matrix(r.as_matrix()), r.as_quat(), 1e-12)
+
+
+@pytest.mark.parametrize("angle", [0.3, 2.5])  # trace > 0 and trace < 0
+def test_from_matrix_of_a_slightly_scaled_rotation_is_unit(angle):
+    """A matrix that is a rotation only up to rounding or scale (a float32 view matrix)
+    still gives a unit quaternion of that rotation."""
+    r = Rotation.from_rotvec(angle * unit(np.array([0.2, -0.5, 0.8])))
+    q = quat.from_matrix(1.001 * r.as_matrix())
+    assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-12)
+    assert same_rotation(q, r.as_quat(), 1e-3)
+
+
+@pytest.mark.parametrize("angle", [0.5e-6, 0.99e-6, 1.01e-6])  # around quat.SMALL_ANGLE
+def test_small_angle_series_continues_the_exact_exp_map(angle):
+    """Below SMALL_ANGLE the exp map uses its Taylor series: it must agree with the exact
+    sin(a/2)/a to float64 precision on both sides of the switch."""
+    r = angle * unit(np.array([0.3, -0.4, 0.5]))
+    np.testing.assert_allclose(quat.from_rotvec(r)[:3], r * math.sin(angle / 2) / angle,
+                               rtol=4e-16, atol=0)
