@@ -92,6 +92,42 @@ def test_filter_leaves_unmasked_devices_alone_and_resets():
     assert f.pos[0, 0] == 5.0  # first sample after a reset passes unfiltered
 
 
+def test_resetting_one_device_leaves_a_device_without_samples_unstarted():
+    """A device that has had no sample yet takes its first one unfiltered, whatever other
+    devices' resets happened before (a reset only forgets the masked devices)."""
+    f = OneEuroFilter(np, 2, OneEuroParams(1.0), OneEuroParams(1.0))
+    q = np.tile([0, 0, 0, 1.0], (2, 1))
+    f.update(np.array([True, False]), np.zeros(2), np.ones((2, 3)), q)
+    np.testing.assert_array_equal(f.pos[1], [0.0, 0.0, 0.0])  # unmasked: left as it was
+    f.reset(np.array([True, False]))
+    f.update(np.array([False, True]), np.full(2, 0.01), np.full((2, 3), 3.0), q)
+    np.testing.assert_array_equal(f.pos[1], [3.0, 3.0, 3.0])
+
+
+def test_each_device_is_filtered_on_its_own_speed():
+    """With beta > 0 the cutoff follows each device's own speed: filtering devices
+    together gives what filtering each alone gives."""
+    rng = np.random.default_rng(11)
+    ts = irregular_times(30, 3)
+    params = OneEuroParams(0.5, 2.0, 1.5)
+    pos = np.cumsum(rng.normal(0, 0.02, (30, 3, 3)), axis=0) * np.array([1, 5, 20])[:, None]
+    rots = np.cumsum(rng.normal(0, 0.05, (30, 3, 3)), axis=0) * np.array([1, 5, 20])[:, None]
+    qs = quat.from_rotvec(rots)
+
+    def run(devices):
+        f = OneEuroFilter(np, len(devices), params, params)
+        for k, t in enumerate(ts):
+            f.update(np.ones(len(devices), bool), np.full(len(devices), t),
+                     pos[k, devices], qs[k, devices])
+        return f.pos, f.quat
+
+    together_p, together_q = run([0, 1, 2])
+    for d in range(3):
+        alone_p, alone_q = run([d])
+        np.testing.assert_allclose(together_p[d], alone_p[0], atol=1e-12)
+        np.testing.assert_allclose(together_q[d], alone_q[0], atol=1e-12)
+
+
 def test_bad_filter_params_raise():
     with pytest.raises(ValueError, match="min_cutoff"):
         OneEuroParams(min_cutoff=0.0)
@@ -153,6 +189,25 @@ def test_constant_acceleration_is_exact_on_constant_acceleration(rng):
     tp, tq = motion(np.array([target]), v, a, omega, alpha)
     np.testing.assert_allclose(out_p, tp[0], atol=1e-10)
     np.testing.assert_allclose(np.abs(np.sum(out_q * tq[0], axis=1)), 1.0, atol=1e-10)
+
+
+def test_constant_acceleration_with_two_samples_is_constant_velocity(rng):
+    """Until a third sample arrives there is no acceleration to estimate: the quadratic
+    predictor extrapolates exactly as the constant-velocity one does."""
+    times = np.array([0.5, 0.511])
+    v, a = rng.normal(0, 1, (3, 3)), rng.normal(0, 5, (3, 3))
+    omega, alpha = rng.normal(0, 2, (3, 3)), rng.normal(0, 5, (3, 3))
+    pos, q = motion(times, v, a, omega, alpha)
+    outputs = []
+    for name in ("constant_velocity", "constant_acceleration"):
+        pred = METHODS[name](np, 3)
+        feed(pred, times, pos, q)
+        out_p, out_q = np.zeros((3, 3)), np.zeros((3, 4))
+        pred.predict(times[-1] + 0.04, 0.1, out_p, out_q)
+        outputs.append((out_p, out_q))
+    (cv_p, cv_q), (ca_p, ca_q) = outputs
+    np.testing.assert_allclose(ca_p, cv_p, atol=1e-12)
+    np.testing.assert_allclose(ca_q, cv_q, atol=1e-12)
 
 
 def test_none_holds_and_horizon_is_clamped(rng):

@@ -192,3 +192,45 @@ def test_small_angle_series_continues_the_exact_exp_map(angle):
     r = angle * unit(np.array([0.3, -0.4, 0.5]))
     np.testing.assert_allclose(quat.from_rotvec(r)[:3], r * math.sin(angle / 2) / angle,
                                rtol=4e-16, atol=0)
+
+
+# -- rotations from numbers, and back to OpenXR eye poses -----------------------------
+
+def test_euler_xyz_and_axis_angle_match_scipy():
+    """A run file's rotation = [rx, ry, rz] degrees is X first, then Y, then Z, about the
+    world axes (scipy's extrinsic "xyz")."""
+    from vrshare.geometry import rotation
+
+    for degrees in ([30.0, 0.0, 0.0], [0.0, -50.0, 0.0], [0.0, 0.0, 70.0], [10.0, 120.0, -35.0]):
+        np.testing.assert_allclose(rotation.euler_xyz(degrees),
+                                   Rotation.from_euler("xyz", degrees, degrees=True).as_matrix(),
+                                   atol=1e-12)
+    axis = unit(np.array([0.3, -0.8, 0.5]))
+    np.testing.assert_allclose(rotation.axis_angle(axis, 2.0),
+                               Rotation.from_rotvec(2.0 * axis).as_matrix(), atol=1e-12)
+
+
+def test_cross_matrix_is_the_cross_product():
+    from vrshare.geometry import rotation
+
+    rng = np.random.default_rng(5)
+    a, v = rng.normal(size=(4, 2, 3)), rng.normal(size=(4, 2, 3))
+    k = rotation.cross_matrix(a)
+    assert k.shape == (4, 2, 3, 3)
+    np.testing.assert_allclose((k @ v[..., None])[..., 0], np.cross(a, v), atol=1e-12)
+
+
+def test_eye_poses_and_fields_of_view_come_back_from_the_matrices():
+    """What an OpenXR projection layer is told (each eye's pose and field of view) is the
+    pose and field of view the matrices were made from."""
+    q = Rotation.from_rotvec([0.3, -1.1, 0.4]).as_quat()
+    head = np.array([0.5, 1.6, -2.0, *q])
+    views = eyes.eye_views(head, 0.064)
+    for eye, side in enumerate((-1, 1)):
+        pose = eyes.eye_pose_from_view(views[eye])
+        expected = head[:3] + quat.rotate(q, np.array([side * 0.032, 0.0, 0.0]))
+        np.testing.assert_allclose(pose[:3], expected, atol=1e-12)
+        assert same_rotation(pose[3:], q, 1e-12)
+    fov = (-0.9, 0.7, 0.8, -0.95)
+    proj = np.array(eyes.projection(fov, 0.05, 100.0))
+    np.testing.assert_allclose(eyes.fov_from_projection(proj), fov, atol=1e-12)
