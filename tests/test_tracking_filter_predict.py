@@ -104,6 +104,31 @@ def test_resetting_one_device_leaves_a_device_without_samples_unstarted():
     np.testing.assert_array_equal(f.pos[1], [3.0, 3.0, 3.0])
 
 
+def test_a_reset_device_restarts_like_a_new_filter_and_the_others_go_on():
+    """After a reset a device forgets its estimate and its speeds (a fresh filter fed the
+    same samples gives the same output); the devices not reset stay filtered, also
+    after a frame in which they had no sample."""
+    params = OneEuroParams(0.5, 2.0, 1.5)
+    f = OneEuroFilter(np, 2, params, params)
+    for k in range(5):  # fast motion: large speed estimates on both devices
+        f.update(np.ones(2, bool), np.full(2, 0.01 * k), np.full((2, 3), 0.1 * k),
+                 quat.from_rotvec(np.full((2, 3), 0.2 * k)))
+    f.reset(np.array([True, False]))
+    fresh = OneEuroFilter(np, 1, params, params)
+    samples = [(0.1, 2.0, 1.0, [True, False]), (0.11, 2.05, 1.1, [True, True]),
+               (0.12, 2.1, 1.2, [True, True])]
+    for t, x, angle, mask in samples:
+        pos = np.full((2, 3), x)
+        q = quat.from_rotvec(np.tile([0.0, angle, 0.0], (2, 1)))
+        before = f.pos[1].copy()
+        f.update(np.array(mask), np.full(2, t), pos, q)
+        fresh.update(np.ones(1, bool), np.full(1, t), pos[:1], q[:1])
+        np.testing.assert_allclose(f.pos[0], fresh.pos[0], atol=1e-12)
+        np.testing.assert_allclose(f.quat[0], fresh.quat[0], atol=1e-12)
+        if mask[1]:  # device 1: filtered, so strictly between its last estimate and x
+            assert np.all((before < f.pos[1]) & (f.pos[1] < x))
+
+
 def test_each_device_is_filtered_on_its_own_speed():
     """With beta > 0 the cutoff follows each device's own speed: filtering devices
     together gives what filtering each alone gives."""
