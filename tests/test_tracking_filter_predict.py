@@ -235,6 +235,34 @@ def test_constant_acceleration_with_two_samples_is_constant_velocity(rng):
     np.testing.assert_allclose(ca_q, cv_q, atol=1e-12)
 
 
+def make_predictor(name):
+    if name == "learned":  # weights on every past velocity, so stale ones would show
+        w = np.random.default_rng(2).uniform(0.1, 0.5, (2, 8))
+        return learned.LearnedPredictor(np, 3, w, k=4, learn=False)
+    return METHODS[name](np, 3)
+
+
+@pytest.mark.parametrize("name", [*METHODS, "learned"])
+def test_a_reset_predictor_predicts_like_a_new_one(name, rng):
+    """After a loss the history is forgotten: velocities from before it must not leak
+    into predictions made from the samples that follow."""
+    times = np.cumsum(rng.uniform(0.009, 0.014, 8))
+    pos, q = motion(times, rng.normal(0, 3, (3, 3)), rng.normal(0, 9, (3, 3)),
+                    rng.normal(0, 4, (3, 3)), np.zeros((3, 3)))
+    used = make_predictor(name)
+    feed(used, times[:5], pos[:5], q[:5])
+    used.reset(np.ones(3, bool))
+    fresh = make_predictor(name)
+    outputs = []
+    for pred in (used, fresh):
+        feed(pred, times[5:], pos[5:], q[5:])
+        out_p, out_q = np.zeros((3, 3)), np.zeros((3, 4))
+        pred.predict(times[-1] + 0.03, 0.1, out_p, out_q)
+        outputs.append((out_p, out_q))
+    np.testing.assert_allclose(outputs[0][0], outputs[1][0], atol=1e-12)
+    np.testing.assert_allclose(outputs[0][1], outputs[1][1], atol=1e-12)
+
+
 def test_none_holds_and_horizon_is_clamped(rng):
     times = np.array([0.0, 0.01, 0.02])
     v = np.ones((3, 3))
