@@ -35,6 +35,23 @@ def test_the_gate_renormalises_what_it_accepts_and_keeps_the_last_otherwise():
     np.testing.assert_array_equal(gate.pose, kept)
 
 
+@pytest.mark.parametrize("tolerance,distance,field", [
+    (0.0, 10.0, "quat_tolerance"), (1.0, 10.0, "quat_tolerance"), (1.5, 10.0, "quat_tolerance"),
+    (0.01, 0.0, "max_distance_m"), (0.01, -2.0, "max_distance_m"),
+])
+def test_the_gate_refuses_settings_outside_their_ranges(tolerance, distance, field):
+    with pytest.raises(ValueError, match=field):
+        InputGate(np, 1, quat_tolerance=tolerance, max_distance=distance)
+
+
+def test_a_first_sample_at_an_infinite_time_is_counted_as_nonfinite():
+    gate = InputGate(np, 2, quat_tolerance=0.01, max_distance=10.0)
+    raw = np.array([[0, 0, 0, 0, 0, 0, 1, np.inf, 1], [0, 0, 0, 0, 0, 0, 1, np.nan, 1]])
+    assert not gate.check(raw).any()
+    np.testing.assert_array_equal(gate.counts[0], [1, 1])  # "nonfinite", once per device
+    assert gate.counts[1:].sum() == 0
+
+
 class Zigzag(Stage):
     """Target poses jumping +-0.9 m every frame with over-long quaternions: constant
     velocity extrapolates them past twice max_distance_m, so every prediction is
