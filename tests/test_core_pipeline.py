@@ -193,6 +193,79 @@ def test_vsync_clock_starts_frames_on_vsync_boundaries_and_counts_skips():
     assert clock.skipped >= 9
 
 
+class FakeTime:
+    """perf_counter and sleep of a clock that only moves when slept or told to."""
+
+    def __init__(self, now=100.0):
+        self.now = now
+        self.slept = []
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_vsync_clock_on_a_fake_timeline_waits_for_each_vsync_and_counts_overruns(monkeypatch):
+    from vrshare.pipeline import clock as clock_module
+
+    fake = FakeTime()
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = VsyncClock(100)  # 10 ms vsyncs from the moment the clock was made
+    fake.now += 0.0031  # 3.1 ms in: the first frame waits for vsync 1
+    frames = [clock.wait_frame()]
+    assert frames[0].t_now == pytest.approx(0.01) and fake.slept == [pytest.approx(0.0069)]
+    frames.append(clock.wait_frame())  # no time spent: the next vsync, 10 ms later
+    assert frames[1].t_now == pytest.approx(0.02) and clock.skipped == 0
+    fake.now += 0.025  # the frame overran by two and a half periods: vsyncs 3 and 4 missed
+    frames.append(clock.wait_frame())
+    assert frames[2].t_now == pytest.approx(0.05) and clock.skipped == 2
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert all(f.t_display == pytest.approx(f.t_now + LATENCY_FRAMES / 100) for f in frames)
+    assert all(f.budget_s == pytest.approx(0.01) for f in frames)
+
+
+def test_a_vsync_frame_exactly_on_time_does_not_sleep(monkeypatch):
+    from vrshare.pipeline import clock as clock_module
+
+    fake = FakeTime(50.0)
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = VsyncClock(50)
+    assert clock.wait_frame().t_now == 0.0 and fake.slept == []
+
+
+def test_unthrottled_frames_follow_the_clock_from_its_creation(monkeypatch):
+    from vrshare.pipeline import clock as clock_module
+    from vrshare.pipeline.clock import UnthrottledClock
+
+    fake = FakeTime(7.0)
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = UnthrottledClock(60)
+    fake.now += 0.5
+    a = clock.wait_frame()
+    fake.now += 0.001
+    b = clock.wait_frame()
+    assert (a.index, b.index) == (0, 1) and fake.slept == []
+    assert a.t_now == pytest.approx(0.5) and b.t_now == pytest.approx(0.501)
+    assert b.t_display == pytest.approx(0.501 + LATENCY_FRAMES / 60)
+
+
+def test_latency_frames_set_the_predicted_display_time():
+    frame = VirtualClock(90, latency_frames=3).wait_frame()
+    assert frame.t_display == pytest.approx(3 / 90)
+
+
+@pytest.mark.parametrize("kind", ["vsync", "virtual", "unthrottled"])
+def test_make_clock_builds_the_named_clock_at_its_rate(kind):
+    from vrshare.pipeline.clock import CLOCKS
+
+    clock = make_clock(kind, 120.0)
+    assert type(clock) is CLOCKS[kind] and clock.frame_hz == 120.0
+    assert clock.period == pytest.approx(1 / 120)
+
+
 def test_make_clock_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown clock 'fast'"):
         make_clock("fast", 90)
