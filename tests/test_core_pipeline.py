@@ -90,6 +90,20 @@ def test_duplicate_stage_names_are_an_error():
         schedule([make("x", writes=("a",)), make("x", writes=("b",))])
 
 
+def test_a_stage_without_a_name_is_an_error():
+    nameless = make("x", writes=("a",))
+    nameless.name = ""
+    with pytest.raises(PipelineError, match="has no name"):
+        schedule([nameless])
+
+
+def test_a_stage_reading_what_it_writes_is_no_cycle():
+    """An accumulator reads its own output of the frame before: it depends on no one."""
+    acc = make("acc", reads=("sum", "x"), writes=("sum",))
+    x = make("x", writes=("x",))
+    assert names(schedule([acc, x])) == ["x", "acc"]
+
+
 def run(stages, frames=10, sources=(), budgets=None, clock=None):
     bank = WeightBank()
     pipe = Pipeline(stages, sources=sources, budgets_s=budgets)
