@@ -52,6 +52,20 @@ def test_a_first_sample_at_an_infinite_time_is_counted_as_nonfinite():
     assert gate.counts[1:].sum() == 0
 
 
+def test_the_distance_limit_is_on_the_position_alone_and_inclusive():
+    """A position exactly at max_distance is kept, whatever the quaternion; a NaN row
+    counts as nonfinite only, never also as out of range."""
+    gate = InputGate(np, 3, quat_tolerance=0.01, max_distance=5.0)
+    raw = np.array([[3.0, 4.0, 0.0, 0, 0, 0, 1, 0.1, 1],  # |p| = 5 m exactly
+                    [4.9, 0.0, 0.0, 1, 0, 0, 0, 0.1, 1],  # |p| + |qx| would pass 5 m
+                    [np.nan, 9.0, 9.0, 0, 0, 0, 1, 0.1, 1]])
+    np.testing.assert_array_equal(gate.check(raw), [True, True, False])
+    np.testing.assert_array_equal(gate.counts.sum(axis=1), [1, 0, 0, 0, 0])
+    small = InputGate(np, 1, quat_tolerance=0.01, max_distance=1.0)
+    small.check(np.array([[np.nan, 0, 0, 0, 0, 0, 1, 0.1, 1]]))
+    np.testing.assert_array_equal(small.counts[:, 0], [1, 0, 0, 0, 0])
+
+
 class Zigzag(Stage):
     """Target poses jumping +-0.9 m every frame with over-long quaternions: constant
     velocity extrapolates them past twice max_distance_m, so every prediction is
