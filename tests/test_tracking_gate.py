@@ -66,6 +66,28 @@ def test_the_distance_limit_is_on_the_position_alone_and_inclusive():
     np.testing.assert_array_equal(small.counts[:, 0], [1, 0, 0, 0, 0])
 
 
+def test_each_rejection_is_counted_once_under_its_reason():
+    """Limits are "more than": exactly at the tolerance or the last accepted time is
+    kept; a row the source repeats unchanged is one sample, counted once."""
+    gate = InputGate(np, 4, quat_tolerance=0.25, max_distance=5.0)
+    ok = [0, 0, 0, 0, 0, 0, 1]
+    rows = np.array([[5.01, 0, 0, 0, 0, 0, 1, 1.0, 1],  # 1 cm beyond 5 m: out of range
+                     [0, 0, 0, 0, 0, 0, 1.25, 1.0, 1],  # |q| - 1 == tolerance: kept
+                     [0, 0, 0, 0, 0, 0, 1.26, 1.0, 1],  # beyond it: bad quaternion
+                     [*ok, 1.0, 1]])
+    np.testing.assert_array_equal(gate.check(rows), [False, True, False, True])
+    for _ in range(2):  # the same rows two more frames: not new, nothing accepted
+        assert not gate.check(rows).any()
+    np.testing.assert_array_equal(gate.counts.T, [[0, 1, 0, 0, 0], [0, 0, 0, 0, 0],
+                                                  [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]])
+    later = np.array([[*ok, 2.0, 1], [*ok, 0.5, 1], [*ok, 2.0, 1], [np.nan] * 7 + [2.0, 1]])
+    np.testing.assert_array_equal(gate.check(later), [True, False, True, False])
+    np.testing.assert_array_equal(gate.counts[3], [0, 1, 0, 0])  # time_backwards: device 1
+    # device 3 was rejected at t = 2; the time of its last accepted sample (1 s) is kept
+    assert gate.check(np.array([[*ok, 3.0, 1]] * 3 + [[*ok, 1.0, 1]]))[3]
+    np.testing.assert_array_equal(gate.counts.sum(axis=1), [1, 1, 1, 1, 0])
+
+
 class Zigzag(Stage):
     """Target poses jumping +-0.9 m every frame with over-long quaternions: constant
     velocity extrapolates them past twice max_distance_m, so every prediction is
