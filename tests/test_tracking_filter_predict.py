@@ -233,6 +233,29 @@ def test_constant_acceleration_with_two_samples_is_constant_velocity(rng):
     (cv_p, cv_q), (ca_p, ca_q) = outputs
     np.testing.assert_allclose(ca_p, cv_p, atol=1e-12)
     np.testing.assert_allclose(ca_q, cv_q, atol=1e-12)
+    v_est = (pos[1] - pos[0]) / (times[1] - times[0])  # and that is the measured velocity
+    np.testing.assert_allclose(cv_p, pos[1] + 0.04 * v_est, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["none", "constant_velocity", "constant_acceleration"])
+def test_a_predictor_without_samples_holds_the_origin_at_rest(name):
+    out_p, out_q = np.full((3, 3), 9.0), np.zeros((3, 4))
+    METHODS[name](np, 3).predict(0.5, 0.1, out_p, out_q)
+    np.testing.assert_array_equal(out_p, 0.0)
+    np.testing.assert_array_equal(out_q, np.tile([0.0, 0.0, 0.0, 1.0], (3, 1)))
+
+
+def test_two_samples_at_one_time_give_finite_predictions(rng):
+    times = np.array([0.2, 0.2, 0.21])
+    pos, q = motion(times, rng.normal(0, 1, (3, 3)), np.zeros((3, 3)),
+                    rng.normal(0, 1, (3, 3)), np.zeros((3, 3)))
+    pos[1] += 0.01  # a jump with no time between
+    for name in ("constant_velocity", "constant_acceleration"):
+        pred = METHODS[name](np, 3)
+        feed(pred, times, pos, q)
+        out_p, out_q = np.zeros((3, 3)), np.zeros((3, 4))
+        pred.predict(0.25, 0.1, out_p, out_q)
+        assert np.isfinite(out_p).all() and np.isfinite(out_q).all(), name
 
 
 def make_predictor(name):
