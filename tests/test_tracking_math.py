@@ -129,6 +129,28 @@ def test_bad_projection_raises(fov, near, far):
         eyes.projection(fov, near, far)
 
 
+H = math.pi / 2
+
+
+@pytest.mark.parametrize("fov,near,far", [
+    ((-0.5, 0.5, 0.5, -0.5), 1.0, 1.0),  # near == far
+    ((0.3, 0.3, 0.5, -0.5), 0.1, 10.0),  # left == right
+    ((-0.5, 0.5, 0.3, 0.3), 0.1, 10.0),  # down == up
+    ((-H, 0.5, 0.5, -0.5), 0.1, 10.0), ((-0.5, H, 0.5, -0.5), 0.1, 10.0),  # 90 degrees
+    ((-0.5, 0.5, H, -0.5), 0.1, 10.0), ((-0.5, 0.5, 0.5, -H), 0.1, 10.0),
+    ((-0.5, 2.0, 0.5, -0.5), 0.1, 10.0), ((-2.0, 0.5, 0.5, -0.5), 0.1, 10.0),  # beyond
+    ((-0.5, 0.5, 2.0, -0.5), 0.1, 10.0), ((-0.5, 0.5, 0.5, -2.0), 0.1, 10.0),
+])
+def test_projection_refuses_each_bound(fov, near, far):
+    with pytest.raises(ValueError):
+        eyes.projection(fov, near, far)
+
+
+def test_projection_takes_wide_fields_of_view_just_inside_90_degrees():
+    wide = eyes.projection((-1.5, 1.5, 1.5, -1.5), 0.1, 10.0)  # 86 degrees each side
+    assert wide[0][0] == pytest.approx(2 / (2 * math.tan(1.5)))
+
+
 def test_eye_views_by_hand():
     out = np.zeros((2, 4, 4), np.float32)
     head = np.array([1.0, 1.6, -2.0, 0, 0, 0, 1], np.float32)
