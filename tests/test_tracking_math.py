@@ -142,7 +142,7 @@ H = math.pi / 2
     ((-0.5, 0.5, 2.0, -0.5), 0.1, 10.0), ((-0.5, 0.5, 0.5, -2.0), 0.1, 10.0),
 ])
 def test_projection_refuses_each_bound(fov, near, far):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="near < far" if near == far else "field of view"):
         eyes.projection(fov, near, far)
 
 
