@@ -87,7 +87,7 @@ def test_as_dict_gives_every_frame_in_milliseconds():
 
 def test_chrome_trace_times_are_microseconds_from_the_first_frame():
     stats = FrameStats(["a", "b"], 0.01)
-    stats.record(7, 0.0, 50.0, 50.004, [0.001, np.nan], [0.002, np.nan])
+    stats.record(7, 0.0, 50.0, 50.004, [0.001, 0.003], [0.002, np.nan])  # b did not run
     stats.record(8, 0.0, 50.011, 50.015, [0.0, 0.002], [0.001, 0.0015])
     events = stats.chrome_trace()["traceEvents"]
     spans = [(e["tid"], e["name"], round(e["ts"], 3), round(e["dur"], 3))
@@ -96,6 +96,9 @@ def test_chrome_trace_times_are_microseconds_from_the_first_frame():
                      (0, "frame 8", 11000.0, 4000.0), (1, "a", 11000.0, 1000.0),
                      (2, "b", 13000.0, 1500.0)]
     assert all(e["pid"] == 1 for e in events)
+    names = [(e["tid"], e["name"], e["args"]) for e in events if e["ph"] == "M"]
+    assert names == [(0, "thread_name", {"name": "frame"}), (1, "thread_name", {"name": "a"}),
+                     (2, "thread_name", {"name": "b"})]
     assert FrameStats(["a"], 0.01).chrome_trace()["traceEvents"][0]["args"] == {"name": "frame"}
 
 
