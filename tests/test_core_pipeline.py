@@ -386,3 +386,8 @@ def test_a_failed_publish_disables_the_stage_and_the_run_goes_on(monkeypatch):
     stats = loop.run(3)
     assert stats.frames == 5 and [f.phase for f in stats.faults] == ["publish"]
     assert loop.active_stages == ["r"] and bank.snapshot("a").version == 1
+
+
+def test_a_stage_repr_names_its_class_name_reads_and_writes():
+    stage = make("b", reads=("a",), writes=("b",))
+    assert repr(stage) == f"<{type(stage).__name__} 'b' reads=('a',) writes=('b',)>"
