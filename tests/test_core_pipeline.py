@@ -225,20 +225,37 @@ class FakeTime:
 def test_vsync_clock_on_a_fake_timeline_waits_for_each_vsync_and_counts_overruns(monkeypatch):
     from vrshare.pipeline import clock as clock_module
 
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     monkeypatch.setattr(clock_module, "time", fake)
-    clock = VsyncClock(100)  # 10 ms vsyncs from the moment the clock was made
-    fake.now += 0.0031  # 3.1 ms in: the first frame waits for vsync 1
+    clock = VsyncClock(64)  # 15.625 ms vsyncs (exact in binary) from the clock's creation
+    p = 1 / 64
+    fake.now += p / 2  # half a period in: the first frame waits for vsync 1
     frames = [clock.wait_frame()]
-    assert frames[0].t_now == pytest.approx(0.01) and fake.slept == [pytest.approx(0.0069)]
-    frames.append(clock.wait_frame())  # no time spent: the next vsync, 10 ms later
-    assert frames[1].t_now == pytest.approx(0.02) and clock.skipped == 0
-    fake.now += 0.025  # the frame overran by two and a half periods: vsyncs 3 and 4 missed
+    assert frames[0].t_now == p and fake.slept == [p / 2]
+    frames.append(clock.wait_frame())  # exactly on vsync 1 again: the next one, vsync 2
+    assert frames[1].t_now == 2 * p and fake.slept == [p / 2, p] and clock.skipped == 0
+    fake.now += 2.5 * p  # the frame overran: vsyncs 3 and 4 missed, the next is 5
     frames.append(clock.wait_frame())
-    assert frames[2].t_now == pytest.approx(0.05) and clock.skipped == 2
-    assert [f.index for f in frames] == [0, 1, 2]
-    assert all(f.t_display == pytest.approx(f.t_now + LATENCY_FRAMES / 100) for f in frames)
-    assert all(f.budget_s == pytest.approx(0.01) for f in frames)
+    assert frames[2].t_now == 5 * p and clock.skipped == 2
+    fake.now += 1.5 * p  # another overrun: vsync 6 missed; skips add up
+    frames.append(clock.wait_frame())
+    assert frames[3].t_now == 7 * p and clock.skipped == 3
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert all(f.t_display == f.t_now + LATENCY_FRAMES * p for f in frames)
+    assert all(f.budget_s == p for f in frames)
+
+
+def test_an_overrun_of_the_first_vsync_is_counted(monkeypatch):
+    from vrshare.pipeline import clock as clock_module
+
+    fake = FakeTime(0.0)
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = VsyncClock(64, latency_frames=3)
+    first = clock.wait_frame()  # on vsync 0
+    fake.now += 2.5 / 64
+    late = clock.wait_frame()
+    assert (first.t_now, late.t_now, clock.skipped) == (0.0, 3 / 64, 2)
+    assert late.t_display == late.t_now + 3 / 64
 
 
 def test_a_vsync_frame_exactly_on_time_does_not_sleep(monkeypatch):

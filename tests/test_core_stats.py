@@ -4,6 +4,7 @@ one-line descriptions of faults and hangs, against figures worked out in the tes
 from __future__ import annotations
 
 import math
+import traceback
 
 import numpy as np
 import pytest
@@ -89,7 +90,9 @@ def test_chrome_trace_times_are_microseconds_from_the_first_frame():
     stats = FrameStats(["a", "b"], 0.01)
     stats.record(7, 0.0, 50.0, 50.004, [0.001, 0.003], [0.002, np.nan])  # b did not run
     stats.record(8, 0.0, 50.011, 50.015, [0.0, 0.002], [0.001, 0.0015])
-    events = stats.chrome_trace()["traceEvents"]
+    trace = stats.chrome_trace()
+    assert trace["displayTimeUnit"] == "ms"
+    events = trace["traceEvents"]
     spans = [(e["tid"], e["name"], round(e["ts"], 3), round(e["dur"], 3))
              for e in events if e["ph"] == "X"]
     assert spans == [(0, "frame 7", 0.0, 4000.0), (1, "a", 1000.0, 2000.0),
@@ -115,7 +118,9 @@ def test_a_fault_keeps_the_error_and_its_traceback():
         raise ValueError("bad input")
     except ValueError as exc:
         fault = StageFault.from_exception("tracking", 12, exc, phase="publish")
+        expected = "".join(traceback.format_exception(exc))
     assert fault.error == "ValueError: bad input"
+    assert fault.traceback == expected
     assert 'raise ValueError("bad input")' in fault.traceback
     assert (fault.stage, fault.frame, fault.phase) == ("tracking", 12, "publish")
     assert StageFault.from_exception("s", 1, KeyError("k")).phase == "process"

@@ -9,6 +9,7 @@ import json
 import threading
 import time
 
+import numpy as np
 import pytest
 from stagekit import make
 
@@ -195,3 +196,14 @@ def test_a_run_ending_inside_a_slot_past_its_limit_keeps_an_unreturned_hang():
     watch.frame, watch.track, watch.t0 = 2, 1, time.perf_counter()
     watch.finish(None)
     assert not calm.hangs and calm.interrupted_in["stage"] == "b"
+
+
+def test_a_hang_in_a_frame_recorded_without_its_time_keeps_the_time_seen():
+    stats = FrameStats(["a"], 0.01)
+    watch = Watchdog(["a"], ["stage"], [1.0], stats)
+    watch.frame, watch.track, watch.t0 = 1, 0, 10.0
+    hang = watch.check(now=12.0)
+    stats.record(1, 0.0, 10.0, 12.5, [np.nan], [np.nan])  # the track's time is missing
+    watch.t0 = -1.0
+    watch.settle()
+    assert hang.returned is True and hang.seconds == pytest.approx(2.0)
