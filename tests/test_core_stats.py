@@ -78,6 +78,7 @@ def test_as_dict_gives_every_frame_in_milliseconds():
     assert data["frames"] == 2 and data["budget_ms"] == pytest.approx(11.1)
     assert data["deadline_misses"] == 0
     assert data["ending"] == "completed" and data["interrupted"] is False
+    assert data["ending_detail"] == "" and data["interrupted_in"] is None and data["hangs"] == []
     assert data["faults"][0]["stage"] == "s" and data["counters"] == {"s": {"rejected": 2}}
     per_frame = data["per_frame"]
     assert per_frame["index"] == [3, 4] and per_frame["t_display_s"] == [0.25, 0.26]

@@ -85,6 +85,7 @@ def test_a_stage_or_step_that_does_not_return_in_time_is_reported(where, caplog,
     assert "in process" in hang.stack if where == "stage" else "in submit" in hang.stack
     assert "release.wait" in hang.stack and "loop.py" in hang.stack
     assert f"{where} {name!r} has not returned" in caplog.text
+    assert "the frame loop's stack:\n" + hang.stack in caplog.text  # the stack is logged
     assert f"{where} {name!r} returned after" in caplog.text
     data = json.loads(json.dumps(stats.as_dict()))
     assert data["hangs"][0]["stage"] == name and data["hangs"][0]["returned"] is True
