@@ -65,7 +65,14 @@ def test_a_track_that_never_ran_summarises_as_empty():
     stats = FrameStats(["idle"], budget_s=0.01)
     stats.record(0, 0.0, 0.0, 0.001, [np.nan], [np.nan])
     idle = stats.summary()[1]
-    assert idle.frames == 0 and idle.over_budget == 0 and math.isnan(idle.median_ms)
+    assert idle.name == "idle" and idle.frames == 0 and idle.over_budget == 0
+    assert math.isnan(idle.median_ms)
+
+
+def test_a_time_equal_to_its_budget_is_not_over_it():
+    stats = FrameStats(["s"], budget_s=0.25, track_budget_s={"s": 0.125})
+    stats.record(0, 0.0, 0.0, 0.25, [0.0], [0.125])  # exact in binary
+    assert [s.over_budget for s in stats.summary()] == [0, 0] and stats.deadline_misses == 0
 
 
 def test_as_dict_gives_every_frame_in_milliseconds():
@@ -112,6 +119,10 @@ def test_row_of_finds_recorded_frames_only():
         stats.record(index, 0.0, 0.0, 0.001, [0.0], [0.001])
     assert [stats.row_of(i) for i in (2, 3, 9)] == [0, 1, 2]
     assert stats.row_of(1) is None and stats.row_of(5) is None and stats.row_of(10) is None
+    full = FrameStats(["s"], 0.01, capacity=2)
+    for index in (0, 1):
+        full.record(index, 0.0, 0.0, 0.001, [0.0], [0.001])
+    assert full.row_of(2) is None  # past the last row of a full table
 
 
 def test_a_fault_keeps_the_error_and_its_traceback():
