@@ -208,3 +208,11 @@ def test_a_hang_in_a_frame_recorded_without_its_time_keeps_the_time_seen():
     watch.t0 = -1.0
     watch.settle()
     assert hang.returned is True and hang.seconds == pytest.approx(2.0)
+
+
+def test_a_slot_started_at_time_zero_is_watched():
+    """perf_counter's origin is arbitrary: 0 s is a start time like any other (only a
+    negative t0 means idle)."""
+    watch = Watchdog(["a"], ["stage"], [1.0], FrameStats(["a"], 0.01))
+    watch.frame, watch.t0 = 0, 0.0
+    assert watch.check(now=1.5) is not None
