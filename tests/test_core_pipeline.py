@@ -90,6 +90,20 @@ def test_duplicate_stage_names_are_an_error():
         schedule([make("x", writes=("a",)), make("x", writes=("b",))])
 
 
+def test_a_stage_without_a_name_is_an_error():
+    nameless = make("x", writes=("a",))
+    nameless.name = ""
+    with pytest.raises(PipelineError, match="has no name"):
+        schedule([nameless])
+
+
+def test_a_stage_reading_what_it_writes_is_no_cycle():
+    """An accumulator reads its own output of the frame before: it depends on no one."""
+    acc = make("acc", reads=("sum", "x"), writes=("sum",))
+    x = make("x", writes=("x",))
+    assert names(schedule([acc, x])) == ["x", "acc"]
+
+
 def run(stages, frames=10, sources=(), budgets=None, clock=None):
     bank = WeightBank()
     pipe = Pipeline(stages, sources=sources, budgets_s=budgets)
@@ -193,8 +207,99 @@ def test_vsync_clock_starts_frames_on_vsync_boundaries_and_counts_skips():
     assert clock.skipped >= 9
 
 
+class FakeTime:
+    """perf_counter and sleep of a clock that only moves when slept or told to."""
+
+    def __init__(self, now=100.0):
+        self.now = now
+        self.slept = []
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_vsync_clock_on_a_fake_timeline_waits_for_each_vsync_and_counts_overruns(monkeypatch):
+    from vrshare.pipeline import clock as clock_module
+
+    fake = FakeTime(0.0)
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = VsyncClock(64)  # 15.625 ms vsyncs (exact in binary) from the clock's creation
+    p = 1 / 64
+    fake.now += p / 2  # half a period in: the first frame waits for vsync 1
+    frames = [clock.wait_frame()]
+    assert frames[0].t_now == p and fake.slept == [p / 2]
+    frames.append(clock.wait_frame())  # exactly on vsync 1 again: the next one, vsync 2
+    assert frames[1].t_now == 2 * p and fake.slept == [p / 2, p] and clock.skipped == 0
+    fake.now += 2.5 * p  # the frame overran: vsyncs 3 and 4 missed, the next is 5
+    frames.append(clock.wait_frame())
+    assert frames[2].t_now == 5 * p and clock.skipped == 2
+    fake.now += 1.5 * p  # another overrun: vsync 6 missed; skips add up
+    frames.append(clock.wait_frame())
+    assert frames[3].t_now == 7 * p and clock.skipped == 3
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert all(f.t_display == f.t_now + LATENCY_FRAMES * p for f in frames)
+    assert all(f.budget_s == p for f in frames)
+
+
+def test_an_overrun_of_the_first_vsync_is_counted(monkeypatch):
+    from vrshare.pipeline import clock as clock_module
+
+    fake = FakeTime(0.0)
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = VsyncClock(64, latency_frames=3)
+    first = clock.wait_frame()  # on vsync 0
+    fake.now += 2.5 / 64
+    late = clock.wait_frame()
+    assert (first.t_now, late.t_now, clock.skipped) == (0.0, 3 / 64, 2)
+    assert late.t_display == late.t_now + 3 / 64
+
+
+def test_a_vsync_frame_exactly_on_time_does_not_sleep(monkeypatch):
+    from vrshare.pipeline import clock as clock_module
+
+    fake = FakeTime(50.0)
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = VsyncClock(50)
+    assert clock.wait_frame().t_now == 0.0 and fake.slept == []
+
+
+def test_unthrottled_frames_follow_the_clock_from_its_creation(monkeypatch):
+    from vrshare.pipeline import clock as clock_module
+    from vrshare.pipeline.clock import UnthrottledClock
+
+    fake = FakeTime(7.0)
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = UnthrottledClock(60)
+    fake.now += 0.5
+    a = clock.wait_frame()
+    fake.now += 0.001
+    b = clock.wait_frame()
+    assert (a.index, b.index) == (0, 1) and fake.slept == []
+    assert a.t_now == pytest.approx(0.5) and b.t_now == pytest.approx(0.501)
+    assert b.t_display == pytest.approx(0.501 + LATENCY_FRAMES / 60)
+
+
+def test_latency_frames_set_the_predicted_display_time():
+    frame = VirtualClock(90, latency_frames=3).wait_frame()
+    assert frame.t_display == pytest.approx(3 / 90)
+
+
+@pytest.mark.parametrize("kind", ["vsync", "virtual", "unthrottled"])
+def test_make_clock_builds_the_named_clock_at_its_rate(kind):
+    from vrshare.pipeline.clock import CLOCKS
+
+    clock = make_clock(kind, 120.0)
+    assert type(clock) is CLOCKS[kind] and clock.frame_hz == 120.0
+    assert clock.period == pytest.approx(1 / 120)
+
+
 def test_make_clock_rejects_unknown_names():
-    with pytest.raises(ValueError, match="unknown clock 'fast'"):
+    with pytest.raises(ValueError, match="unknown clock 'fast': expected one of vsync, virtual, "
+                                         "unthrottled"):
         make_clock("fast", 90)
 
 
@@ -299,3 +404,8 @@ def test_a_failed_publish_disables_the_stage_and_the_run_goes_on(monkeypatch):
     stats = loop.run(3)
     assert stats.frames == 5 and [f.phase for f in stats.faults] == ["publish"]
     assert loop.active_stages == ["r"] and bank.snapshot("a").version == 1
+
+
+def test_a_stage_repr_names_its_class_name_reads_and_writes():
+    stage = make("b", reads=("a",), writes=("b",))
+    assert repr(stage) == f"<{type(stage).__name__} 'b' reads=('a',) writes=('b',)>"

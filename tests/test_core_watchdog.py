@@ -9,6 +9,7 @@ import json
 import threading
 import time
 
+import numpy as np
 import pytest
 from stagekit import make
 
@@ -84,6 +85,7 @@ def test_a_stage_or_step_that_does_not_return_in_time_is_reported(where, caplog,
     assert "in process" in hang.stack if where == "stage" else "in submit" in hang.stack
     assert "release.wait" in hang.stack and "loop.py" in hang.stack
     assert f"{where} {name!r} has not returned" in caplog.text
+    assert "the frame loop's stack:\n" + hang.stack in caplog.text  # the stack is logged
     assert f"{where} {name!r} returned after" in caplog.text
     data = json.loads(json.dumps(stats.as_dict()))
     assert data["hangs"][0]["stage"] == name and data["hangs"][0]["returned"] is True
@@ -148,3 +150,69 @@ def test_ctrl_c_before_the_limit_names_the_stage_but_is_no_hang():
     assert stats.interrupted and stats.frames == 3 and not stats.hangs
     assert stats.interrupted_in["stage"] == "k" and stats.interrupted_in["frame"] == 3
     assert stats.as_dict()["interrupted_in"]["stage"] == "k"
+
+
+@pytest.mark.parametrize("limits,poll", [([0.004], 0.005), ([0.4, 2.0], 0.1), ([10.0], 0.25),
+                                         ([], 0.25)])
+def test_the_monitor_looks_a_quarter_of_the_smallest_limit_apart_within_bounds(limits, poll):
+    watch = Watchdog(["x"] * len(limits), ["stage"] * len(limits), limits, FrameStats([], 0.01))
+    assert watch.poll_s == pytest.approx(poll)
+
+
+def test_an_idle_loop_or_a_slot_within_its_limit_is_no_hang():
+    stats = FrameStats(["a"], 0.01)
+    watch = Watchdog(["a"], ["stage"], [1.0], stats, first_limit_s=5.0)
+    assert watch.check(now=1e9) is None  # idle: nothing running
+    watch.first_frame, watch.frame, watch.t0 = 0, 3, 10.0
+    assert watch.limit(0, 3) == 1.0 and watch.limit(0, 0) == 5.0
+    assert watch.check(now=11.0) is None  # exactly at the limit
+    assert watch.check(now=11.001) is not None and not stats.interrupted_in
+
+
+def test_a_reported_hang_takes_the_recorded_duration_once_it_returns():
+    stats = FrameStats(["a", "b"], 0.01)
+    watch = Watchdog(["a", "b"], ["stage", "step"], [1.0, 1.0], stats)
+    watch.frame, watch.track, watch.t0 = 4, 1, 50.0
+    hang = watch.check(now=52.0)
+    assert watch.hung and hang.seconds == pytest.approx(2.0) and hang.returned is None
+    watch.settle()  # still running (same t0): left pending
+    assert hang.returned is None
+    stats.record(4, 0.0, 50.0, 53.5, [0.0, 0.0], [0.0, 3.5])
+    watch.t0 = -1.0  # the frame ended
+    watch.settle()
+    assert not watch.hung and hang.returned is True and hang.seconds == pytest.approx(3.5)
+
+
+def test_a_run_ending_inside_a_slot_past_its_limit_keeps_an_unreturned_hang():
+    stats = FrameStats(["a", "b"], 0.01)
+    watch = Watchdog(["a", "b"], ["stage", "stage"], [0.001, 100.0], stats)
+    watch.frame, watch.track, watch.t0 = 2, 0, time.perf_counter() - 1.0
+    watch.finish(None)
+    [hang] = stats.hangs
+    assert (hang.stage, hang.frame, hang.returned) == ("a", 2, False) and hang.seconds >= 1.0
+    assert stats.interrupted_in["stage"] == "a" and stats.interrupted_in["frame"] == 2
+    assert watch.t0 < 0  # idle again
+    calm = FrameStats(["a", "b"], 0.01)
+    watch = Watchdog(["a", "b"], ["stage", "stage"], [0.001, 100.0], calm)
+    watch.frame, watch.track, watch.t0 = 2, 1, time.perf_counter()
+    watch.finish(None)
+    assert not calm.hangs and calm.interrupted_in["stage"] == "b"
+
+
+def test_a_hang_in_a_frame_recorded_without_its_time_keeps_the_time_seen():
+    stats = FrameStats(["a"], 0.01)
+    watch = Watchdog(["a"], ["stage"], [1.0], stats)
+    watch.frame, watch.track, watch.t0 = 1, 0, 10.0
+    hang = watch.check(now=12.0)
+    stats.record(1, 0.0, 10.0, 12.5, [np.nan], [np.nan])  # the track's time is missing
+    watch.t0 = -1.0
+    watch.settle()
+    assert hang.returned is True and hang.seconds == pytest.approx(2.0)
+
+
+def test_a_slot_started_at_time_zero_is_watched():
+    """perf_counter's origin is arbitrary: 0 s is a start time like any other (only a
+    negative t0 means idle)."""
+    watch = Watchdog(["a"], ["stage"], [1.0], FrameStats(["a"], 0.01))
+    watch.frame, watch.t0 = 0, 0.0
+    assert watch.check(now=1.5) is not None

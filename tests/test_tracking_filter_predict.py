@@ -92,6 +92,67 @@ def test_filter_leaves_unmasked_devices_alone_and_resets():
     assert f.pos[0, 0] == 5.0  # first sample after a reset passes unfiltered
 
 
+def test_resetting_one_device_leaves_a_device_without_samples_unstarted():
+    """A device that has had no sample yet takes its first one unfiltered, whatever other
+    devices' resets happened before (a reset only forgets the masked devices)."""
+    f = OneEuroFilter(np, 2, OneEuroParams(1.0), OneEuroParams(1.0))
+    q = np.tile([0, 0, 0, 1.0], (2, 1))
+    f.update(np.array([True, False]), np.zeros(2), np.ones((2, 3)), q)
+    np.testing.assert_array_equal(f.pos[1], [0.0, 0.0, 0.0])  # unmasked: left as it was
+    f.reset(np.array([True, False]))
+    f.update(np.array([False, True]), np.full(2, 0.01), np.full((2, 3), 3.0), q)
+    np.testing.assert_array_equal(f.pos[1], [3.0, 3.0, 3.0])
+
+
+def test_a_reset_device_restarts_like_a_new_filter_and_the_others_go_on():
+    """After a reset a device forgets its estimate and its speeds (a fresh filter fed the
+    same samples gives the same output); the devices not reset stay filtered, also
+    after a frame in which they had no sample."""
+    params = OneEuroParams(0.5, 2.0, 1.5)
+    f = OneEuroFilter(np, 2, params, params)
+    for k in range(5):  # fast motion: large speed estimates on both devices
+        f.update(np.ones(2, bool), np.full(2, 0.01 * k), np.full((2, 3), 0.1 * k),
+                 quat.from_rotvec(np.full((2, 3), 0.2 * k)))
+    f.reset(np.array([True, False]))
+    fresh = OneEuroFilter(np, 1, params, params)
+    samples = [(0.1, 2.0, 1.0, [True, False]), (0.11, 2.05, 1.1, [True, True]),
+               (0.12, 2.1, 1.2, [True, True])]
+    for t, x, angle, mask in samples:
+        pos = np.full((2, 3), x)
+        q = quat.from_rotvec(np.tile([0.0, angle, 0.0], (2, 1)))
+        before = f.pos[1].copy()
+        f.update(np.array(mask), np.full(2, t), pos, q)
+        fresh.update(np.ones(1, bool), np.full(1, t), pos[:1], q[:1])
+        np.testing.assert_allclose(f.pos[0], fresh.pos[0], atol=1e-12)
+        np.testing.assert_allclose(f.quat[0], fresh.quat[0], atol=1e-12)
+        if mask[1]:  # device 1: filtered, so strictly between its last estimate and x
+            assert np.all((before < f.pos[1]) & (f.pos[1] < x))
+
+
+def test_each_device_is_filtered_on_its_own_speed():
+    """With beta > 0 the cutoff follows each device's own speed: filtering devices
+    together gives what filtering each alone gives."""
+    rng = np.random.default_rng(11)
+    ts = irregular_times(30, 3)
+    params = OneEuroParams(0.5, 2.0, 1.5)
+    pos = np.cumsum(rng.normal(0, 0.02, (30, 3, 3)), axis=0) * np.array([1, 5, 20])[:, None]
+    rots = np.cumsum(rng.normal(0, 0.05, (30, 3, 3)), axis=0) * np.array([1, 5, 20])[:, None]
+    qs = quat.from_rotvec(rots)
+
+    def run(devices):
+        f = OneEuroFilter(np, len(devices), params, params)
+        for k, t in enumerate(ts):
+            f.update(np.ones(len(devices), bool), np.full(len(devices), t),
+                     pos[k, devices], qs[k, devices])
+        return f.pos, f.quat
+
+    together_p, together_q = run([0, 1, 2])
+    for d in range(3):
+        alone_p, alone_q = run([d])
+        np.testing.assert_allclose(together_p[d], alone_p[0], atol=1e-12)
+        np.testing.assert_allclose(together_q[d], alone_q[0], atol=1e-12)
+
+
 def test_bad_filter_params_raise():
     with pytest.raises(ValueError, match="min_cutoff"):
         OneEuroParams(min_cutoff=0.0)
@@ -153,6 +214,76 @@ def test_constant_acceleration_is_exact_on_constant_acceleration(rng):
     tp, tq = motion(np.array([target]), v, a, omega, alpha)
     np.testing.assert_allclose(out_p, tp[0], atol=1e-10)
     np.testing.assert_allclose(np.abs(np.sum(out_q * tq[0], axis=1)), 1.0, atol=1e-10)
+
+
+def test_constant_acceleration_with_two_samples_is_constant_velocity(rng):
+    """Until a third sample arrives there is no acceleration to estimate: the quadratic
+    predictor extrapolates exactly as the constant-velocity one does."""
+    times = np.array([0.5, 0.511])
+    v, a = rng.normal(0, 1, (3, 3)), rng.normal(0, 5, (3, 3))
+    omega, alpha = rng.normal(0, 2, (3, 3)), rng.normal(0, 5, (3, 3))
+    pos, q = motion(times, v, a, omega, alpha)
+    outputs = []
+    for name in ("constant_velocity", "constant_acceleration"):
+        pred = METHODS[name](np, 3)
+        feed(pred, times, pos, q)
+        out_p, out_q = np.zeros((3, 3)), np.zeros((3, 4))
+        pred.predict(times[-1] + 0.04, 0.1, out_p, out_q)
+        outputs.append((out_p, out_q))
+    (cv_p, cv_q), (ca_p, ca_q) = outputs
+    np.testing.assert_allclose(ca_p, cv_p, atol=1e-12)
+    np.testing.assert_allclose(ca_q, cv_q, atol=1e-12)
+    v_est = (pos[1] - pos[0]) / (times[1] - times[0])  # and that is the measured velocity
+    np.testing.assert_allclose(cv_p, pos[1] + 0.04 * v_est, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["none", "constant_velocity", "constant_acceleration"])
+def test_a_predictor_without_samples_holds_the_origin_at_rest(name):
+    out_p, out_q = np.full((3, 3), 9.0), np.zeros((3, 4))
+    METHODS[name](np, 3).predict(0.5, 0.1, out_p, out_q)
+    np.testing.assert_array_equal(out_p, 0.0)
+    np.testing.assert_array_equal(out_q, np.tile([0.0, 0.0, 0.0, 1.0], (3, 1)))
+
+
+def test_two_samples_at_one_time_give_finite_predictions(rng):
+    times = np.array([0.2, 0.2, 0.21])
+    pos, q = motion(times, rng.normal(0, 1, (3, 3)), np.zeros((3, 3)),
+                    rng.normal(0, 1, (3, 3)), np.zeros((3, 3)))
+    pos[1] += 0.01  # a jump with no time between
+    for name in ("constant_velocity", "constant_acceleration"):
+        pred = METHODS[name](np, 3)
+        feed(pred, times, pos, q)
+        out_p, out_q = np.zeros((3, 3)), np.zeros((3, 4))
+        pred.predict(0.25, 0.1, out_p, out_q)
+        assert np.isfinite(out_p).all() and np.isfinite(out_q).all(), name
+
+
+def make_predictor(name):
+    if name == "learned":  # weights on every past velocity, so stale ones would show
+        w = np.random.default_rng(2).uniform(0.1, 0.5, (2, 8))
+        return learned.LearnedPredictor(np, 3, w, k=4, learn=False)
+    return METHODS[name](np, 3)
+
+
+@pytest.mark.parametrize("name", [*METHODS, "learned"])
+def test_a_reset_predictor_predicts_like_a_new_one(name, rng):
+    """After a loss the history is forgotten: velocities from before it must not leak
+    into predictions made from the samples that follow."""
+    times = np.cumsum(rng.uniform(0.009, 0.014, 8))
+    pos, q = motion(times, rng.normal(0, 3, (3, 3)), rng.normal(0, 9, (3, 3)),
+                    rng.normal(0, 4, (3, 3)), np.zeros((3, 3)))
+    used = make_predictor(name)
+    feed(used, times[:5], pos[:5], q[:5])
+    used.reset(np.ones(3, bool))
+    fresh = make_predictor(name)
+    outputs = []
+    for pred in (used, fresh):
+        feed(pred, times[5:], pos[5:], q[5:])
+        out_p, out_q = np.zeros((3, 3)), np.zeros((3, 4))
+        pred.predict(times[-1] + 0.03, 0.1, out_p, out_q)
+        outputs.append((out_p, out_q))
+    np.testing.assert_allclose(outputs[0][0], outputs[1][0], atol=1e-12)
+    np.testing.assert_allclose(outputs[0][1], outputs[1][1], atol=1e-12)
 
 
 def test_none_holds_and_horizon_is_clamped(rng):

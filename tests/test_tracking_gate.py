@@ -35,6 +35,59 @@ def test_the_gate_renormalises_what_it_accepts_and_keeps_the_last_otherwise():
     np.testing.assert_array_equal(gate.pose, kept)
 
 
+@pytest.mark.parametrize("tolerance,distance,field", [
+    (0.0, 10.0, "quat_tolerance"), (1.0, 10.0, "quat_tolerance"), (1.5, 10.0, "quat_tolerance"),
+    (0.01, 0.0, "max_distance_m"), (0.01, -2.0, "max_distance_m"),
+])
+def test_the_gate_refuses_settings_outside_their_ranges(tolerance, distance, field):
+    with pytest.raises(ValueError, match=field):
+        InputGate(np, 1, quat_tolerance=tolerance, max_distance=distance)
+
+
+def test_a_first_sample_at_an_infinite_time_is_counted_as_nonfinite():
+    gate = InputGate(np, 2, quat_tolerance=0.01, max_distance=10.0)
+    raw = np.array([[0, 0, 0, 0, 0, 0, 1, np.inf, 1], [0, 0, 0, 0, 0, 0, 1, np.nan, 1]])
+    assert not gate.check(raw).any()
+    np.testing.assert_array_equal(gate.counts[0], [1, 1])  # "nonfinite", once per device
+    assert gate.counts[1:].sum() == 0
+
+
+def test_the_distance_limit_is_on_the_position_alone_and_inclusive():
+    """A position exactly at max_distance is kept, whatever the quaternion; a NaN row
+    counts as nonfinite only, never also as out of range."""
+    gate = InputGate(np, 3, quat_tolerance=0.01, max_distance=5.0)
+    raw = np.array([[3.0, 4.0, 0.0, 0, 0, 0, 1, 0.1, 1],  # |p| = 5 m exactly
+                    [4.9, 0.0, 0.0, 1, 0, 0, 0, 0.1, 1],  # |p| + |qx| would pass 5 m
+                    [np.nan, 9.0, 9.0, 0, 0, 0, 1, 0.1, 1]])
+    np.testing.assert_array_equal(gate.check(raw), [True, True, False])
+    np.testing.assert_array_equal(gate.counts.sum(axis=1), [1, 0, 0, 0, 0])
+    small = InputGate(np, 1, quat_tolerance=0.01, max_distance=1.0)
+    small.check(np.array([[np.nan, 0, 0, 0, 0, 0, 1, 0.1, 1]]))
+    np.testing.assert_array_equal(small.counts[:, 0], [1, 0, 0, 0, 0])
+
+
+def test_each_rejection_is_counted_once_under_its_reason():
+    """Limits are "more than": exactly at the tolerance or the last accepted time is
+    kept; a row the source repeats unchanged is one sample, counted once."""
+    gate = InputGate(np, 4, quat_tolerance=0.25, max_distance=5.0)
+    ok = [0, 0, 0, 0, 0, 0, 1]
+    rows = np.array([[5.01, 0, 0, 0, 0, 0, 1, 1.0, 1],  # 1 cm beyond 5 m: out of range
+                     [0, 0, 0, 0, 0, 0, 1.25, 1.0, 1],  # |q| - 1 == tolerance: kept
+                     [0, 0, 0, 0, 0, 0, 1.26, 1.0, 1],  # beyond it: bad quaternion
+                     [*ok, 1.0, 1]])
+    np.testing.assert_array_equal(gate.check(rows), [False, True, False, True])
+    for _ in range(2):  # the same rows two more frames: not new, nothing accepted
+        assert not gate.check(rows).any()
+    np.testing.assert_array_equal(gate.counts.T, [[0, 1, 0, 0, 0], [0, 0, 0, 0, 0],
+                                                  [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]])
+    later = np.array([[*ok, 2.0, 1], [*ok, 0.5, 1], [*ok, 2.0, 1], [np.nan] * 7 + [2.0, 1]])
+    np.testing.assert_array_equal(gate.check(later), [True, False, True, False])
+    np.testing.assert_array_equal(gate.counts[3], [0, 1, 0, 0])  # time_backwards: device 1
+    # device 3 was rejected at t = 2; the time of its last accepted sample (1 s) is kept
+    assert gate.check(np.array([[*ok, 3.0, 1]] * 3 + [[*ok, 1.0, 1]]))[3]
+    np.testing.assert_array_equal(gate.counts.sum(axis=1), [1, 1, 1, 1, 0])
+
+
 class Zigzag(Stage):
     """Target poses jumping +-0.9 m every frame with over-long quaternions: constant
     velocity extrapolates them past twice max_distance_m, so every prediction is

@@ -129,6 +129,28 @@ def test_bad_projection_raises(fov, near, far):
         eyes.projection(fov, near, far)
 
 
+H = math.pi / 2
+
+
+@pytest.mark.parametrize("fov,near,far", [
+    ((-0.5, 0.5, 0.5, -0.5), 1.0, 1.0),  # near == far
+    ((0.3, 0.3, 0.5, -0.5), 0.1, 10.0),  # left == right
+    ((-0.5, 0.5, 0.3, 0.3), 0.1, 10.0),  # down == up
+    ((-H, 0.5, 0.5, -0.5), 0.1, 10.0), ((-0.5, H, 0.5, -0.5), 0.1, 10.0),  # 90 degrees
+    ((-0.5, 0.5, H, -0.5), 0.1, 10.0), ((-0.5, 0.5, 0.5, -H), 0.1, 10.0),
+    ((-0.5, 2.0, 0.5, -0.5), 0.1, 10.0), ((-2.0, 0.5, 0.5, -0.5), 0.1, 10.0),  # beyond
+    ((-0.5, 0.5, 2.0, -0.5), 0.1, 10.0), ((-0.5, 0.5, 0.5, -2.0), 0.1, 10.0),
+])
+def test_projection_refuses_each_bound(fov, near, far):
+    with pytest.raises(ValueError, match="near < far" if near == far else "field of view"):
+        eyes.projection(fov, near, far)
+
+
+def test_projection_takes_wide_fields_of_view_just_inside_90_degrees():
+    wide = eyes.projection((-1.5, 1.5, 1.5, -1.5), 0.1, 10.0)  # 86 degrees each side
+    assert wide[0][0] == pytest.approx(2 / (2 * math.tan(1.5)))
+
+
 def test_eye_views_by_hand():
     out = np.zeros((2, 4, 4), np.float32)
     head = np.array([1.0, 1.6, -2.0, 0, 0, 0, 1], np.float32)
@@ -144,3 +166,93 @@ def test_eye_views_by_hand():
     # a point 1 m ahead of the head (world -X after the turn) is straight ahead of the eyes
     ahead = out[0] @ np.array([-1.0, 0, 0, 1])
     np.testing.assert_allclose(ahead[:3], [0.032, 0, -1.0], atol=1e-6)
+
+
+def test_quaternion_maths_keeps_float32():
+    """Bank buffers are float32: the helpers must not widen them (an upcast would make
+    every write into a float32 buffer a converting copy)."""
+    q = Rotation.random(5, random_state=3).as_quat().astype(np.float32)
+    v = np.random.default_rng(3).normal(size=(5, 3)).astype(np.float32)
+    pose = np.concatenate([v, q], axis=-1)
+    results = {"conjugate": quat.conjugate(q), "multiply": quat.multiply(q, q),
+               "rotate": quat.rotate(q, v), "to_matrix": quat.to_matrix(q),
+               "pose_matrix": quat.pose_matrix(pose),
+               "rigid_inverse": quat.rigid_inverse(quat.pose_matrix(pose))}
+    assert {k: r.dtype for k, r in results.items()} == {k: np.float32 for k in results}
+
+
+def test_rigid_inverse_of_a_batch():
+    """Each matrix of a batch is inverted on its own (rotation transposed per matrix)."""
+    q = Rotation.random(6, random_state=4).as_quat()
+    p = np.random.default_rng(4).normal(size=(6, 3))
+    m = quat.pose_matrix(np.concatenate([p, q], axis=-1))
+    np.testing.assert_allclose(quat.rigid_inverse(m), np.linalg.inv(m), atol=1e-12)
+
+
+@pytest.mark.parametrize("axis", [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]])
+def test_from_matrix_of_half_turns(axis):
+    """A half turn has trace -1, so the quaternion comes from the largest diagonal
+    entry, whichever axis that is."""
+    r = Rotation.from_rotvec(math.pi * unit(np.array(axis, float)))
+    assert same_rotation(quat.from_matrix(r.as_matrix()), r.as_quat(), 1e-12)
+
+
+@pytest.mark.parametrize("angle", [0.3, 2.5])  # trace > 0 and trace < 0
+def test_from_matrix_of_a_slightly_scaled_rotation_is_unit(angle):
+    """A matrix that is a rotation only up to rounding or scale (a float32 view matrix)
+    still gives a unit quaternion of that rotation."""
+    r = Rotation.from_rotvec(angle * unit(np.array([0.2, -0.5, 0.8])))
+    q = quat.from_matrix(1.001 * r.as_matrix())
+    assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-12)
+    assert same_rotation(q, r.as_quat(), 1e-3)
+
+
+@pytest.mark.parametrize("angle", [0.5e-6, 0.99e-6, 1.01e-6])  # around quat.SMALL_ANGLE
+def test_small_angle_series_continues_the_exact_exp_map(angle):
+    """Below SMALL_ANGLE the exp map uses its Taylor series: it must agree with the exact
+    sin(a/2)/a to float64 precision on both sides of the switch."""
+    r = angle * unit(np.array([0.3, -0.4, 0.5]))
+    np.testing.assert_allclose(quat.from_rotvec(r)[:3], r * math.sin(angle / 2) / angle,
+                               rtol=4e-16, atol=0)
+
+
+# -- rotations from numbers, and back to OpenXR eye poses -----------------------------
+
+def test_euler_xyz_and_axis_angle_match_scipy():
+    """A run file's rotation = [rx, ry, rz] degrees is X first, then Y, then Z, about the
+    world axes (scipy's extrinsic "xyz")."""
+    from vrshare.geometry import rotation
+
+    for degrees in ([30.0, 0.0, 0.0], [0.0, -50.0, 0.0], [0.0, 0.0, 70.0], [10.0, 120.0, -35.0]):
+        np.testing.assert_allclose(rotation.euler_xyz(degrees),
+                                   Rotation.from_euler("xyz", degrees, degrees=True).as_matrix(),
+                                   atol=1e-12)
+    axis = unit(np.array([0.3, -0.8, 0.5]))
+    np.testing.assert_allclose(rotation.axis_angle(axis, 2.0),
+                               Rotation.from_rotvec(2.0 * axis).as_matrix(), atol=1e-12)
+
+
+def test_cross_matrix_is_the_cross_product():
+    from vrshare.geometry import rotation
+
+    rng = np.random.default_rng(5)
+    a, v = rng.normal(size=(4, 2, 3)), rng.normal(size=(4, 2, 3))
+    k = rotation.cross_matrix(a)
+    assert k.shape == (4, 2, 3, 3)
+    np.testing.assert_allclose((k @ v[..., None])[..., 0], np.cross(a, v), atol=1e-12)
+
+
+def test_eye_poses_and_fields_of_view_come_back_from_the_matrices():
+    """What an OpenXR projection layer is told (each eye's pose and field of view) is the
+    pose and field of view the matrices were made from."""
+    q = Rotation.from_rotvec([0.3, -1.1, 0.4]).as_quat()
+    head = np.array([0.5, 1.6, -2.0, *q])
+    views = eyes.eye_views(head, 0.064)
+    for eye, side in enumerate((-1, 1)):
+        pose = eyes.eye_pose_from_view(views[eye])
+        expected = head[:3] + quat.rotate(q, np.array([side * 0.032, 0.0, 0.0]))
+        np.testing.assert_allclose(pose[:3], expected, atol=1e-12)
+        assert same_rotation(pose[3:], q, 1e-12)
+    fov = (-0.9, 0.7, 0.8, -0.95)
+    proj = np.array(eyes.projection(fov, 0.05, 100.0))
+    np.testing.assert_allclose(eyes.fov_from_projection(proj), fov, atol=1e-12)
