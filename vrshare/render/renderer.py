@@ -43,15 +43,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import backend, layout
-from ..resources import shader_source
 from ..scene import linear_to_srgb
 from .contract import RenderError, check_contract, declared_by_note
+from .meshes import GpuMesh, scene_program, upload
 from .regroup import InstanceDraw, mirrored_rows, plain_draws, regroup
 from .surfaces import clear_modes
 from .timer import PassTimer
@@ -60,7 +59,7 @@ if TYPE_CHECKING:
     import moderngl
 
     from ..pipeline import Frame, FrameStats
-    from ..scene import Geometry, Scene
+    from ..scene import Scene
     from ..scene.model import FaceGroup
     from ..targets.base import EyeSurface
     from ..weights import WeightBank
@@ -73,51 +72,9 @@ RANGES_CLAMPED = "draw ranges clamped"  # draw slots x frames with a range outsi
 ROWS_SKIPPED = "instance rows skipped"  # rows x frames not drawn: non-finite matrix or colour
 EYES_HELD = "eye matrices held"  # frames drawn with the last good eye matrices
 EYES_MISSING = "frames not drawn"  # frames cleared only: non-finite eyes, never a good one
-# what each program reads of a vrshare.scene.Geometry vertex (VERTEX_FLOATS), by
-# (textured, material): those columns are uploaded, packed, so a plain mesh's vertex
-# is 40 bytes, not 72 (a software rasterizer fetches every byte of the stride)
-_ATTRIBUTES = {"in_position": (0, 3), "in_normal": (3, 3), "in_uv": (6, 2), "in_color": (8, 4),
-               "in_layer": (12, 1), "in_emissive": (13, 3), "in_emissive_layer": (16, 1),
-               "in_cutoff": (17, 1)}
-VERTEX_ATTRIBUTES = {
-    (True, True): tuple(_ATTRIBUTES),
-    (True, False): ("in_position", "in_normal", "in_uv", "in_color", "in_layer"),
-    (False, True): ("in_position", "in_normal", "in_color", "in_emissive", "in_cutoff"),
-    (False, False): ("in_position", "in_normal", "in_color"),
-}
-
-
-def vertex_columns(kind: tuple[bool, bool]) -> tuple[list[int], str]:
-    """The vertex columns a program of ``kind`` reads, and their ModernGL format."""
-    spans = [_ATTRIBUTES[name] for name in VERTEX_ATTRIBUTES[kind]]
-    columns = [c for start, n in spans for c in range(start, start + n)]
-    return columns, " ".join(f"{n}f" for _, n in spans)
-
-
 GL_FRAMEBUFFER_SRGB = 0x8DB9  # GL encodes linear -> sRGB when storing into sRGB buffers
 MODEL_LOCATION = 5  # in_model: locations 5-8 (one vec4 column each), then the colour
 INSTANCE_BYTES = layout.INSTANCE_FLOATS * 4
-
-
-@dataclass
-class _GpuMesh:
-    """One draw slot: a mesh at one level of detail, uploaded once."""
-
-    vbo: Any
-    ibo: Any
-    vao: Any
-    program: Any
-    texture: Any  # texture array, None when the mesh has no texture
-    triangles: int
-    opaque: tuple[FaceGroup, ...]  # face groups drawn in the opaque pass
-    blended: tuple[FaceGroup, ...]  # face groups drawn after it, back to front
-    center: np.ndarray  # (4,) bounding-sphere centre, mesh space (m), w = 1
-    first: int = -1  # instance row the per-instance attributes point at now
-
-    def release(self) -> None:
-        """Release the mesh's buffers (its texture belongs to the renderer: shared)."""
-        for obj in (self.vao, self.vbo, self.ibo):
-            obj.release()
 
 
 class Renderer:
@@ -133,12 +90,13 @@ class Renderer:
         self.ctx = ctx
         self.scene = scene
         kinds = {(g.textures is not None, g.material) for g in scene.draws}
-        self.programs = {k: self._program(*k) for k in sorted(kinds)}
+        self.programs = {k: scene_program(ctx, scene.light, *k) for k in sorted(kinds)}
         # clear colours: linear for sRGB framebuffers, encoded where the shader encodes
         self.clear_linear = (*map(float, scene.background), 1.0)
         self.clear_encoded = (*map(float, linear_to_srgb(scene.background)), 1.0)
         self._textures: dict[int, Any] = {}  # id(Geometry.textures) -> GL texture array
-        self.meshes = [self._upload(g, m.center) for m in scene.meshes for g in m.lods]
+        self.meshes = [upload(ctx, self.programs, self._textures, g, m.center)
+                       for m in scene.meshes for g in m.lods]
         # proj @ view per eye, row-major mat4, each eye at an offset a uniform-block range
         # may start at (bound per eye pass instead of writing an eye-index uniform)
         align = int(ctx.info.get("GL_UNIFORM_BUFFER_OFFSET_ALIGNMENT", 256))
@@ -167,45 +125,6 @@ class Renderer:
         self._warned: set[str] = set()
         self.declared_by: Mapping[str, str] | None = None
         self._bound = False
-
-    def _program(self, textured: bool, material: bool) -> Any:
-        """The scene program, with or without textures and material terms (emission,
-        alpha cutoff, back faces); lights set once."""
-        define = ("#define TEXTURED\n" if textured else "") + (
-            "#define MATERIAL\n" if material else "")
-        vertex, fragment = (shader_source(n).replace("\n", f"\n{define}", 1)
-                            for n in ("scene.vert", "scene.frag"))
-        program = self.ctx.program(vertex_shader=vertex, fragment_shader=fragment)
-        light = self.scene.light
-        program["u_light_dir"].value = tuple(map(float, light.direction))
-        program["u_light_color"].value = tuple(map(float, light.color))
-        program["u_ambient"].value = tuple(map(float, light.ambient))
-        if textured:
-            program["u_textures"].value = 0
-        return program
-
-    def _upload(self, geometry: Geometry, center: np.ndarray) -> _GpuMesh:
-        ctx = self.ctx
-        layers = geometry.textures
-        kind = (layers is not None, geometry.material)
-        program = self.programs[kind]
-        columns, fmt = vertex_columns(kind)
-        vbo = ctx.buffer(np.ascontiguousarray(geometry.vertices[:, columns]).tobytes())
-        ibo = ctx.buffer(geometry.indices.tobytes())
-        vao = ctx.vertex_array(program, [(vbo, fmt, *VERTEX_ATTRIBUTES[kind])],
-                               index_buffer=ibo, index_element_size=4)
-        texture = None
-        if layers is not None:
-            texture = self._textures.get(id(layers))
-            if texture is None:
-                n, h, w, _ = layers.shape
-                texture = ctx.texture_array((w, h, n), 4, layers.tobytes(), dtype="f2")
-                texture.build_mipmaps()
-                self._textures[id(layers)] = texture
-        groups = geometry.draw_groups
-        return _GpuMesh(vbo, ibo, vao, program, texture, geometry.triangles,
-                        tuple(g for g in groups if not g.blend),
-                        tuple(g for g in groups if g.blend), np.append(center, 1.0))
 
     def bind(self, bank: WeightBank, stats: FrameStats | None = None,
              declared_by: Mapping[str, str] | None = None) -> None:
@@ -425,7 +344,7 @@ class Renderer:
         if not self._cull:
             ctx.enable(moderngl.CULL_FACE)
 
-    def _use(self, mesh: _GpuMesh, first: int, mirrored: bool) -> None:
+    def _use(self, mesh: GpuMesh, first: int, mirrored: bool) -> None:
         """Point ``mesh``'s instance attributes at row ``first``, bind its texture and
         set the front-face winding, each only when it changes."""
         if mesh.first != first:
@@ -437,7 +356,7 @@ class Renderer:
             self.ctx.front_face = "cw" if mirrored else "ccw"
             self._front = mirrored
 
-    def _render(self, mesh: _GpuMesh, groups: tuple[FaceGroup, ...], instances: int) -> None:
+    def _render(self, mesh: GpuMesh, groups: tuple[FaceGroup, ...], instances: int) -> None:
         """Draw ``groups`` of ``mesh``, culling back faces except for double-sided ones."""
         import moderngl
 
@@ -466,7 +385,7 @@ class Renderer:
         items.sort(key=lambda item: item[0])
         return items
 
-    def _point_instances(self, mesh: _GpuMesh, first: int) -> None:
+    def _point_instances(self, mesh: GpuMesh, first: int) -> None:
         """Make ``mesh``'s instance attributes start at instance row ``first``."""
         base = first * INSTANCE_BYTES
         for i in range(5):  # four model-matrix columns, then the colour
