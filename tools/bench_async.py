@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from benchkit import Column, Table, write_json
+from benchkit import Column, Table, summary_ms, write_json
 
 from vrshare import Stage, layout, resources
 from vrshare.config import StageSpec, load_run_file
@@ -94,9 +94,9 @@ def run_case(heavy: str | None, mode: str, frames: int, work_ms: float) -> dict:
     start = 30  # the rows of the measured run
     total = stats.total[start:stats.count]
     budget = stats.budget_s
-    q = np.percentile(total, [50, 99]) * 1e3
+    ms = summary_ms(total)
     out = {"heavy": heavy or "none", "mode": mode if heavy else "-",
-           "frames": int(total.size), "median_ms": float(q[0]), "p99_ms": float(q[1]),
+           "frames": int(total.size), "median_ms": ms["median"], "p99_ms": ms["p99"],
            "deadline_misses": int(np.count_nonzero(total > budget)),
            "budget_ms": budget * 1e3, "faults": [f.describe() for f in stats.faults]}
     if heavy is not None:

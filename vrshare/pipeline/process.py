@@ -37,7 +37,7 @@ from .. import backend
 from ..errors import VrshareError
 from ..weights import Buffer, WeightBank
 from .stage import Frame, Stage, StageConfig
-from .worker import IDLE
+from .watchdog import IDLE
 
 log = logging.getLogger(__name__)
 

@@ -127,9 +127,7 @@ class Watchdog:
         limit = self.limit(track, frame)
         if elapsed <= limit:
             return None
-        current = sys._current_frames().get(self._ident) if self._ident is not None else None
-        stack = "".join(traceback.format_stack(current)) if current is not None else ""
-        del current
+        stack = _stack(self._ident)
         if self.t0 != t0:
             stack += "(it returned while its stack was being taken)\n"
         return self._report(track, frame, t0, elapsed, limit, stack, returned=None)
@@ -144,9 +142,7 @@ class Watchdog:
             elapsed = (perf_counter() if now is None else now) - t0
             if elapsed <= limit:
                 continue
-            current = sys._current_frames().get(worker.ident)
-            stack = "".join(traceback.format_stack(current)) if current is not None else ""
-            del current
+            stack = _stack(worker.ident)
             if worker.t0 != t0:  # it returned (or a new run began) meanwhile
                 continue
             worker.hang = hang = StageHang(worker.name, frame.index, limit, elapsed, None, stack)
@@ -214,6 +210,12 @@ class Watchdog:
                 self._report(track, frame, t0, elapsed, limit, stack, returned=False)
             self.t0 = IDLE
         self.settle()
+
+
+def _stack(ident: int | None) -> str:
+    """The current stack of thread ``ident`` ("" if it is gone, or None)."""
+    current = sys._current_frames().get(ident) if ident is not None else None
+    return "".join(traceback.format_stack(current)) if current is not None else ""
 
 
 def _duration(stats: FrameStats, frame: int, track: int) -> float | None:

@@ -16,8 +16,7 @@ from time import perf_counter
 
 from .. import backend
 from .stage import Frame
-
-IDLE = -1.0  # Worker.t0 while no run is in progress
+from .watchdog import IDLE  # Worker.t0 while no run is in progress, as the loop's
 
 
 class Worker:
@@ -35,7 +34,6 @@ class Worker:
         self._thread: threading.Thread | None = None
         self.frame: Frame | None = None  # the frame that started the current/last run
         self.t0 = IDLE  # perf_counter time the current run began on the thread
-        self.started_at = IDLE  # perf_counter time of the last start (loop side)
         self.began = IDLE  # perf_counter time the last run began on the thread
         self.seconds = 0.0  # duration of the last finished run (s)
         self.error: BaseException | None = None  # what the last run raised
@@ -63,7 +61,6 @@ class Worker:
         self.frame = frame
         self.error = None
         self.hang = None
-        self.started_at = perf_counter()
         self._done.clear()
         self._go.set()
 
