@@ -136,6 +136,15 @@ def active() -> Backend:
     return _active if _active is not None else select()
 
 
+def _strict() -> ModuleType | None:
+    """:mod:`vrshare.strict` while it is the active backend (imported only then)."""
+    if _active is None or _active.name != "strict":
+        return None
+    from . import strict
+
+    return strict
+
+
 def array_module(*arrays: Any) -> ModuleType:
     """The array module (``numpy`` or ``cupy``) of the given arrays.
 
@@ -144,11 +153,9 @@ def array_module(*arrays: Any) -> ModuleType:
     """
     from array_api_compat import is_cupy_array
 
-    if _active is not None and _active.name == "strict":
-        from . import strict
-
-        if any(isinstance(a, strict.StrictArray) for a in arrays):
-            return strict.xp
+    strict = _strict()
+    if strict is not None and any(isinstance(a, strict.StrictArray) for a in arrays):
+        return strict.xp
     for a in arrays:
         if is_cupy_array(a):
             import cupy
@@ -165,9 +172,8 @@ def to_device(host: np.ndarray, out: Any = None, *, label: str = "") -> Any:
         return out
     transfers._count("to_device", host.nbytes, label)
     b = active()
-    if b.name == "strict":
-        from . import strict
-
+    strict = _strict()
+    if strict is not None:
         if out is None:
             return strict.wrap(host.copy())
         np.copyto(strict.unwrap(out), host)
@@ -193,11 +199,9 @@ def asarray_like(host: np.ndarray, like: Any, *, label: str = "") -> Any:
 def to_host(array: Any, out: np.ndarray | None = None, *, label: str = "") -> np.ndarray:
     """Copy a device array to host memory (into ``out`` when given), counted."""
     transfers._count("to_host", int(array.nbytes), label)
-    if _active is not None and _active.name == "strict":
-        from . import strict
-
-        if isinstance(array, strict.StrictArray):
-            array = strict.unwrap(array)
+    strict = _strict()
+    if strict is not None and isinstance(array, strict.StrictArray):
+        array = strict.unwrap(array)
     if isinstance(array, np.ndarray):
         if out is None:
             return array.copy()
