@@ -27,8 +27,14 @@ def test_info_reports_backend_gl_openxr_audio(capsys):
     assert main(["info", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["array"]["backend"] == "numpy"
-    assert set(data) >= {"gl", "openxr", "audio"}
+    assert set(data) >= {"gl", "openxr", "audio", "compiled"}
     assert isinstance(data["openxr"]["available"], bool)
+    try:
+        import numba
+    except ImportError:
+        assert not data["compiled"]["available"] and "vrshare[fast]" in data["compiled"]["error"]
+    else:
+        assert data["compiled"] == {"available": True, "numba": numba.__version__}
     from vrshare.targets import TargetError
     from vrshare.targets.headless import standalone_context
 

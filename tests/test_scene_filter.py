@@ -1,7 +1,9 @@
-"""The scene-filter stage against its brute-force per-object reference."""
+"""The scene-filter stage against its brute-force per-object reference, on both of its
+paths (the array code and the compiled loops)."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import tracemalloc
 from dataclasses import replace
@@ -37,6 +39,18 @@ from vrshare.testing import FixedEyes, FixedEyesSettings
 CULL_TOL = 1e-3  # m: objects this close to flipping visibility are left out of comparisons
 LOD_TOL = 1e-3  # m: likewise for a LOD switch distance
 
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+
+
+@pytest.fixture(autouse=True, scope="module", params=[
+    "numpy", pytest.param("numba", marks=pytest.mark.skipif(
+        not HAVE_NUMBA, reason="the compiled loops need Numba (vrshare[fast])"))])
+def kernel(request):
+    """Every test of a :class:`Rig` runs on each filter path."""
+    Rig.kernel = request.param
+    yield request.param
+    Rig.kernel = "auto"
+
 
 def head_views(yaw: float = 0.0, ipd: float = 0.0) -> np.ndarray:
     """World -> eye matrices (2, 4, 4) of a head at the origin turned by ``yaw`` (rad)."""
@@ -45,6 +59,8 @@ def head_views(yaw: float = 0.0, ipd: float = 0.0) -> np.ndarray:
 
 class Rig:
     """A bank with an object table, eye matrices written by hand, and the filter."""
+
+    kernel = "auto"  # the filter path; the module's fixture sets each in turn
 
     def __init__(self, scene: SceneArrays, views=None, projs=None, *, hysteresis=0.1,
                  budget=0, **lod) -> None:
@@ -59,7 +75,7 @@ class Rig:
         if projs is None:
             projs = np.stack([perspective((-0.8, 0.8, 0.8, -0.8), 0.05, 100.0)] * 2)
         self.look(views, projs)
-        self.settings = SceneFilterSettings(hysteresis, budget, **lod)
+        self.settings = SceneFilterSettings(hysteresis, budget, kernel=self.kernel, **lod)
         self.stage = SceneFilterStage(self.settings)
         self.stage.setup(self.bank, StageConfig(self.settings))
         self.frame = 0

@@ -1,13 +1,17 @@
-"""Scene filter: milliseconds per frame, vectorised stage vs per-object reference.
+"""Scene filter: milliseconds per frame, array code vs compiled loops vs per-object reference.
 
 For each object count, a random scene (objects uniformly in a 100 m cube around the
 viewer, 4 meshes with 1-3 LODs, a tenth of the objects moving every frame) is
-filtered frame after frame while the head turns (one degree per frame), by the
-``scene_filter`` stage and, on the same inputs, by the brute-force per-object
-reference. Only the filter itself is timed. The reference is slow, so it runs on
-fewer frames (``--ref-frames``); its outputs are checked against the stage's on
-every frame it runs. Prints median and 95th-percentile ms/frame of each and their
-ratio (aim: 100k objects in <= 2 ms on the 2-core development machines).
+filtered frame after frame while the head turns (one degree per frame) by the
+``scene_filter`` stage twice, with its array code (``kernel = "numpy"``) and with its
+compiled loops (``kernel = "numba"``, when Numba is installed and the backend is
+NumPy), each with its own bank, alternating which goes first; and, on the same inputs,
+by the brute-force per-object reference. Only the filter itself is timed. The two paths'
+outputs are compared every frame (``differ`` counts frames where they are not identical:
+an object within rounding of a plane). The reference is slow, so it runs on fewer
+frames (``--ref-frames``); its outputs are checked against the array code's on every
+frame it runs. Prints median and 95th-percentile ms/frame of each and the ratios (aim:
+100k objects in <= 2 ms, 1M in <= 20 ms, on the 2-core development machines).
 
 With ``--demo``, it also runs the demo scene through the renderer on the headless
 target, unthrottled (what ``vrshare bench`` does), with ``passthrough`` (every object
@@ -45,46 +49,82 @@ class Row:
     objects: int
     drawn: float  # mean instances drawn per frame
     stage_frames: int
-    stage_ms_median: float
-    stage_ms_p95: float
+    array_ms_median: float  # the array code (kernel = "numpy")
+    array_ms_p95: float
+    compiled_ms_median: float  # the compiled loops (kernel = "numba"); NaN without Numba
+    compiled_ms_p95: float
+    speedup: float  # array median / compiled median
+    differing_frames: int  # frames whose outputs differ between the two (rounding ties)
     reference_frames: int
     reference_ms_median: float
-    ratio: float  # reference median / stage median
+    ratio: float  # reference median / array code median
 
 
-def run_size(n: int, frames: int, ref_frames: int, settings: SceneFilterSettings,
-             seed: int) -> Row:
-    rng = np.random.default_rng(seed)
-    scene = random_scene(rng, n, extent=50.0)
+@dataclass
+class _Run:
+    """One scene filter with its own bank and input stages."""
+
+    bank: WeightBank
+    objects: ObjectsStage
+    eyes: FixedEyes
+    stage: SceneFilterStage
+    seconds: list[float]
+
+
+def _build(n: int, settings: SceneFilterSettings, seed: int) -> _Run:
+    scene = random_scene(np.random.default_rng(seed), n, extent=50.0)
     bank = WeightBank()
     objects = ObjectsStage(scene, moving=n // 10, amplitude=2.0, period=3.0)
     eyes = FixedEyes(FixedEyesSettings(position=(0.0, 1.6, 0.0)))
     stage = SceneFilterStage(settings)
     for st in (objects, eyes, stage):
         st.setup(bank, StageConfig(settings))
+    return _Run(bank, objects, eyes, stage, [])
+
+
+def kernels() -> tuple[str, ...]:
+    """The filter paths this machine can time: the array code, and the compiled loops
+    when Numba is importable and the backend is NumPy."""
+    if backend.active().name != "numpy":
+        return ("numpy",)
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return ("numpy",)
+    return ("numpy", "numba")
+
+
+def run_size(n: int, frames: int, ref_frames: int, settings: SceneFilterSettings,
+             seed: int) -> Row:
+    """Both paths on the same scene and head motion, alternating which runs first each
+    frame; the array code's outputs are checked against the reference's."""
+    runs = [_build(n, replace(settings, kernel=k), seed) for k in kernels()]
     to_np = (lambda a: backend.to_host(a)) if backend.active().is_gpu else np.asarray
     sync = (lambda: backend.active().xp.cuda.Device().synchronize()) if backend.active().is_gpu \
         else (lambda: None)
-
-    stage_s, ref_s, drawn = [], [], []  # seconds per frame
+    ref_s, drawn, differing = [], [], 0  # seconds per frame
     ref_every = max(1, frames // max(ref_frames, 1)) if ref_frames else 0
     for k in range(frames + 2):  # two warm-up frames
         frame = Frame(k, k / 90, k / 90, 1 / 90)
-        eyes.orientation = quat.from_yaw_pitch(math.radians(k))
-        objects.process(frame, bank)
-        eyes.process(frame, bank)
-        prev = to_np(stage.lod).copy() if ref_every and k >= 2 and (k - 2) % ref_every == 0 \
-            else None
-        sync()
-        with Timer() as t:
-            stage.process(frame, bank)
+        array = runs[0]
+        prev = to_np(array.stage.lod).copy() \
+            if ref_every and k >= 2 and (k - 2) % ref_every == 0 else None
+        for run in runs[::1 - 2 * (k % 2)]:
+            run.eyes.orientation = quat.from_yaw_pitch(math.radians(k))
+            run.objects.process(frame, run.bank)
+            run.eyes.process(frame, run.bank)
             sync()
+            with Timer() as t:
+                run.stage.process(frame, run.bank)
+                sync()
+            if k >= 2:
+                run.seconds.append(t.wall_s)
         if k < 2:
             continue
-        stage_s.append(t.wall_s)
-        drawn.append(stage.drawn)
+        drawn.append(array.stage.drawn)
+        differing += any(not _same(array, run, to_np) for run in runs[1:])
         if prev is not None and len(ref_s) < ref_frames:
-            host = {name: to_np(bank[name]) for name in SceneFilterStage.reads}
+            host = {name: to_np(array.bank[name]) for name in SceneFilterStage.reads}
             with Timer() as t:
                 ref = reference_filter(
                     host[layout.OBJECT_MODEL], host[layout.OBJECT_BOUNDS],
@@ -95,10 +135,23 @@ def run_size(n: int, frames: int, ref_frames: int, settings: SceneFilterSettings
                     hysteresis=settings.lod_hysteresis, budget=settings.instance_budget,
                     lod_pixels=settings.lod_pixels, eye_height_px=settings.eye_height_px)
             ref_s.append(t.wall_s)
-            _agree(ref, stage, bank, to_np)
-    st, rf = summary_ms(stage_s), summary_ms(ref_s)  # the reference's: NaN when it never ran
-    return Row(n, float(np.mean(drawn)), len(stage_s), st["median"], st["p95"],
+            _agree(ref, array.stage, array.bank, to_np)
+    st = summary_ms(runs[0].seconds)
+    co = summary_ms(runs[-1].seconds if len(runs) > 1 else [])  # NaN without Numba
+    rf = summary_ms(ref_s)  # NaN when the reference never ran
+    return Row(n, float(np.mean(drawn)), len(runs[0].seconds), st["median"], st["p95"],
+               co["median"], co["p95"], st["median"] / co["median"], differing,
                len(ref_s), rf["median"], rf["median"] / st["median"])
+
+
+def _same(a: _Run, b: _Run, to_np) -> bool:
+    """The two paths drew the same instances, ranges and LODs."""
+    count = a.stage.drawn
+    return (count == b.stage.drawn
+            and np.array_equal(to_np(a.bank[layout.DRAW_RANGES]), to_np(b.bank[layout.DRAW_RANGES]))
+            and np.array_equal(to_np(a.bank[layout.INSTANCES])[:count],
+                               to_np(b.bank[layout.INSTANCES])[:count])
+            and np.array_equal(to_np(a.stage.lod), to_np(b.stage.lod)))
 
 
 def _agree(ref, stage: SceneFilterStage, bank: WeightBank, to_np) -> None:
@@ -190,18 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     lod = (f"lod_pixels {list(pixels)} at {args.eye_height} px" if pixels
            else "lod by distance")
     print(f"backend: {b.name} ({b.device}); budget {args.budget}, hysteresis {args.hysteresis}, "
-          f"{lod}")
-    columns = [Column("objects", 9), Column("drawn", 8), Column("stage ms", 9),
-               Column("p95", 7), Column("frames", 6), Column("reference ms", 13),
-               Column("frames", 6), Column("ratio", 7)]
+          f"{lod}; paths: {', '.join(kernels())}")
+    columns = [Column("objects", 9), Column("drawn", 8), Column("array ms", 9),
+               Column("p95", 7), Column("compiled ms", 11), Column("p95", 7),
+               Column("speedup", 7), Column("differ", 6), Column("frames", 6),
+               Column("reference ms", 13), Column("frames", 6), Column("ref ratio", 9)]
     rows = []
     with Table(columns) as table:
         for i, n in enumerate(args.sizes):
             ref_frames = args.ref_frames[min(i, len(args.ref_frames) - 1)]
             row = run_size(n, args.frames, ref_frames, settings, args.seed)
             rows.append(row)
-            table.add_row(row.objects, f"{row.drawn:.0f}", f"{row.stage_ms_median:.3f}",
-                          f"{row.stage_ms_p95:.3f}", row.stage_frames,
+            table.add_row(row.objects, f"{row.drawn:.0f}", f"{row.array_ms_median:.3f}",
+                          f"{row.array_ms_p95:.3f}", f"{row.compiled_ms_median:.3f}",
+                          f"{row.compiled_ms_p95:.3f}", f"{row.speedup:.2f}",
+                          row.differing_frames, row.stage_frames,
                           f"{row.reference_ms_median:.1f}", row.reference_frames,
                           f"{row.ratio:.0f}")
     demo = []
@@ -212,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.json, {"backend": b.name, "device": b.device, "budget": args.budget,
                                "hysteresis": args.hysteresis, "lod_pixels": list(pixels),
                                "eye_height_px": settings.eye_height_px,
-                               "rows": [asdict(r) for r in rows],
+                               "kernels": list(kernels()), "rows": [asdict(r) for r in rows],
                                "demo": demo}, indent=2)
     return 0
 

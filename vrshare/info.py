@@ -1,4 +1,4 @@
-"""What this machine offers vrshare: backend, GL, OpenXR, audio. Each probe reports
+"""What this machine offers vrshare: backend, compiled loops, GL, OpenXR, audio. Each probe reports
 failure as text instead of raising, so ``vrshare info`` always completes."""
 
 from __future__ import annotations
@@ -18,6 +18,15 @@ def probe_backend() -> dict[str, Any]:
     except backend.BackendError as exc:
         return {"backend": "unavailable", "error": str(exc)}
     return {"backend": b.name, "device": b.device, "reason": b.reason}
+
+
+def probe_compiled() -> dict[str, Any]:
+    """Whether the compiled loops (the scene filter's ``kernel = "numba"``) can run."""
+    try:
+        import numba
+    except ImportError as exc:
+        return {"available": False, "error": f"{exc} (install vrshare[fast])"}
+    return {"available": True, "numba": numba.__version__}
 
 
 def probe_gl() -> dict[str, Any]:
@@ -65,6 +74,7 @@ def gather() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "array": probe_backend(),
+        "compiled": probe_compiled(),
         "gl": probe_gl(),
         "openxr": probe_openxr(),
         "audio": probe_audio(),

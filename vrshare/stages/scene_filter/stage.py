@@ -32,14 +32,17 @@ Every frame, over all N objects at once (no per-object Python work):
    steps touch only the kept objects.
 
 Rows of ``instances`` past the last range keep stale data; the renderer draws ranges.
+On the NumPy backend the same steps can run as compiled loops instead (:mod:`.kernel`,
+setting ``kernel``); the budget step is this module's on both paths.
 All scratch arrays are allocated in :meth:`SceneFilterStage.setup`; the few small
 temporaries NumPy/CuPy force are marked where they occur.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -49,6 +52,8 @@ from ...config import ConfigError, check_ranges, setting
 from ...pipeline import BufferMismatch, Frame, Stage, StageConfig
 from ...weights import WeightBank
 from .tables import PLANE_ROWS, check_lod_tables, transpose_matrix
+
+log = logging.getLogger(__name__)
 
 _TINY = 1e-30  # floor of a plane normal's length: an infinite far plane has none
 _MIN_SCORE_DISTANCE = 1e-6  # m, floor of the budget score's distance
@@ -74,6 +79,10 @@ class SceneFilterSettings:
     lod_pixels: tuple[float, ...] = setting((), gt=0, unit="px")
     # Vertical resolution of one eye (px) the sizes are measured at: the display's.
     eye_height_px: int = setting(0, ge=0, le=65536, unit="px")
+    # Which code filters: the compiled loops of kernel.py (Numba, the `fast` extra, NumPy
+    # backend only), the array code that runs on every backend, or "auto": the compiled
+    # loops where they can run, else the array code (the reason is logged).
+    kernel: Literal["auto", "numba", "numpy"] = "auto"
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -136,6 +145,31 @@ class SceneFilterStage(Stage):
         self.instances = bank.state(layout.INSTANCES, (n, layout.INSTANCE_FLOATS), "float32")
         self.draw_ranges = bank.state(layout.DRAW_RANGES, (self._slots, 2), "int32")
         self._allocate(xp, n)
+        self._compiled = self._choose_kernel(xp)
+
+    def _choose_kernel(self, xp: Any) -> Any:
+        """The compiled loops (:mod:`.kernel`), compiled now, or None for the array code."""
+        wanted = self.settings.kernel
+        if wanted == "numpy":
+            return None
+        if xp is not np:
+            reason = f"the array backend is {xp.__name__}, the compiled loops are NumPy's"
+        else:
+            try:
+                from . import kernel
+            except ImportError as exc:
+                reason = f"Numba is not importable ({exc}; pip install 'vrshare[fast]')"
+            else:
+                self._eye_planes = np.zeros((12, 4), np.float32)
+                self._columns = np.zeros((4, self._n), np.float32)
+                self._visible = np.zeros(self._n, bool)
+                self._run_compiled(kernel, 0)  # compiles (or loads Numba's cache) now
+                log.info("%s: compiled loops (Numba) for %d objects", self.name, self._n)
+                return kernel
+        if wanted == "numba":
+            raise ConfigError(f"{self.name} settings 'kernel' = 'numba': {reason}")
+        log.info("%s: array code for %d objects: %s", self.name, self._n, reason)
+        return None
 
     def _bind(self, bank: WeightBank) -> tuple[Any, Any, Any]:
         """Check and keep the input buffers; returns the mesh ids and the LOD tables."""
@@ -240,6 +274,9 @@ class SceneFilterStage(Stage):
 
     def _filter(self) -> None:
         self._frustum()
+        if self._compiled is not None:
+            self._run_compiled(self._compiled)
+            return
         self._cull()
         count = _stream_compact(self._xp, self._flag, self._arange, self._pos, self._order)
         self._measure(count)
@@ -248,6 +285,26 @@ class SceneFilterStage(Stage):
             self._measure(count)
         self._choose_lod(count)
         self._compact(count)
+
+    def _run_compiled(self, kernel: Any, n: int | None = None) -> None:
+        """Cull, budget and compact through the compiled loops (``n``: objects to read)."""
+        planes = self._eye_planes
+        planes[:, :3] = self._a[:, :3]
+        planes[:, 3] = self._offset[:, 0]
+        n = self._n if n is None else n
+        np.copyto(self._columns[:, :n], self._bounds[:n].T)
+        count = kernel.cull_and_list(planes, self._viewer, self._bounds[:n],
+                                     self._columns[:, :n], self._visible, self._order,
+                                     self._sphere, self._kept_d2)
+        if 0 < self.settings.instance_budget < count:
+            count = self._apply_budget(count)
+            self._measure(count)
+        focal = self._focal if self._pixels else np.float32(0.0)
+        kernel.lod_and_compact(count, self._order, self._sphere, self._kept_d2,
+                               np.float32(focal), self._mesh, self._up2, self._down2,
+                               self._table, self._lod, self._slot, self._model,
+                               self._color, self.instances, self.draw_ranges)
+        self.drawn = count
 
     def _frustum(self) -> None:
         """Planes of both eyes into ``_a`` / ``_offset``; the viewer position."""
