@@ -13,9 +13,10 @@ after frame on a virtual 90 Hz clock (display time one frame ahead), timing only
 Prints median, 95th percentile and mean ms/frame of wall time, and the median of the
 thread's CPU time (less disturbed by other processes on a shared machine), and writes
 them with ``--json``. With ``--baseline REV`` the tracking package as of git revision
-``REV`` runs in the same process, frame by frame alternating with the current one on
-its own bank, and the table adds its medians, the ratio baseline / current and the
-largest difference between the two stages' ``device_poses`` (m or quaternion units).
+``REV`` (with that revision's geometry package) runs in the same process, frame by
+frame alternating with the current one on its own bank, and the table adds its
+medians, the ratio baseline / current and the largest difference between the two
+stages' ``device_poses`` (m or quaternion units).
 
     python tools/bench_tracking.py [--frames 2000] [--warmup 100] [--only demo ...]
         [--baseline REV] [--json PATH]
@@ -72,20 +73,31 @@ class Row:
     max_pose_diff: float | None = None  # largest |baseline - current| in device_poses
 
 
+BASELINE = "tracking_baseline"  # the package the older revision is imported as
+
+
 def load_baseline(rev: str) -> ModuleType:
-    """The tracking package as of git revision ``rev``, imported as its own package."""
-    where = "vrshare/stages/tracking"
-    names = subprocess.run(["git", "ls-tree", "--name-only", rev, f"{where}/"], cwd=ROOT,
-                           check=True, capture_output=True, text=True).stdout.split()
-    folder = Path(tempfile.mkdtemp(prefix="bench_tracking_")) / "tracking_baseline"
-    folder.mkdir()
-    for name in names:
-        if name.endswith(".py"):
-            text = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True,
-                                  capture_output=True, text=True).stdout
-            (folder / Path(name).name).write_text(text)
+    """The tracking package as of git revision ``rev``, imported as its own package.
+
+    The geometry package of that revision comes with it (as its subpackage
+    ``geometry``, the tracking files' ``vrshare.geometry`` imports pointed there), so
+    the baseline is that revision's maths too; both still share the rest of vrshare.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="bench_tracking_")) / BASELINE
+    parts = {"vrshare/stages/tracking": folder, "vrshare/geometry": folder / "geometry"}
+    for where, into in parts.items():
+        into.mkdir()
+        names = subprocess.run(["git", "ls-tree", "--name-only", rev, f"{where}/"], cwd=ROOT,
+                               check=True, capture_output=True, text=True).stdout.split()
+        for name in names:
+            if name.endswith(".py"):
+                text = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True,
+                                      capture_output=True, text=True).stdout
+                text = text.replace("from vrshare.geometry", f"from {BASELINE}.geometry")
+                text = text.replace("from ..", "from vrshare.")  # geometry's own imports
+                (into / Path(name).name).write_text(text)
     sys.path.insert(0, str(folder.parent))
-    return importlib.import_module("tracking_baseline")
+    return importlib.import_module(BASELINE)
 
 
 class Runner:

@@ -65,6 +65,12 @@ def projection_batch(fov: Any, near: float, far: float, out: Any) -> Any:
     return out
 
 
+# the eyes' offsets along the head's x axis, in units of ipd/2 (left -1, right +1), as
+# seen from the eye (so negated), and the bottom row of every view matrix
+EYE_SIDES = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+BOTTOM = np.array([0.0, 0.0, 0.0, 1.0])
+
+
 def eye_views(head_pose: Any, ipd: float, out: Any = None) -> Any:
     """World-to-eye matrices ``[2, 4, 4]`` (left, right) of a head pose ``[7]``, into ``out``
     (a new float64 array when None).
@@ -75,14 +81,11 @@ def eye_views(head_pose: Any, ipd: float, out: Any = None) -> Any:
     xp = array_module(head_pose) if out is None else array_module(head_pose, out)
     if out is None:
         out = xp.zeros((2, 4, 4))
-    pose = head_pose.astype(xp.float64)
+    pose = head_pose.astype(xp.float64, copy=False)
     rt = quat.to_matrix(pose[3:7]).T
     out[:, :3, :3] = rt
-    out[:, :3, 3] = -(rt @ pose[:3])
-    out[0, 0, 3] += 0.5 * ipd  # the left eye sits at -ipd/2 on the head's x axis
-    out[1, 0, 3] -= 0.5 * ipd
-    out[:, 3, :3] = 0.0
-    out[:, 3, 3] = 1.0
+    out[:, :3, 3] = quat.constant(xp, EYE_SIDES, xp.float64) * (0.5 * ipd) - rt @ pose[:3]
+    out[:, 3] = quat.constant(xp, BOTTOM, xp.float64)
     return out
 
 

@@ -17,7 +17,10 @@ import numpy as np
 
 from vrshare.backend import array_module
 
-SMALL_ANGLE = 1e-6  # rad; below it exp/log use their Taylor series (no 0/0)
+# rad^2, added to a squared angle (or squared sine) before its square root, so that
+# exp and log need no branch at zero: sin(a/2)/a and atan2(s, w)/s stay finite and
+# meet their limits there; above 1e-6 rad it is below float64 rounding
+TINY_SQUARE = 1e-30
 
 
 def _bilinear(terms: dict[int, list[tuple[int, int, float]]], width: int) -> np.ndarray:
@@ -46,10 +49,11 @@ ROTATION = _bilinear({  # R - I, row-major 3x3, from the unit quaternion's outer
     3: [(X, Y, 2), (Z, W, 2)], 4: [(X, X, -2), (Z, Z, -2)], 5: [(Y, Z, 2), (X, W, -2)],
     6: [(X, Z, 2), (Y, W, -2)], 7: [(Y, Z, 2), (X, W, 2)], 8: [(X, X, -2), (Y, Y, -2)],
 }, 9)
+IDENTITY9 = np.eye(3).reshape(9)  # the I that ROTATION leaves out
 _on_device: dict[tuple[str, int, Any], Any] = {}
 
 
-def _constant(xp: Any, table: np.ndarray, dtype: Any) -> Any:
+def constant(xp: Any, table: np.ndarray, dtype: Any) -> Any:
     """``table`` as ``dtype`` on the array module ``xp``, copied there once."""
     key = (xp.__name__, id(table), dtype)
     if key not in _on_device:
@@ -59,9 +63,10 @@ def _constant(xp: Any, table: np.ndarray, dtype: Any) -> Any:
 
 def _module(*arrays: Any) -> Any:
     """:func:`~vrshare.backend.array_module`, short-cut for NumPy arrays (called a lot)."""
-    if all(type(a) is np.ndarray for a in arrays):
-        return np
-    return array_module(*arrays)
+    for a in arrays:
+        if type(a) is not np.ndarray:
+            return array_module(*arrays)
+    return np
 
 
 def norm(v: Any) -> Any:
@@ -76,7 +81,7 @@ def normalize(q: Any) -> Any:
 
 def conjugate(q: Any) -> Any:
     """The inverse of a unit quaternion."""
-    return q * _constant(_module(q), CONJ, q.dtype)
+    return q * constant(_module(q), CONJ, q.dtype)
 
 
 def multiply(a: Any, b: Any) -> Any:
@@ -87,7 +92,7 @@ def multiply(a: Any, b: Any) -> Any:
 def _bilinear_product(a: Any, b: Any, table: np.ndarray) -> Any:
     """The outer products of ``a`` and ``b`` (last axis, 4 each) times ``table`` [16, N]."""
     outer = a[..., :, None] * b[..., None, :]
-    return outer.reshape(*outer.shape[:-2], 16) @ _constant(_module(a, b), table, outer.dtype)
+    return outer.reshape(*outer.shape[:-2], 16) @ constant(_module(a, b), table, outer.dtype)
 
 
 def rotate(q: Any, v: Any) -> Any:
@@ -102,13 +107,10 @@ def rotate(q: Any, v: Any) -> Any:
 def from_rotvec(r: Any) -> Any:
     """Unit quaternion of the rotation vector ``r`` (axis * angle, rad): the exp map."""
     xp = _module(r)
-    square = (r * r).sum(axis=-1, keepdims=True)
-    angle = xp.sqrt(square)
+    angle = xp.sqrt((r * r).sum(axis=-1, keepdims=True) + TINY_SQUARE)
     half = 0.5 * angle
-    small = angle < SMALL_ANGLE
-    # sin(a/2)/a, with its Taylor series 1/2 - a^2/48 near zero
-    scale = xp.where(small, 0.5 - square / 48.0, xp.sin(half) / xp.where(small, 1.0, angle))
-    return xp.concatenate([r * scale, xp.cos(half)], axis=-1)
+    # sin(a/2)/a: 1/2 at zero, where TINY_SQUARE keeps the angle from being 0
+    return xp.concatenate([r * (xp.sin(half) / angle), xp.cos(half)], axis=-1)
 
 
 def to_rotvec(q: Any) -> Any:
@@ -119,13 +121,11 @@ def to_rotvec(q: Any) -> Any:
     xp = _module(q)
     v = q[..., :3]
     w = q[..., 3:4]
-    aw = xp.abs(w)  # q and -q: the same rotation, the shorter way round
-    s = norm(v)
-    angle = 2.0 * xp.arctan2(s, aw)
-    small = s < SMALL_ANGLE
-    # angle/sin(angle/2), with its Taylor series 2 + a^2/12 near zero (w ~ 1)
-    scale = xp.where(small, 2.0 / xp.maximum(aw, SMALL_ANGLE), angle / xp.where(small, 1.0, s))
-    return v * xp.where(w < 0, -scale, scale)
+    s = xp.sqrt((v * v).sum(axis=-1, keepdims=True) + TINY_SQUARE)  # sin(angle/2)
+    # angle/sin(angle/2) = 2 atan2(s, |w|)/s, with |w| for the shorter way round and the
+    # sign of w on the axis (q and -q: one rotation); near zero it is 2/|w|, which
+    # TINY_SQUARE lets atan2(s, |w|)/s reach without a branch
+    return (2.0 * v) * xp.copysign(xp.arctan2(s, xp.abs(w)) / s, w)
 
 
 def relative_rotvec(a: Any, b: Any) -> Any:
@@ -143,8 +143,7 @@ def slerp(a: Any, b: Any, t: Any) -> Any:
 
 def to_matrix(q: Any) -> Any:
     """3x3 rotation matrices ``[..., 3, 3]`` of unit quaternions."""
-    m = _bilinear_product(q, q, ROTATION)
-    m[..., ::4] += 1.0
+    m = _bilinear_product(q, q, ROTATION) + constant(_module(q), IDENTITY9, q.dtype)
     return m.reshape(*m.shape[:-1], 3, 3)
 
 

@@ -41,35 +41,46 @@ class InputGate:
         self.t_good = xp.full(devices, -xp.inf)  # time of the last accepted row
         self.was_valid = xp.zeros(devices, dtype=bool)
         self.pose = xp.zeros((devices, 7))
-        self._events = xp.zeros((len(KINDS), devices), dtype=bool)  # this row's counts
+        # the checks passed so far, one row per level: all rows, finite, within reach,
+        # unit quaternion, in time order; a rejection is a step down between two levels,
+        # so each rejected row is counted once, under the first check it failed
+        self._levels = xp.ones((len(KINDS), devices), dtype=bool)
+        self._finite, self._near, self._unit, self._ordered = self._levels[1:]
+        self._above, self._below = self._levels[:-1], self._levels[1:]
+        self._steps, self._lost = self.counts[:-1], self.counts[-1]
+        self._pose_q = self.pose[:, 3:]
+        self._sq = xp.zeros((devices, 7))  # squared pose components
+        self._sq_p, self._sq_q = self._sq[:, :3], self._sq[:, 3:]
+        self._raw: Any = None  # the rows the views below were made of
+
+    def _views(self, raw: Any) -> tuple[Any, Any, Any, Any]:
+        """Time, valid flag, pose and time, pose of ``raw`` (made once per rows array)."""
+        if raw is not self._raw:
+            self._raw = raw
+            self._cols = raw[:, 7], raw[:, 8], raw[:, :8], raw[:, :7]
+        return self._cols
 
     def check(self, raw: Any) -> Any:
         """Accept mask ``[D]`` for ``raw`` ``[D, 9]``; accepted poses are in :attr:`pose`."""
         xp = self.xp
-        pose, t = raw[:, :7], raw[:, 7]
-        flag = raw[:, 8] > 0.5
+        t, valid, values, pose = self._views(raw)
+        flag = valid > 0.5
         new = flag & (t != self.t_seen)
-        finite = xp.isfinite(raw[:, :8]).all(axis=1)
-        clean = xp.where(finite[:, None], pose, 0.0)
-        sq = clean * clean
-        far = sq[:, :3].sum(axis=1) > self.max_distance ** 2  # (0 where not finite)
-        norm = xp.sqrt(sq[:, 3:].sum(axis=1))
-        ok = finite & ~far
-        bad_q = ok & (xp.abs(norm - 1.0) > self.tol)
-        good = ok & ~bad_q
-        back = good & (t < self.t_good)
-        accept = new & good & ~back
-        ev = self._events
-        ev[0] = ~finite
-        ev[1] = far
-        ev[2] = bad_q
-        ev[3] = back
-        ev &= new
-        ev[4] = self.was_valid & ~flag
-        self.counts += ev
+        xp.isfinite(values).all(axis=1, out=self._finite)
+        # NaN and infinity pass through the sums quietly; the levels drop those rows first.
+        # bool a > b is a & ~b: passed the level before and not this check
+        xp.multiply(pose, pose, out=self._sq)
+        xp.greater(self._finite, self._sq_p.sum(axis=1) > self.max_distance ** 2,
+                   out=self._near)
+        norm = xp.sqrt(self._sq_q.sum(axis=1))
+        xp.greater(self._near, xp.abs(norm - 1.0) > self.tol, out=self._unit)
+        xp.greater(self._unit, t < self.t_good, out=self._ordered)
+        self._steps += (self._above > self._below) & new  # nonfinite .. time_backwards
+        self._lost += self.was_valid > flag  # valid before, not now
+        accept = new & self._ordered
         self.was_valid[...] = flag
-        self.t_seen[...] = xp.where(new, t, self.t_seen)
-        self.t_good[...] = xp.where(accept, t, self.t_good)
-        clean[:, 3:] /= xp.where(accept, norm, 1.0)[:, None]
-        self.pose[...] = xp.where(accept[:, None], clean, self.pose)
+        xp.copyto(self.t_seen, t, where=new)
+        xp.copyto(self.t_good, t, where=accept)
+        xp.copyto(self.pose, pose, where=accept[:, None])
+        self._pose_q /= xp.where(accept, norm, 1.0)[:, None]  # renormalised when accepted
         return accept

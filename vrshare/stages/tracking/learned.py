@@ -39,7 +39,7 @@ import numpy as np
 from vrshare.backend import to_host
 from vrshare.geometry import quat
 
-from .predict import Predictor
+from .predict import Extrapolator
 
 TAU = 0.02  # s, scale of the h^2 features (keeps both halves of the weights near 1)
 UNITS = 1000.0  # the regression runs in mm and mrad so its prior is scale-sensible
@@ -85,7 +85,7 @@ def load_weights(path: str | Path, k: int) -> tuple[np.ndarray, np.ndarray | Non
     return weights, info
 
 
-class LearnedPredictor(Predictor):
+class LearnedPredictor(Extrapolator):
     """Shared-weight linear predictor over the last ``k`` deltas, adapted online (RLS).
 
     ``weights`` ``(2, 2k)`` is updated in place: pass a bank ``param`` buffer so every
@@ -99,7 +99,7 @@ class LearnedPredictor(Predictor):
 
     def __init__(self, xp: Any, devices: int, weights: Any, *, k: int = 8,
                  forgetting: float = 0.999, prior: float = 1.0, info: Any = None,
-                 queue: int = 8, learn: bool = True) -> None:
+                 queue: int = 8, learn: bool = True, solve_every: int = 1) -> None:
         if k < 1:
             raise ValueError(f"history_k must be >= 1, got {k}")
         if not 0 < forgetting <= 1:
@@ -107,11 +107,15 @@ class LearnedPredictor(Predictor):
         if tuple(weights.shape) != (MODELS, 2 * k):
             raise ValueError(f"weights have shape {tuple(weights.shape)}, expected "
                              f"{(MODELS, 2 * k)}")
+        if solve_every < 1:
+            raise ValueError(f"solve_every must be >= 1, got {solve_every}")
         super().__init__(xp, devices, k + 1)
         self.k = k
         self.weights = weights
         self.forgetting = forgetting
         self.learn = learn
+        self.solve_every = solve_every
+        self._unsolved = 0  # learning steps since the weights were last solved for
         if prior <= 0:
             raise ValueError(f"prior must be > 0, got {prior}")
         f = 2 * k
@@ -140,23 +144,31 @@ class LearnedPredictor(Predictor):
         self.p_conj = xp.zeros((devices, queue, 4))  # and its orientation's inverse
         self._slot = 0
         self.updates = xp.zeros((), dtype=xp.int64)  # matured predictions learned from
+        # views made once: a slice costs as much as the arithmetic on these few numbers
+        hist = self.history
+        self._phi_halves = self._phi.reshape(devices, MODELS, 3, 2, k)  # h and h^2 halves
+        self._rates_k = hist.rates[:, :k].transpose(0, 2, 3, 1)[:, :, :, None]  # D,2,3,1,k
+        self._weight_cols = weights[None, :, :, None]
+        self._slot_phi = [self.p_rows[:, :, i, :, :-1] for i in range(queue)]
+        self._y = self.p_rows[..., -1]  # 2, D, Q, 3
+        self._y_pos, self._y_rot = self._y
+        self._rows = self.p_rows.reshape(MODELS, -1, f + 1)
+        self._t1 = hist.t[:, 1:2]  # the sample before the newest
+        self._pos1, self._quat1 = hist.pos[:, None, 1], hist.quat[:, None, 1]
+        self._step_pos, self._step_rot = hist.step[:, None, 0], hist.step[:, None, 1]
+        self._solution = self.rhs[..., None]
 
     # -- prediction ------------------------------------------------------------------
 
     def features(self, h: Any) -> Any:
         """Regression inputs ``[D, 2, 3, 2k]`` for horizons ``h`` ``[D]`` (s), in mm / mrad."""
-        xp = self.xp
         coef = (h[:, None] ** self._power) * self._scale  # D, 2: h, h^2 / tau
-        d, m, a, f = self._phi.shape
-        out = self._phi.reshape(d, m, a, 2, f // 2)
-        rates = self.history.rates[:, :self.k].transpose(0, 2, 3, 1)  # D, 2, 3, k
-        xp.multiply(rates[:, :, :, None],
-                    coef[:, None, None, :, None], out=out)
+        self.xp.multiply(self._rates_k, coef[:, None, None, :, None], out=self._phi_halves)
         return self._phi
 
     def displacement(self, h: Any) -> tuple[Any, Any]:
         self.features(h)
-        d = (self._phi @ self.weights[None, :, :, None])[..., 0] / UNITS  # D, 2, 3
+        d = (self._phi @ self._weight_cols)[..., 0] / UNITS  # D, 2, 3
         return d[:, 0], d[:, 1]
 
     def predict(self, target_t: Any, max_h: float, pos_out: Any, quat_out: Any) -> Any:
@@ -166,10 +178,10 @@ class LearnedPredictor(Predictor):
             i = self._slot
             self._slot = (i + 1) % self.p_t.shape[1]
             self.p_used[:, i] = (h > 0) & (hist.count >= 2)
-            self.p_t[:, i] = hist.t[:, 0] + h
-            self.p_rows[:, :, i, :, :-1] = self.xp.swapaxes(self._phi, 0, 1)
-            self.p_pos[:, i] = hist.pos[:, 0]
-            self.p_conj[:, i] = quat.conjugate(hist.quat[:, 0])
+            self.p_t[:, i] = hist.t0 + h
+            self._slot_phi[i][...] = self.xp.swapaxes(self._phi, 0, 1)
+            self.p_pos[:, i] = hist.pos0
+            self.p_conj[:, i] = quat.conjugate(hist.quat0)
         return h
 
     # -- learning ----------------------------------------------------------------------
@@ -191,7 +203,7 @@ class LearnedPredictor(Predictor):
         """
         xp = self.xp
         hist = self.history
-        t_prev = hist.t[:, 1:2]
+        t_prev = self._t1
         have = (mask & (hist.count >= 2) & (hist.dt > 0))[:, None]
         due = self.p_used & have & (self.p_t <= t[:, None])
         ripe = due & (self.p_t >= t_prev)  # bracketed by the previous sample and this one
@@ -200,30 +212,38 @@ class LearnedPredictor(Predictor):
         u = ((self.p_t - t_prev) / span)[..., None]  # D, Q, 1
         # targets: the true displacement from the newest sample of the time (mm, mrad),
         # the true pose interpolated between the samples around it (slerp in rotation)
-        step = hist.step[:, None]  # D, 1, 2, 3
-        y = self.p_rows[..., -1]  # 2, D, Q, 3
-        y[0] = (hist.pos[:, None, 1] - self.p_pos + u * step[..., 0, :]) * UNITS
-        turn = quat.multiply(quat.from_rotvec(u * step[..., 1, :]),
-                             quat.multiply(hist.quat[:, None, 1], self.p_conj))
-        y[1] = quat.to_rotvec(turn) * UNITS
+        xp.multiply(self._pos1 - self.p_pos + u * self._step_pos, UNITS, out=self._y_pos)
+        turn = quat.multiply(quat.from_rotvec(u * self._step_rot),
+                             quat.multiply(self._quat1, self.p_conj))
+        xp.multiply(quat.to_rotvec(turn), UNITS, out=self._y_rot)
         # learn from plausible motion only: one wild sample must not wreck the shared weights
-        ripe &= (xp.abs(y) < OUTLIER).all(axis=(0, 3))
+        ripe &= (xp.abs(self._y) < OUTLIER).all(axis=(0, 3))
         rows = xp.where(ripe[None, :, :, None, None], self.p_rows, 0.0)
         n = xp.count_nonzero(ripe)
-        self._rls(rows.reshape(MODELS, -1, rows.shape[-1]), n)
+        self._rls(rows.reshape(self._rows.shape), n)
         self.updates += n
 
     def _rls(self, rows: Any, n: Any) -> None:
         """One information-form RLS step on rows ``[phi | y]`` ``[2, M, F + 1]``.
 
         All-zero rows (predictions not due) add nothing; forgetting applies only when
-        ``n`` > 0 rows are real.
+        ``n`` > 0 rows are real. ``R`` and ``r`` take every step; the weights ``R^-1 r``
+        are solved for on every ``solve_every``-th step (and kept in between).
         """
         xp = self.xp
-        lam = xp.where(n > 0, self.forgetting, 1.0)
-        self._gram[...] = lam * self._gram + (1 - lam) * self._gram0 \
-            + xp.swapaxes(rows, 1, 2) @ rows
-        self.weights[...] = xp.linalg.solve(self.info, self.rhs[..., None])[..., 0]
+        lam = self.forgetting ** (n > 0)
+        gram = self._gram
+        gram *= lam
+        gram += (1 - lam) * self._gram0
+        gram += xp.swapaxes(rows, 1, 2) @ rows
+        self._unsolved += 1
+        if self._unsolved == self.solve_every:
+            self._unsolved = 0
+            self.solve()
+
+    def solve(self) -> None:
+        """Set the shared weights to ``R^-1 r``, the least-squares fit of every step so far."""
+        self.weights[...] = self.xp.linalg.solve(self.info, self._solution)[..., 0]
 
     def save(self, path: str | Path) -> Path:
         """Save the shared weights and information matrix (``.npz``) for a later run."""

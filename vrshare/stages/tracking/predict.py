@@ -44,10 +44,20 @@ class History:
         self.quat = self.samples[..., 4:8]
         self.quat[..., 3] = 1.0
         self.rates = self.samples[..., 8:].reshape(devices, size, 2, 3)  # a view
+        # views of the newest sample, made once (a slice costs as much as the arithmetic)
+        self.newest = self.samples[:, 0, 1:8]  # pose [D, 7]
+        self.t0, self.pos0, self.quat0 = self.t[:, 0], self.pos[:, 0], self.quat[:, 0]
+        self.rate0 = self.rates[:, 0]  # [D, 2, 3]
+        self._all_rates = self.samples[..., 8:]
         self.count = xp.zeros(devices, dtype=xp.int64)  # valid samples held, <= size
         self.step = xp.zeros((devices, 2, 3))  # last push: position (m), rotation vector (rad)
+        self._step_pos, self._step_rot = self.step[:, 0], self.step[:, 1]
         self.dt = xp.zeros(devices)  # last push: time since the previous newest sample (s)
         self._later = xp.arange(1, size)  # interval j needs more than j + 1 samples
+        self._incoming = xp.zeros((devices, 1, 14))  # the row a push puts in front
+        self._in_sample = self._incoming[:, 0, :8]
+        self._in_rates = self._incoming[:, 0, 8:].reshape(devices, 2, 3)
+        self._older = self.samples[:, :-1]
 
     def push(self, mask: Any, t: Any, pos: Any, q: Any) -> None:
         """Add a sample for each masked device (``t`` s, ``pos`` m, unit ``q``).
@@ -56,23 +66,25 @@ class History:
         previous newest sample (meaningful for masked devices that had one).
         """
         xp = self.xp
-        rate = self.step  # zeros while size is 1 (no intervals kept)
-        if self.size > 1:
-            self.dt[...] = t - self.t[:, 0]
-            self.step[:, 0] = pos - self.pos[:, 0]
-            self.step[:, 1] = quat.relative_rotvec(q, self.quat[:, 0])
-            rate = self.step / xp.where(self.dt > 0, self.dt, 1.0)[:, None, None]
-            rate = xp.where((self.count >= 1)[:, None, None], rate, 0.0)
-        new = xp.concatenate([t[:, None], pos, q, rate.reshape(len(t), 6)], axis=1)[:, None]
-        shifted = xp.concatenate([new, self.samples[:, :-1]], axis=1)
-        self.samples[...] = xp.where(mask[:, None, None], shifted, self.samples)
-        self.count[...] = xp.where(mask, xp.minimum(self.count + 1, self.size), self.count)
+        xp.concatenate([t[:, None], pos, q], axis=1, out=self._in_sample)
+        if self.size > 1:  # (rates stay 0 while no intervals are kept)
+            dt = self.dt
+            xp.subtract(t, self.t0, out=dt)
+            xp.subtract(pos, self.pos0, out=self._step_pos)
+            self._step_rot[...] = quat.relative_rotvec(q, self.quat0)
+            # step / dt (step / 1 s over no time); 0 without a previous sample (step / inf)
+            span = xp.where(self.count >= 1, xp.where(dt > 0, dt, 1.0), xp.inf)
+            xp.divide(self.step, span[:, None, None], out=self._in_rates)
+        shifted = xp.concatenate([self._incoming, self._older], axis=1)
+        xp.copyto(self.samples, shifted, where=mask[:, None, None])
+        self.count += mask & (self.count < self.size)
 
     def reset(self, mask: Any) -> None:
         """Forget the masked devices' samples (after a loss, velocities are meaningless)."""
         xp = self.xp
-        self.count[...] = xp.where(mask, 0, self.count)
-        self.samples[..., 8:] = xp.where(mask[:, None, None], 0.0, self.samples[..., 8:])
+        keep = ~mask
+        self.count *= keep
+        self._all_rates[...] = xp.where(keep[:, None, None], self._all_rates, 0.0)
 
     def velocities(self, k: int) -> tuple[Any, Any, Any]:
         """Linear (m/s) and world-frame angular (rad/s) velocities between the ``k+1`` newest.
@@ -102,11 +114,10 @@ class Predictor:
     def reset(self, mask: Any) -> None:
         self.history.reset(mask)
 
-    def displacement(self, h: Any) -> tuple[Any, Any]:
-        """Position change (m) and world rotation vector (rad) over ``h`` ``[D]`` seconds."""
+    def horizon(self, target_t: Any, max_h: float) -> Any:
+        """Seconds from each device's newest sample to ``target_t``, clamped to ``[0, max_h]``."""
         xp = self.xp
-        d = self.history.t.shape[0]
-        return xp.zeros((d, 3)), xp.zeros((d, 3))
+        return xp.minimum(xp.maximum(target_t - self.history.t0, 0.0), max_h)
 
     def predict(self, target_t: Any, max_h: float, pos_out: Any, quat_out: Any) -> Any:
         """Poses of all devices at ``target_t`` (s) into ``pos_out`` [D, 3] and ``quat_out`` [D, 4].
@@ -114,25 +125,40 @@ class Predictor:
         The horizon after each device's newest sample is clamped to ``[0, max_h]``, so a
         held device is extrapolated at most ``max_h`` seconds. Returns the horizons used.
         """
+        pos_out[...] = self.history.pos0
+        quat_out[...] = self.history.quat0
+        return self.horizon(target_t, max_h)
+
+
+class Extrapolator(Predictor):
+    """A predictor that moves the newest sample by a :meth:`displacement` over the horizon."""
+
+    def displacement(self, h: Any) -> tuple[Any, Any]:
+        """Position change (m) and world rotation vector (rad) over ``h`` ``[D]`` seconds."""
+        raise NotImplementedError
+
+    def predict(self, target_t: Any, max_h: float, pos_out: Any, quat_out: Any) -> Any:
         xp = self.xp
         hist = self.history
-        h = xp.minimum(xp.maximum(target_t - hist.t[:, 0], 0.0), max_h)
+        h = self.horizon(target_t, max_h)
         dp, dr = self.displacement(h)
-        pos_out[...] = hist.pos[:, 0] + dp
-        quat_out[...] = quat.normalize(quat.multiply(quat.from_rotvec(dr), hist.quat[:, 0]))
+        xp.add(hist.pos0, dp, out=pos_out)
+        # a product of unit quaternions, unit to rounding: the newest sample's is (the
+        # gate and the filter renormalise), and this result is never fed back
+        quat_out[...] = quat.multiply(quat.from_rotvec(dr), hist.quat0)
         return h
 
 
-class ConstantVelocity(Predictor):
+class ConstantVelocity(Extrapolator):
     name = "constant_velocity"
     history_size = 2
 
     def displacement(self, h: Any) -> tuple[Any, Any]:
-        d = self.history.rates[:, 0] * h[:, None, None]  # D, 2, 3
+        d = self.history.rate0 * h[:, None, None]  # D, 2, 3
         return d[:, 0], d[:, 1]
 
 
-class ConstantAcceleration(Predictor):
+class ConstantAcceleration(Extrapolator):
     """Quadratic extrapolation; falls back to constant velocity with only two samples."""
 
     name = "constant_acceleration"

@@ -194,9 +194,13 @@ class TrackingStage(Stage):
             OneEuroParams(s.rot_min_cutoff, s.rot_beta, s.rot_d_cutoff)) if s.filter else None
         self.predictor = self._make_predictor(s, bank, xp, n)
         self.predicted = xp.zeros((n, 7))  # position (m), quaternion
-        self.ever = xp.zeros(n, dtype=bool)
+        self._predicted_pos, self._predicted_quat = self.predicted[:, :3], self.predicted[:, 3:]
+        self._t = self.raw[:, 7]
         self.bad_predictions = xp.zeros(n, dtype=xp.int64)  # replaced by the held sample
         self.rest = asarray_like(REST_POSES, self.device_poses, label="tracking_rest")
+        # a device never seen is held at rest: its newest "sample" is the rest pose (with
+        # no velocity, so every predictor predicts it there, and it is never learned from)
+        self.predictor.history.newest[...] = self.rest
         self.device_poses[...] = self.rest
         self.head_pose[...] = self.device_poses[0]
         self.device_valid[...] = 0.0
@@ -205,6 +209,9 @@ class TrackingStage(Stage):
                          eyes.projection(s.fov_right, s.near, s.far)], dtype=np.float32)
         to_device(proj, out=self.eye_proj, label=EYE_PROJ)
         self.log_every = max(1, round(config.frame_hz))  # frames between rejection reports
+        self.lost_after = s.lost_after_ms / 1e3  # s
+        self.max_h = s.max_extrapolation_ms / 1e3  # s
+        self.reach2 = (2 * s.max_distance_m) ** 2  # m^2: a prediction beyond is not sane
         self._logged = np.zeros((len(KINDS), n), dtype=np.int64)
 
     def _make_source(self, s: TrackingSettings) -> PoseSource:
@@ -241,39 +248,36 @@ class TrackingStage(Stage):
 
     def process(self, frame: Frame, bank: Any) -> None:
         xp = self.xp
-        s: TrackingSettings = self.settings
         pred = self.predictor
-        restarted = self.source.read(frame.t_now, bank, self.raw)
         gate = self.gate
-        t_before = gate.t_good.copy()
-        accept = gate.check(self.raw)
-        t = self.raw[:, 7]
+        restarted = self.source.read(frame.t_now, bank, self.raw)
         # a first sample after a loss (or after a replay wrapped) starts from scratch
-        fresh = accept & (restarted | (t - t_before > s.lost_after_ms / 1e3))
+        late = self._t - gate.t_good > self.lost_after  # before the gate moves t_good on
+        accept = gate.check(self.raw)
+        fresh = accept if restarted else accept & late
         if self.filter is not None:
             self.filter.reset(fresh)
-            self.filter.update(accept, t, gate.pose[:, :3], gate.pose[:, 3:])
+            self.filter.update(accept, self._t, gate.pose[:, :3], gate.pose[:, 3:])
             pos, q = self.filter.pos, self.filter.quat
         else:
             pos, q = gate.pose[:, :3], gate.pose[:, 3:]
         pred.reset(fresh)
-        pred.observe(accept, t, pos, q)
-        self.ever |= accept
+        pred.observe(accept, self._t, pos, q)
         out = self.predicted
-        pred.predict(frame.t_display, s.max_extrapolation_ms / 1e3, out[:, :3], out[:, 3:])
-        # a prediction is only as sane as its inputs: fall back to the held sample if not
-        sane = xp.isfinite(out).all(axis=1)
-        p = xp.where(sane[:, None], out[:, :3], 0.0)
-        sane &= (p * p).sum(axis=1) <= (2 * s.max_distance_m) ** 2
-        self.bad_predictions += self.ever & ~sane
-        held = pred.history.samples[:, 0, 1:8]
-        self.device_poses[...] = xp.where(self.ever[:, None],
-                                          xp.where(sane[:, None], out, held), self.rest)
-        self.head_pose[...] = self.device_poses[0]
-        self.device_valid[...] = self.ever & (frame.t_now - gate.t_good <= s.lost_after_ms / 1e3)
-        eyes.eye_views(self.device_poses[0], s.ipd, self.eye_view)
+        pred.predict(frame.t_display, self.max_h, self._predicted_pos, self._predicted_quat)
+        # a prediction is only as sane as its inputs: fall back to the held sample if not.
+        # |p|^2 + |q|^2 with a unit q: NaN or infinite in any component fails too
+        sane = (out * out).sum(axis=1) <= self.reach2 + 1.0
+        self.bad_predictions += ~sane
+        poses = xp.where(sane[:, None], out, pred.history.newest)
+        self.device_poses[...] = poses
+        self.head_pose[...] = poses[0]
+        # never seen: t_good is -inf, so not valid
+        xp.less_equal(frame.t_now - gate.t_good, self.lost_after, out=self.device_valid)
+        eyes.eye_views(poses[0], self.settings.ipd, self.eye_view)
         if self.fov_from_target:
-            eyes.projection_batch(bank[TARGET_FOV], s.near, s.far, self.eye_proj)
+            eyes.projection_batch(bank[TARGET_FOV], self.settings.near, self.settings.far,
+                                  self.eye_proj)
         if frame.index % self.log_every == 0:
             self._log_rejections()
 
