@@ -78,7 +78,7 @@ def eye_views(head_pose: Any, ipd: float, out: Any = None) -> Any:
     The inverse of the eye's pose ``head @ translate(+-ipd/2, 0, 0)``, written out:
     rotation ``R^T`` and translation ``-R^T p -+ (ipd/2, 0, 0)``, worked in float64.
     """
-    xp = array_module(head_pose) if out is None else array_module(head_pose, out)
+    xp = quat.module(head_pose) if out is None else quat.module(head_pose, out)
     if out is None:
         out = xp.zeros((2, 4, 4))
     pose = head_pose.astype(xp.float64, copy=False)

@@ -55,13 +55,15 @@ _on_device: dict[tuple[str, int, Any], Any] = {}
 
 def constant(xp: Any, table: np.ndarray, dtype: Any) -> Any:
     """``table`` as ``dtype`` on the array module ``xp``, copied there once."""
+    if xp is np and dtype == table.dtype:
+        return table
     key = (xp.__name__, id(table), dtype)
     if key not in _on_device:
         _on_device[key] = xp.asarray(table, dtype=dtype)
     return _on_device[key]
 
 
-def _module(*arrays: Any) -> Any:
+def module(*arrays: Any) -> Any:
     """:func:`~vrshare.backend.array_module`, short-cut for NumPy arrays (called a lot)."""
     for a in arrays:
         if type(a) is not np.ndarray:
@@ -71,7 +73,7 @@ def _module(*arrays: Any) -> Any:
 
 def norm(v: Any) -> Any:
     """Euclidean length over the last axis, kept as a length-1 axis."""
-    return _module(v).sqrt((v * v).sum(axis=-1, keepdims=True))
+    return module(v).sqrt((v * v).sum(axis=-1, keepdims=True))
 
 
 def normalize(q: Any) -> Any:
@@ -81,7 +83,7 @@ def normalize(q: Any) -> Any:
 
 def conjugate(q: Any) -> Any:
     """The inverse of a unit quaternion."""
-    return q * constant(_module(q), CONJ, q.dtype)
+    return q * constant(module(q), CONJ, q.dtype)
 
 
 def multiply(a: Any, b: Any) -> Any:
@@ -92,7 +94,7 @@ def multiply(a: Any, b: Any) -> Any:
 def _bilinear_product(a: Any, b: Any, table: np.ndarray) -> Any:
     """The outer products of ``a`` and ``b`` (last axis, 4 each) times ``table`` [16, N]."""
     outer = a[..., :, None] * b[..., None, :]
-    return outer.reshape(*outer.shape[:-2], 16) @ constant(_module(a, b), table, outer.dtype)
+    return outer.reshape(*outer.shape[:-2], 16) @ constant(module(a, b), table, outer.dtype)
 
 
 def rotate(q: Any, v: Any) -> Any:
@@ -106,7 +108,7 @@ def rotate(q: Any, v: Any) -> Any:
 
 def from_rotvec(r: Any) -> Any:
     """Unit quaternion of the rotation vector ``r`` (axis * angle, rad): the exp map."""
-    xp = _module(r)
+    xp = module(r)
     angle = xp.sqrt((r * r).sum(axis=-1, keepdims=True) + TINY_SQUARE)
     half = 0.5 * angle
     # sin(a/2)/a: 1/2 at zero, where TINY_SQUARE keeps the angle from being 0
@@ -118,7 +120,7 @@ def to_rotvec(q: Any) -> Any:
 
     ``q`` and ``-q`` give the same result (the shorter rotation is chosen).
     """
-    xp = _module(q)
+    xp = module(q)
     v = q[..., :3]
     w = q[..., 3:4]
     s = xp.sqrt((v * v).sum(axis=-1, keepdims=True) + TINY_SQUARE)  # sin(angle/2)
@@ -143,7 +145,7 @@ def slerp(a: Any, b: Any, t: Any) -> Any:
 
 def to_matrix(q: Any) -> Any:
     """3x3 rotation matrices ``[..., 3, 3]`` of unit quaternions."""
-    m = _bilinear_product(q, q, ROTATION) + constant(_module(q), IDENTITY9, q.dtype)
+    m = _bilinear_product(q, q, ROTATION) + constant(module(q), IDENTITY9, q.dtype)
     return m.reshape(*m.shape[:-1], 3, 3)
 
 

@@ -24,6 +24,10 @@ with ``lam = forgetting`` per frame that matured predictions, ``R0 = I / prior``
 ``w0`` the starting weights. That is exponentially weighted least squares with a
 ridge pull toward ``w0``, which keeps ``R`` well conditioned while a device rests,
 and each step costs one small ``2k x 2k`` solve however many predictions matured.
+With ``solve_every = N`` (``LearnedPredictor``'s argument, the stage's setting) ``R``
+and ``r`` still take every step, but ``w`` is solved for on every ``N``-th step only:
+the weights are then the exact fit of all steps up to at most ``N - 1`` steps ago,
+and the solve, the largest single cost of a frame, runs ``1/N`` as often.
 Everything is array code on the weights' array module, with fixed shapes (matured
 predictions are selected by masks, not by indexing), so it runs on CuPy without
 host round trips.
@@ -246,5 +250,12 @@ class LearnedPredictor(Extrapolator):
         self.weights[...] = self.xp.linalg.solve(self.info, self._solution)[..., 0]
 
     def save(self, path: str | Path) -> Path:
-        """Save the shared weights and information matrix (``.npz``) for a later run."""
+        """Save the shared weights and information matrix (``.npz``) for a later run.
+
+        Steps not yet solved for (``solve_every`` > 1) are solved for first, so that the
+        weights saved are the fit of the information saved.
+        """
+        if self._unsolved:
+            self._unsolved = 0
+            self.solve()
         return save_weights(path, self.weights, self.info)

@@ -82,9 +82,8 @@ class History:
     def reset(self, mask: Any) -> None:
         """Forget the masked devices' samples (after a loss, velocities are meaningless)."""
         xp = self.xp
-        keep = ~mask
-        self.count *= keep
-        self._all_rates[...] = xp.where(keep[:, None, None], self._all_rates, 0.0)
+        xp.copyto(self.count, 0, where=mask)
+        xp.copyto(self._all_rates, 0.0, where=mask[:, None, None])
 
     def velocities(self, k: int) -> tuple[Any, Any, Any]:
         """Linear (m/s) and world-frame angular (rad/s) velocities between the ``k+1`` newest.

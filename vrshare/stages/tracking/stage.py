@@ -111,6 +111,10 @@ class TrackingSettings:
     forgetting: float = setting(0.999, gt=0, le=1)
     # learned: prior variance of the weights (weight units^2)
     prior: float = setting(1.0, gt=0)
+    # learned: frames between solves for the weights; the statistics they are solved
+    # from take every frame's matured predictions, so 1 is the exact every-frame fit and
+    # N > 1 predicts with weights up to N - 1 frames old, for 1/N of the solves
+    solve_every: int = setting(1, ge=1, le=1000)
     weights: str = ""  # learned: .npz to start from (relative to the pipeline file)
     save_weights: str = ""  # learned: .npz written when the stage closes
     # bad input: furthest a pose is predicted past its sample; no good sample for this
@@ -233,7 +237,8 @@ class TrackingStage(Stage):
             init = learned.initial_weights(s.history_k)
         weights = bank.param(PREDICTOR_WEIGHTS, init)  # shared by all devices, adapted in place
         return learned.LearnedPredictor(xp, n, weights, k=s.history_k, forgetting=s.forgetting,
-                                        prior=s.prior, info=info, queue=LEARN_QUEUE)
+                                        prior=s.prior, info=info, queue=LEARN_QUEUE,
+                                        solve_every=s.solve_every)
 
     def close(self) -> None:
         if self.predictor is None:
