@@ -27,8 +27,9 @@ def test_recording_past_the_capacity_keeps_every_row():
     for i in range(7):
         stats.record(10 + i, 0.5 + i, 100.0 + i, 100.0 + i + 0.001 * (i + 1),
                      [0.0, 0.0005], [0.0002 * (i + 1), np.nan] if i % 2 else [0.0001, 0.0003])
-    assert stats.frames == 7 and stats.capacity >= 7
+    assert stats.frames == 7
     np.testing.assert_array_equal(stats.index[:7], np.arange(10, 17))
+    assert stats.capacity >= 7  # the arrays grew to hold them
     np.testing.assert_allclose(stats.t_display[:7], 0.5 + np.arange(7))
     np.testing.assert_allclose(stats.start[:7], 100.0 + np.arange(7))
     np.testing.assert_allclose(stats.total[:7], 0.001 * np.arange(1, 8), rtol=1e-9)
@@ -158,3 +159,34 @@ def test_a_fault_describes_what_followed(phase, says):
 def test_a_hang_describes_whether_it_returned(returned, says):
     hang = StageHang("audio", 9, 0.25, 2.5, returned, "stack")
     assert hang.describe() == f"'audio' hung in frame 9: {says} (limit 0.250 s)"
+
+
+def test_rows_are_the_same_whether_read_pending_or_moved_into_the_arrays():
+    from vrshare.pipeline.stats import FLUSH_ROWS
+
+    frames = 2 * FLUSH_ROWS + 7
+    stats = FrameStats(["a", "b"], budget_s=0.01, capacity=4)
+    expected_dur = np.full((frames, 3), np.nan)
+    expected_off = np.full((frames, 3), np.nan)
+    for i in range(frames):
+        width = 2 if i < FLUSH_ROWS + 3 else 3  # a track added mid-run: longer lists after
+        if i == FLUSH_ROWS + 3:
+            assert stats.add_track("gpu") == 2
+        offsets = [0.001 * i, 0.002 * i, np.nan][:width]
+        durations = [0.0001 * i, np.nan, np.nan][:width]
+        stats.record(i, 0.5 * i, 10.0 + i, 10.0 + i + 0.01, offsets, durations)
+        expected_off[i, :width] = offsets
+        expected_dur[i, :width] = durations
+        if i >= 3:  # a measurement three frames late, on a pending or a moved row
+            assert stats.set_later(i - 3, 1, 0.03 * i, began=10.0 + (i - 3) + 0.004)
+            expected_dur[i - 3, 1] = 0.03 * i
+            expected_off[i - 3, 1] = 0.004
+        if i == FLUSH_ROWS // 2:  # reading in the middle of a block moves the rows in
+            np.testing.assert_allclose(stats.dur[: i + 1, :2], expected_dur[: i + 1, :2])
+    assert not stats.set_later(frames + 5, 0, 1.0)  # a frame never recorded
+    assert stats.frames == frames
+    np.testing.assert_array_equal(stats.index[:frames], np.arange(frames))
+    np.testing.assert_allclose(stats.t_display[:frames], 0.5 * np.arange(frames))
+    np.testing.assert_allclose(stats.total[:frames], 0.01, rtol=1e-6)
+    np.testing.assert_allclose(stats.dur[:frames], expected_dur, rtol=1e-9)
+    np.testing.assert_allclose(stats.offset[:frames], expected_off, rtol=1e-6, atol=1e-12)

@@ -224,6 +224,7 @@ class WeightBank:
         self._aliases: dict[str, str] = {}
         self._bytes_saved = 0
         self._lock = threading.Lock()  # guards subscribe(), never taken per frame
+        self.subscribed = 0  # buffers with snapshots: the loop publishes only when some are
 
     # -- declaration -------------------------------------------------------------
 
@@ -354,6 +355,7 @@ class WeightBank:
                 ring = SnapshotRing(buf.shape, buf.dtype)
                 ring.publish(buf.array, buf.version, name)
                 buf.ring = ring
+                self.subscribed += 1
 
     def snapshot(self, name: str, out: np.ndarray | None = None) -> Snapshot:
         """The last complete published version of ``name``; safe from any thread.

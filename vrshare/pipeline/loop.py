@@ -143,7 +143,7 @@ class Pipeline:
         self.close()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Slot:
     """A stage as the loop runs it: what to call and what to stamp afterwards."""
 
@@ -252,8 +252,10 @@ class FrameLoop:
                 durations = nan_row.copy()
                 failed: list[_Slot] = []
                 t0 = start
+                index, t_now = frame.index, frame.t_now
                 for slot in slots:
-                    watch.track = slot.track
+                    track = slot.track
+                    watch.track = track
                     watch.t0 = t0
                     try:
                         ran = slot.process(frame, bank)
@@ -284,30 +286,28 @@ class FrameLoop:
                         if ran is False:  # a paced stage with nothing to do this frame
                             t0 = perf()
                             continue
-                        rings = False
                         for buf in slot.buffers:  # the books: what wrote it, and when
-                            buf.version = frame.index
-                            buf.t_version = frame.t_now
-                            rings |= buf.ring is not None
-                        if rings:
+                            buf.version = index
+                            buf.t_version = t_now
+                        if bank.subscribed and slot.writes:  # snapshots for other threads
                             try:
-                                bank.stamp(slot.writes, frame.index, frame.t_now)
+                                bank.stamp(slot.writes, index, t_now)
                             except Exception as exc:  # its snapshots cannot be published
                                 self._fault(slot, frame, exc, "publish")
                                 failed.append(slot)
                         t1 = perf()  # a stage's time includes its books
-                    offsets[slot.track] = t0 - start
-                    durations[slot.track] = t1 - t0
+                    offsets[track] = t0 - start
+                    durations[track] = t1 - t0
                     t0 = t1
                 watch.t0 = IDLE
                 if ended is not None:
                     break  # the frame did not complete: it is not recorded
                 end = perf()
-                row = stats.record(frame.index, frame.t_display, start, end, offsets, durations)
+                stats.record(index, frame.t_display, start, end, offsets, durations)
                 if failed:
                     self._slots = slots = [s for s in slots if s not in failed]
                 if self._budgets:
-                    self._check_overruns(row)
+                    self._check_overruns(index, durations)
                 if watch.hung:
                     watch.settle()
                 done += 1
@@ -357,12 +357,11 @@ class FrameLoop:
         kind = "stage" if slot.stage is not None else "step"
         log.error("%s %s\n%s", kind, fault.describe(), fault.traceback)
 
-    def _check_overruns(self, row: int) -> None:
+    def _check_overruns(self, index: int, durations: list[float]) -> None:
         """Log a stage's first overrun; later ones show in the stats' ``over_budget``."""
         for name, i, budget in self._budgets:
-            if self.stats.dur[row, i] > budget and name not in self._overrun_logged:
+            if durations[i] > budget and name not in self._overrun_logged:
                 self._overrun_logged.add(name)
                 log.warning("stage %r overran its budget (%.3f ms > %.3f ms) in frame %d; "
                             "further overruns are counted in the stats",
-                            name, self.stats.dur[row, i] * 1e3, budget * 1e3,
-                            self.stats.index[row])
+                            name, durations[i] * 1e3, budget * 1e3, index)
