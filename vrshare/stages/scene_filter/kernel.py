@@ -28,22 +28,16 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def cull_and_list(planes: np.ndarray, viewer: np.ndarray, bounds: np.ndarray,
-                  columns: np.ndarray, visible: np.ndarray, order: np.ndarray,
-                  sphere: np.ndarray, d2: np.ndarray) -> int:
-    """List the objects either eye sees; returns their count ``k``.
+def cull_and_list(planes: np.ndarray, columns: np.ndarray, visible: np.ndarray,
+                  order: np.ndarray) -> int:
+    """List the objects either eye sees in ``order[:k]`` (index order); returns ``k``.
 
     ``planes`` (12, 4) float32: both eyes' normalised planes ``[nx, ny, nz, offset]``
-    (m); ``viewer`` (3,) float32 (m); ``bounds`` (N, 4) float32 spheres ``[cx, cy, cz,
-    r]`` (m) and ``columns`` (4, N) the same transposed (one contiguous column per
-    coordinate, so the plane loop runs on SIMD lanes); ``visible`` (N,) bool scratch.
-    Writes, in index order, ``order[:k]`` (object indices), ``sphere[:k]`` (their
-    spheres) and ``d2[:k]`` (squared distance to the viewer, m^2, float32 summed x, y,
-    z as the array code sums it).
-
-    An object is kept when, for either eye, all six plane values ``n.c + r + offset``
-    are >= 0; a NaN plane value culls it whatever the others, as the array code's
-    NaN-propagating min and max do.
+    (m); ``columns`` (4, N) float32: the bounding spheres ``[cx, cy, cz, r]`` (m) with
+    one contiguous row per coordinate, so that the plane loop runs on SIMD lanes;
+    ``visible`` (N,) bool scratch. An object is kept when, for either eye, all six
+    plane values ``n.c + r + offset`` are >= 0; a NaN plane value culls it whatever the
+    others, as the array code's NaN-propagating min and max do.
     """
     x, y, z, r = columns[0], columns[1], columns[2], columns[3]
     for i in range(x.shape[0]):  # no branches: vectorised over objects
@@ -63,26 +57,22 @@ def cull_and_list(planes: np.ndarray, viewer: np.ndarray, bounds: np.ndarray,
     for i in range(x.shape[0]):  # a running count, not a branch per object
         order[count] = i
         count += visible[i]
-    for k in range(count):
-        i = order[k]
-        for j in range(4):
-            sphere[k, j] = bounds[i, j]
-        rx, ry, rz = bounds[i, 0] - viewer[0], bounds[i, 1] - viewer[1], bounds[i, 2] - viewer[2]
-        d2[k] = np.float32(0.0) + rx * rx + ry * ry + rz * rz
     return count
 
 
 @njit(cache=True, nogil=True)
-def lod_and_compact(count: int, order: np.ndarray, sphere: np.ndarray, d2: np.ndarray,
+def lod_and_compact(count: int, order: np.ndarray, bounds: np.ndarray, viewer: np.ndarray,
                     focal: np.float32, mesh: np.ndarray, up2: np.ndarray,
                     down2: np.ndarray, table: np.ndarray, lod: np.ndarray,
                     slot: np.ndarray, model: np.ndarray, color: np.ndarray,
                     instances: np.ndarray, ranges: np.ndarray) -> None:
-    """LOD with hysteresis for the ``count`` listed objects, then ``draw_ranges`` and
-    ``instances`` ordered by (slot, index).
+    """LOD with hysteresis for the ``count`` objects listed in ``order``, then
+    ``draw_ranges`` and ``instances`` ordered by (slot, index).
 
-    ``focal`` > 0 switches by projected size: the measure compared with ``up2`` /
-    ``down2`` is ``d2 / max((r f)^2, 1e-30)`` instead of ``d2`` (see the stage).
+    The measure compared with ``up2`` / ``down2`` is the squared distance ``d2`` (m^2)
+    from ``viewer`` (3,) to the centre of the object's sphere in ``bounds`` (N, 4),
+    float32 summed over x, y, z as the array code sums it; with ``focal`` > 0 (by
+    projected size) it is ``d2 / max((r f)^2, 1e-30)`` (see the stage).
     ``lod`` (N,) int32 is every object's LOD, updated for the listed ones; ``slot`` is
     scratch of N. ``model`` (N, 4, 4) row-major is written transposed (GL column-major)
     into ``instances[:, :16]``, ``color`` into ``[:, 16:20]``.
@@ -93,9 +83,10 @@ def lod_and_compact(count: int, order: np.ndarray, sphere: np.ndarray, d2: np.nd
     for k in range(count):
         i = order[k]
         m = mesh[i]
-        measure = d2[k]
+        rx, ry, rz = bounds[i, 0] - viewer[0], bounds[i, 1] - viewer[1], bounds[i, 2] - viewer[2]
+        measure = np.float32(0.0) + rx * rx + ry * ry + rz * rz
         if focal > 0:
-            rf = sphere[k, 3] * focal
+            rf = bounds[i, 3] * focal
             measure = measure / max(rf * rf, np.float32(1e-30))
         lo, hi = 0, 0
         for level in range(levels - 1):

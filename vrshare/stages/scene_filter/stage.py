@@ -293,14 +293,12 @@ class SceneFilterStage(Stage):
         planes[:, 3] = self._offset[:, 0]
         n = self._n if n is None else n
         np.copyto(self._columns[:, :n], self._bounds[:n].T)
-        count = kernel.cull_and_list(planes, self._viewer, self._bounds[:n],
-                                     self._columns[:, :n], self._visible, self._order,
-                                     self._sphere, self._kept_d2)
+        count = kernel.cull_and_list(planes, self._columns[:, :n], self._visible, self._order)
         if 0 < self.settings.instance_budget < count:
-            count = self._apply_budget(count)
             self._measure(count)
+            count = self._apply_budget(count)
         focal = self._focal if self._pixels else np.float32(0.0)
-        kernel.lod_and_compact(count, self._order, self._sphere, self._kept_d2,
+        kernel.lod_and_compact(count, self._order, self._bounds, self._viewer,
                                np.float32(focal), self._mesh, self._up2, self._down2,
                                self._table, self._lod, self._slot, self._model,
                                self._color, self.instances, self.draw_ranges)
