@@ -93,7 +93,7 @@ def multiply(a: Any, b: Any) -> Any:
 
 def _bilinear_product(a: Any, b: Any, table: np.ndarray) -> Any:
     """The outer products of ``a`` and ``b`` (last axis, 4 each) times ``table`` [16, N]."""
-    outer = a[..., :, None] * b[..., None, :]
+    outer = a[..., None] * b[..., None, :]
     return outer.reshape(*outer.shape[:-2], 16) @ constant(module(a, b), table, outer.dtype)
 
 
@@ -127,7 +127,7 @@ def to_rotvec(q: Any) -> Any:
     # angle/sin(angle/2) = 2 atan2(s, |w|)/s, with |w| for the shorter way round and the
     # sign of w on the axis (q and -q: one rotation); near zero it is 2/|w|, which
     # TINY_SQUARE lets atan2(s, |w|)/s reach without a branch
-    return (2.0 * v) * xp.copysign(xp.arctan2(s, xp.abs(w)) / s, w)
+    return (v + v) * xp.copysign(xp.arctan2(s, xp.abs(w)) / s, w)
 
 
 def relative_rotvec(a: Any, b: Any) -> Any:

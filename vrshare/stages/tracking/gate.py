@@ -38,9 +38,13 @@ class InputGate:
         self.max_distance = max_distance
         self.counts = xp.zeros((len(KINDS), devices), dtype=xp.int64)
         self.t_seen = xp.full(devices, -xp.inf)  # time of the last new row, good or bad
-        self.t_good = xp.full(devices, -xp.inf)  # time of the last accepted row
         self.was_valid = xp.zeros(devices, dtype=bool)
-        self.pose = xp.zeros((devices, 7))
+        # the last accepted row's pose and time, in the raw rows' layout, so one masked
+        # copy takes both
+        self.accepted = xp.zeros((devices, 8))
+        self.pose = self.accepted[:, :7]
+        self.t_good = self.accepted[:, 7]  # time of the last accepted row
+        self.t_good[...] = -xp.inf
         # the checks passed so far, one row per level: all rows, finite, within reach,
         # unit quaternion, in time order; a rejection is a step down between two levels,
         # so each rejected row is counted once, under the first check it failed
@@ -80,7 +84,6 @@ class InputGate:
         accept = new & self._ordered
         self.was_valid[...] = flag
         xp.copyto(self.t_seen, t, where=new)
-        xp.copyto(self.t_good, t, where=accept)
-        xp.copyto(self.pose, pose, where=accept[:, None])
+        xp.copyto(self.accepted, values, where=accept[:, None])
         self._pose_q /= xp.where(accept, norm, 1.0)[:, None]  # renormalised when accepted
         return accept
