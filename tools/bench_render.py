@@ -8,7 +8,9 @@ the colour image back. Measured in one process:
 
 * (a) vrshare: ``scene_motion`` + ``passthrough`` + a fixed-camera stage through the
   real frame loop, the renderer (one instanced draw per eye, GPU timer queries on) and
-  the headless target; ``ctx.finish()`` (or the readback) ends each frame;
+  the headless target, whose submit step ends each frame with ``ctx.finish()`` (or the
+  readback); the frames of a measurement run through one ``loop.run(frames)`` call, as
+  a vrshare run does;
 * (b) minimal ModernGL: one program, the torus VBO, a per-instance attribute buffer
   (model matrix + colour) rewritten every frame, one instanced draw per eye, and the
   same output as vrshare: linear-light shading encoded to sRGB exactly (IEC 61966-2-1,
@@ -27,7 +29,10 @@ vrshare installed keeps the project's environment untouched).
 
 Each configuration is measured in alternating rounds (a, b, c, a, b, c, ...) and the
 median per renderer is reported, so that load from other processes hits all alike.
-Prints frames/s per configuration and the ratios a/b, a/b' and a/c.
+Prints frames/s per configuration and the ratios a/b, a/b' and a/c, and the ratio a/b
+by CPU time: the process's CPU seconds per frame of (b) over those of (a), every thread
+counted. On a software rasterizer (llvmpipe) that is all the work of a frame, and other
+processes' load disturbs it far less than it does frames/s.
 
     python tools/bench_render.py [--sizes 512 1024] [--instances 50 500 5000]
                                  [--seconds 1.5] [--rounds 3] [--json PATH]
@@ -101,61 +106,69 @@ def run_file(folder: Path, n: int) -> Path:
     return path
 
 
-def measure(cases: dict[str, Callable[[bool], None]], seconds: float,
-            rounds: int) -> dict[tuple[str, bool], float]:
-    """Median frames/s of each case with and without readback over ``rounds`` rounds
-    that alternate the cases, so that load on a shared machine hits all alike."""
-    runs: dict[tuple[str, bool], list[float]] = {}
+Frames = Callable[[bool, int], None]  # frames(readback, count): draw count frames
+
+
+def measure(cases: dict[str, Frames], seconds: float,
+            rounds: int) -> dict[tuple[str, bool], tuple[float, float]]:
+    """Median frames/s and process CPU seconds per frame of each case with and without
+    readback over ``rounds`` rounds that alternate the cases, so that load on a shared
+    machine hits all alike."""
+    runs: dict[tuple[str, bool], list[tuple[float, float]]] = {}
     for r in range(rounds):
         for readback in (False, True):
-            for name, frame in cases.items():
+            for name, frames in cases.items():
                 if name == "c" and not readback:
                     continue
                 runs.setdefault((name, readback), []).append(
-                    timed(lambda f=frame, rb=readback: f(rb), seconds / rounds,
+                    timed(lambda count, f=frames, rb=readback: f(rb, count), seconds / rounds,
                           warmup=WARMUP if r == 0 else 0))
-    return {key: statistics.median(values) for key, values in runs.items()}
+    return {key: (statistics.median(fps for fps, _ in values),
+                  statistics.median(cpu for _, cpu in values)) for key, values in runs.items()}
 
 
 WARMUP = 3  # frames before timing (llvmpipe compiles shader variants on first use)
 
 
-def timed(frame, seconds: float, max_frames: int = 500, warmup: int = WARMUP) -> float:
-    """Frames/s of ``frame()`` after ``warmup`` calls, for about ``seconds`` (at least
-    one frame)."""
-    for _ in range(warmup):
-        frame()
-    count = 0
+def timed(frames: Callable[[int], None], seconds: float, max_frames: int = 500,
+          warmup: int = WARMUP) -> tuple[float, float]:
+    """Frames/s and process CPU seconds per frame of ``frames(count)`` after ``warmup``
+    frames, for about ``seconds`` (at least one frame): one frame, then batches sized
+    from the time per frame so far."""
+    if warmup:
+        frames(warmup)
     with Timer() as t:
-        while count < max_frames:
-            frame()
-            count += 1
-            if t.elapsed() >= seconds:
-                break
-    return count / t.wall_s
+        frames(1)
+        count = 1
+        while count < max_frames and (left := seconds - t.elapsed()) > 0:
+            batch = max(1, min(max_frames - count, int(left * count / t.elapsed())))
+            frames(batch)
+            count += batch
+    return count / t.wall_s, t.process_s / count
 
 
 # -- (a) vrshare ------------------------------------------------------------------------------
 
 
 @contextmanager
-def vrshare_frames(path: Path, size: int) -> Iterator[Callable[[bool], None]]:
-    """``frame(readback)`` of the vrshare pipeline + renderer + headless target."""
+def vrshare_frames(path: Path, size: int) -> Iterator[Frames]:
+    """``frames(readback, count)`` of the vrshare pipeline + renderer + headless target."""
     from vrshare import display
 
     run = display.open_display(path, target="headless", width=size, height=size)
     target = run.target
+    finish = target.submit  # waits for the frame: ctx.finish()
 
-    def frame(readback: bool) -> None:
+    def read_back(frame: Any) -> None:  # the submit step with the colour image read
+        target.capture()
+
+    def frames(readback: bool, count: int) -> None:
+        target.submit = read_back if readback else finish
         with target.ctx:  # current on this thread (the cases take turns)
-            run.loop.run(1)
-            if readback:
-                target.capture()
-            else:
-                target.ctx.finish()
+            run.loop.run(count)
 
     try:
-        yield frame
+        yield frames
     finally:
         target.ctx.__enter__()  # released objects must belong to the current context
         run.close()
@@ -232,9 +245,10 @@ class Minimal:
         self.pixels = np.empty((h, w, 4), np.uint8)
         self.flags = moderngl.DEPTH_TEST | moderngl.CULL_FACE
 
-    def frame(self, readback: bool) -> None:
+    def frames(self, readback: bool, count: int) -> None:
         with self.ctx:  # current on this thread (the cases take turns)
-            self._frame(readback)
+            for _ in range(count):
+                self._frame(readback)
 
     def _frame(self, readback: bool) -> None:
         ctx = self.ctx
@@ -258,7 +272,7 @@ class Minimal:
 
 
 @contextmanager
-def minimal_frames(size: int, n: int, srgb: bool) -> Iterator[Callable[[bool], None]]:
+def minimal_frames(size: int, n: int, srgb: bool) -> Iterator[Frames]:
     """``frame(readback)`` of the minimal renderer in a context of its own (pyrender's
     EGL clean-up terminates the display, which ends every context made before it)."""
     from vrshare.targets.headless import standalone_context
@@ -266,7 +280,7 @@ def minimal_frames(size: int, n: int, srgb: bool) -> Iterator[Callable[[bool], N
     ctx = standalone_context()
     minimal = Minimal(ctx, size, n, srgb)
     try:
-        yield minimal.frame
+        yield minimal.frames
     finally:
         with ctx:
             minimal.release()
@@ -286,7 +300,7 @@ def pyrender_unavailable() -> str | None:
 
 
 @contextmanager
-def pyrender_frames(size: int, n: int) -> Iterator[Callable[[bool], None]]:
+def pyrender_frames(size: int, n: int) -> Iterator[Frames]:
     """One render per eye; pyrender always reads colour and depth back."""
     import pyrender
 
@@ -310,12 +324,13 @@ def pyrender_frames(size: int, n: int) -> Iterator[Callable[[bool], None]]:
     node = scene.add(camera, pose=eye_poses[0])
     renderer = pyrender.OffscreenRenderer(size, size)
     try:
-        def frame(readback: bool) -> None:  # render() makes its context current
-            for pose in eye_poses:
-                scene.set_pose(node, pose)
-                renderer.render(scene)
+        def frames(readback: bool, count: int) -> None:  # render() makes its context current
+            for _ in range(count):
+                for pose in eye_poses:
+                    scene.set_pose(node, pose)
+                    renderer.render(scene)
 
-        yield frame
+        yield frames
     finally:
         renderer.delete()
 
@@ -355,12 +370,16 @@ def main(argv: list[str] | None = None) -> int:
                         cases["c"] = stack.enter_context(pyrender_frames(size, n))
                     fps = measure(cases, args.seconds, args.rounds)
                 for readback in (False, True):
-                    a, b, b_lin = (fps[k, readback] for k in ("a", "b", "b'"))
-                    c = fps.get(("c", readback)) if readback else None  # it always reads back
+                    (a, a_cpu), (b, b_cpu), (b_lin, _) = (fps[k, readback]
+                                                          for k in ("a", "b", "b'"))
+                    c = fps[("c", readback)][0] if readback and ("c", readback) in fps \
+                        else None  # it always reads back
                     rows.append({"instances": n, "size": size, "readback": readback,
                                  "vrshare_fps": a, "minimal_fps": b, "minimal_linear_fps": b_lin,
                                  "pyrender_fps": c, "a_over_b": a / b,
-                                 "a_over_b_linear": a / b_lin, "a_over_c": a / c if c else None})
+                                 "a_over_b_linear": a / b_lin, "a_over_c": a / c if c else None,
+                                 "vrshare_cpu_ms": a_cpu * 1e3, "minimal_cpu_ms": b_cpu * 1e3,
+                                 "a_over_b_cpu": b_cpu / a_cpu})
                     table.add_row(*row_cells(rows[-1]))
     if args.json:
         write_json(args.json, {"gl": gl, "rows": rows, "pyrender": missing or "measured"})
@@ -369,9 +388,10 @@ def main(argv: list[str] | None = None) -> int:
 
 COLUMNS = [Column("instances", 9), Column("per eye", 9), Column("readback", 8),
            Column("(a) vrshare", 12), Column("(b) minimal", 12), Column("(b') linear", 12),
-           Column("(c) pyrender", 13), Column("a/b", 6), Column("a/b'", 6), Column("a/c", 6)]
+           Column("(c) pyrender", 13), Column("a/b", 6), Column("a/b'", 6), Column("a/c", 6),
+           Column("a/b cpu", 7)]
 VALUES = ("vrshare_fps", "minimal_fps", "minimal_linear_fps", "pyrender_fps", "a_over_b",
-          "a_over_b_linear", "a_over_c")  # the columns after the configuration
+          "a_over_b_linear", "a_over_c", "a_over_b_cpu")  # the columns after the configuration
 
 
 def row_cells(r: dict) -> list[str | None]:
