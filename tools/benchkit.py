@@ -10,7 +10,9 @@
 * :class:`Table` prints a table with rich when it is installed, as plain aligned
   text otherwise, a row at a time as results come;
 * :func:`write_json` writes a script's figures plus a ``"run"`` record
-  (:func:`run_record`: backend, machine, git revision, date, command line).
+  (:func:`run_record`: backend, machine, git revision, date, command line);
+* :func:`import_revision` imports files of an older git revision as a package of their
+  own, so that a benchmark times before and after in one process.
 
 The scripts import it as ``from benchkit import ...``: a script's own folder is on
 ``sys.path`` when it runs as ``python tools/bench_x.py``.
@@ -19,15 +21,18 @@ The scripts import it as ``from benchkit import ...``: a script's own folder is 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -216,6 +221,36 @@ def _console() -> Any:
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(width=200)  # a file or pipe: don't squeeze wide tables to 80
     return console
+
+
+# -- before and after --------------------------------------------------------------------
+
+
+def import_revision(rev: str, package: str, files: dict[str, str],
+                    rewrites: Sequence[tuple[str, str]] = ()) -> ModuleType:
+    """Import ``files`` of git revision ``rev`` as the package ``package``.
+
+    ``files`` maps a folder or file of the checkout (``vrshare/pipeline``,
+    ``vrshare/weights.py``) to where it goes in the package (``""`` its top); each
+    file's text gets ``rewrites`` (old, new), in order, to point its imports at the
+    package or at the current vrshare.
+    """
+    top = Path(tempfile.mkdtemp(prefix=f"{package}_")) / package
+    for source, into in files.items():
+        listed = subprocess.run(["git", "ls-tree", "--name-only", rev,
+                                 source if source.endswith(".py") else f"{source}/"],
+                                cwd=ROOT, check=True, capture_output=True, text=True)
+        for name in listed.stdout.split():
+            if not name.endswith(".py"):
+                continue
+            text = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True,
+                                  capture_output=True, text=True).stdout
+            for old, new in rewrites:
+                text = text.replace(old, new)
+            (top / into).mkdir(parents=True, exist_ok=True)
+            (top / into / Path(name).name).write_text(text)
+    sys.path.insert(0, str(top.parent))
+    return importlib.import_module(package)
 
 
 # -- JSON -------------------------------------------------------------------------------
