@@ -239,7 +239,7 @@ class LearnedPredictor(Extrapolator):
         gram = self._gram
         gram *= lam
         gram += (1 - lam) * self._gram0
-        gram += xp.swapaxes(rows, 1, 2) @ rows
+        gram += xp.ascontiguousarray(xp.swapaxes(rows, 1, 2)) @ rows  # (a BLAS product)
         self._unsolved += 1
         if self._unsolved == self.solve_every:
             self._unsolved = 0
