@@ -190,3 +190,16 @@ def test_rows_are_the_same_whether_read_pending_or_moved_into_the_arrays():
     np.testing.assert_allclose(stats.total[:frames], 0.01, rtol=1e-6)
     np.testing.assert_allclose(stats.dur[:frames], expected_dur, rtol=1e-9)
     np.testing.assert_allclose(stats.offset[:frames], expected_off, rtol=1e-6, atol=1e-12)
+
+
+def test_a_late_measurement_of_a_moved_frame_leaves_the_pending_frames_pending():
+    from vrshare.pipeline.stats import FLUSH_ROWS
+
+    stats = FrameStats(["a", "gpu"], budget_s=0.01)
+    for i in range(FLUSH_ROWS + 2):  # the first FLUSH_ROWS frames move into the arrays
+        stats.record(i, 0.0, float(i), i + 0.5, [0.0, np.nan], [0.1, np.nan])
+    assert stats.set_later(FLUSH_ROWS - 1, 1, 0.25)  # three frames late, already moved
+    assert stats.set_later(FLUSH_ROWS + 1, 1, 0.5)  # pending
+    assert len(stats._pending) == 2  # neither measurement moved the pending frames
+    assert stats.dur[FLUSH_ROWS - 1, 1] == 0.25 and stats.dur[FLUSH_ROWS + 1, 1] == 0.5
+    assert np.isnan(stats.dur[FLUSH_ROWS, 1])

@@ -233,29 +233,39 @@ class FrameStats:
                                                m * k).reshape(m, k)
 
     def row_of(self, index: int) -> int | None:
-        """The row frame ``index`` was recorded in, or None. Frame indices increase from
-        row to row, so the row is found by bisection."""
-        row = int(np.searchsorted(self.index[: self.count], index))
-        return row if row < self.count and self.index[row] == index else None
+        """The row frame ``index`` was recorded in, or None."""
+        self.flush()
+        return self._moved_row(index)
+
+    def _moved_row(self, index: int) -> int | None:
+        """The row of frame ``index`` among those already in the arrays, or None. Frame
+        indices increase from row to row, so the row is found by bisection."""
+        moved = self.count - len(self._pending)
+        row = int(np.searchsorted(self._index[:moved], index))
+        return row if row < moved and self._index[row] == index else None
 
     def set_later(self, index: int, track: int, seconds: float,
                   began: float | None = None) -> bool:
         """Fill in a measurement of frame ``index`` that arrives after the frame was
         recorded (a GPU timer query read a few frames late, an async stage's run).
         ``began`` is when it started (``time.perf_counter``), for the trace. Returns
-        False, storing nothing, when no such frame was recorded (the run ended first)."""
+        False, storing nothing, when no such frame was recorded (the run ended first).
+
+        A frame not yet moved into the arrays is filled in in its lists; the pending
+        frames are not moved for it (a measurement a few frames late would otherwise
+        move them every frame)."""
         for frame, _, start, _, offsets, durations in reversed(self._pending):
-            if frame == index and track < len(durations):  # still pending: in its lists
+            if frame == index:  # as wide as the tracks: add_track moves pending frames
                 durations[track] = seconds
                 if began is not None:
                     offsets[track] = began - start
                 return True
-        row = self.row_of(index)
+        row = self._moved_row(index)
         if row is None:
             return False
-        self.dur[row, track] = seconds
+        self._dur[row, track] = seconds
         if began is not None:
-            self.offset[row, track] = began - self.start[row]
+            self._offset[row, track] = began - self._start[row]
         return True
 
     # -- summaries ---------------------------------------------------------------
