@@ -276,7 +276,8 @@ def parser() -> argparse.ArgumentParser:
     _placement_args(render)
     render.set_defaults(func=cmd_render)
 
-    info = sub.add_parser("info", help="backend, GL, OpenXR runtime and audio devices")
+    info = sub.add_parser("info", help="backend, compiled loops, GL, OpenXR runtime and "
+                                       "audio devices")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
 
