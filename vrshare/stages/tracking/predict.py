@@ -52,11 +52,12 @@ class History:
         self.count = xp.zeros(devices, dtype=xp.int64)  # valid samples held, <= size
         self.step = xp.zeros((devices, 2, 3))  # last push: position (m), rotation vector (rad)
         self._step_pos, self._step_rot = self.step[:, 0], self.step[:, 1]
+        self._steps = self.step.reshape(devices, 6)  # (contiguous: a view on any module)
         self.dt = xp.zeros(devices)  # last push: time since the previous newest sample (s)
         self._later = xp.arange(1, size)  # interval j needs more than j + 1 samples
         self._incoming = xp.zeros((devices, 1, 14))  # the row a push puts in front
         self._in_sample = self._incoming[:, 0, :8]
-        self._in_rates = self._incoming[:, 0, 8:].reshape(devices, 2, 3)
+        self._in_rates = self._incoming[:, 0, 8:]  # [D, 6]: linear, angular
         self._older = self.samples[:, :-1]
 
     def push(self, mask: Any, t: Any, pos: Any, q: Any) -> None:
@@ -74,7 +75,7 @@ class History:
             self._step_rot[...] = quat.relative_rotvec(q, self.quat0)
             # step / dt (step / 1 s over no time); 0 without a previous sample (step / inf)
             span = xp.where(self.count >= 1, xp.where(dt > 0, dt, 1.0), xp.inf)
-            xp.divide(self.step, span[:, None, None], out=self._in_rates)
+            xp.divide(self._steps, span[:, None], out=self._in_rates)
         shifted = xp.concatenate([self._incoming, self._older], axis=1)
         xp.copyto(self.samples, shifted, where=mask[:, None, None])
         self.count += mask & (self.count < self.size)
