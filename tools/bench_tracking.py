@@ -27,16 +27,12 @@ stages' ``device_poses`` (m or quaternion units).
 from __future__ import annotations
 
 import argparse
-import importlib
-import subprocess
-import sys
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
-from benchkit import Column, Samples, Table, write_json
+from benchkit import Column, Samples, Table, import_revision, write_json
 
 import vrshare.stages.tracking as current
 from vrshare import Frame, StageConfig, WeightBank
@@ -87,21 +83,10 @@ def load_baseline(rev: str) -> ModuleType:
     ``geometry``, the tracking files' ``vrshare.geometry`` imports pointed there), so
     the baseline is that revision's maths too; both still share the rest of vrshare.
     """
-    folder = Path(tempfile.mkdtemp(prefix="bench_tracking_")) / BASELINE
-    parts = {"vrshare/stages/tracking": folder, "vrshare/geometry": folder / "geometry"}
-    for where, into in parts.items():
-        into.mkdir()
-        names = subprocess.run(["git", "ls-tree", "--name-only", rev, f"{where}/"], cwd=ROOT,
-                               check=True, capture_output=True, text=True).stdout.split()
-        for name in names:
-            if name.endswith(".py"):
-                text = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True,
-                                      capture_output=True, text=True).stdout
-                text = text.replace("from vrshare.geometry", f"from {BASELINE}.geometry")
-                text = text.replace("from ..", "from vrshare.")  # geometry's own imports
-                (into / Path(name).name).write_text(text)
-    sys.path.insert(0, str(folder.parent))
-    return importlib.import_module(BASELINE)
+    return import_revision(
+        rev, BASELINE, {"vrshare/stages/tracking": "", "vrshare/geometry": "geometry"},
+        rewrites=[("from vrshare.geometry", f"from {BASELINE}.geometry"),
+                  ("from ..", "from vrshare.")])  # geometry's own imports of vrshare
 
 
 class Runner:
