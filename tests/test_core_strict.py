@@ -127,6 +127,20 @@ def test_the_bank_allocates_strict_arrays(strict_backend):
     assert type(bank.snapshot("s").data) is np.ndarray  # snapshots are host copies
 
 
+def test_a_parameter_given_as_a_device_array_comes_through_a_counted_copy(strict_backend):
+    """Device data (a model's weights already on the GPU) is hashed from an explicit,
+    counted copy to the host, never an implicit crossing, and may change dtype there."""
+    from vrshare import WeightBank
+
+    backend.transfers.reset()
+    weights = device([1.5, 2.5, 3.5])
+    held = WeightBank().param("w", weights, dtype="float64")
+    assert isinstance(held, StrictArray) and held.dtype == np.float64
+    assert backend.transfers.by_label["to_host:w"] == 1
+    assert backend.to_host(held).tolist() == [1.5, 2.5, 3.5]
+    assert strict.record.crossings == []
+
+
 def test_an_unknown_strict_mode_is_an_error(monkeypatch):
     from vrshare.errors import VrshareError
 
