@@ -45,6 +45,8 @@ def test_identical_params_are_held_once():
     assert r.bytes_held == 2 * data.nbytes
     assert r.bytes_saved == data.nbytes
     assert r.shared_params == {"hrtf_copy": "hrtf_left"}
+    bank.param("hrtf_again", data.copy())  # every alias adds what it did not allocate
+    assert bank.report().bytes_saved == 2 * data.nbytes
 
 
 def test_param_same_name_same_content_is_idempotent_other_content_is_an_error():
@@ -73,8 +75,13 @@ def test_param_upload_is_a_counted_transfer():
 def test_unknown_buffer_names_what_exists():
     bank = WeightBank()
     bank.state("a", 1)
-    with pytest.raises(BankError, match=r"no buffer named 'b' .*declared: a"):
+    with pytest.raises(BankError, match=r"no buffer named 'b' .*declared: a\)$"):
         bank["b"]
+    bank.state("c", 1)
+    with pytest.raises(BankError, match=r"no buffer named 'b' .*\(declared: a, c\)$"):
+        bank["b"]
+    with pytest.raises(BankError, match=r"no buffer named 'x' in the bank \(declared: none\)$"):
+        WeightBank()["x"]
 
 
 def test_stamp_sets_versions_and_publishes_subscribed_buffers():
@@ -284,6 +291,19 @@ def test_a_failed_publish_of_one_buffer_still_stamps_and_publishes_the_others(mo
     assert bank.version("a") == bank.version("b") == 3
     assert bank.snapshot("a").version == -1 and bank.snapshot("b").version == 3
     _assert_whole(bank.snapshot("b"))
+
+
+def test_when_several_publishes_fail_the_first_error_is_raised_noting_the_others(monkeypatch):
+    bank = WeightBank()
+    for name in "abc":
+        bank.state(name, 4, "float64")
+        bank.subscribe(name)
+    _fail_publishes(monkeypatch, {"a", "c"})
+    with pytest.raises(RuntimeError, match="copying a") as err:
+        bank.stamp(("a", "b", "c"), 2)
+    assert err.value.__notes__ == [
+        "publishing 'c' also failed: RuntimeError('device lost while copying c')"]
+    assert [bank.version(n) for n in "abc"] == [2, 2, 2]
 
 
 class _SeqWithHook(list):
@@ -542,6 +562,7 @@ def test_the_report_counts_buffers_and_transfers_both_ways():
     r = bank.report()
     assert (r.buffers, r.transfers_to_device, r.bytes_to_device) == (3, 1, 16)
     assert (r.transfers_to_host, r.bytes_to_host) == (2, 24)
+    assert backend.transfers.by_label["to_device:p"] == 1  # the upload is the first name's
     assert r.as_dict()["bytes_to_host"] == 24
 
 
