@@ -604,6 +604,28 @@ def test_non_finite_pose_keeps_the_last_good_one(spherical):
     assert np.all(np.isfinite(bad)) and rms(bad[0]) == pytest.approx(rms(good[0]), rel=0.2)
 
 
+def test_a_head_quaternion_of_any_length_turns_the_head_alike(spherical):
+    """The head's rotation is taken from q q^T / |q|^2: a quaternion three times too
+    long renders exactly as the unit one."""
+    specs = [SourceSettings("a", position=(-1.0, 0.0, -1.0), signal="noise")]
+    pose = yaw_pose(30.0)
+    scaled = pose.copy()
+    scaled[3:] *= 3.0
+    expected = render(renderer(spherical, specs)[0], 4, pose)
+    np.testing.assert_allclose(render(renderer(spherical, specs)[0], 4, scaled), expected,
+                               atol=1e-5 * np.abs(expected).max())
+
+
+def test_a_source_on_an_object_needs_the_object_matrices(spherical):
+    src = sources.resolve([SourceSettings("car", object_index=0, signal="noise")], RATE,
+                          Path("."), n_objects=1)
+    n_fft = convolve.fft_size(BLOCK, spherical.shape[-1])
+    r = convolve.BinauralRenderer(convolve.spectra(spherical, n_fft), n_fft, BLOCK, src)
+    with pytest.raises(ValueError, match="^a sound source is attached to a scene object but "
+                                         "no object matrices were given$"):
+        r.render(IDENTITY)
+
+
 def test_grid_lookup_is_bilinear_on_the_sphere():
     d = grid.directions()
     idx, w = grid.Locator(np, len(d))(d)
