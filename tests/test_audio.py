@@ -616,11 +616,43 @@ def test_a_head_quaternion_of_any_length_turns_the_head_alike(spherical):
                                atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize(("near_m", "far_m"), [(0.25, 0.1), (100.0, 250.0)])
+def test_distance_gain_is_clamped_at_min_m_and_max_m(spherical, near_m, far_m):
+    """Inside min_m (0.25 m) a source gets no louder, beyond max_m (100 m) no quieter:
+    at the limit and past it, in the same direction, the blocks are the same."""
+    def out(metres: float) -> np.ndarray:
+        specs = [SourceSettings("a", position=(-metres, 0.0, 0.0), signal="noise")]
+        return render(renderer(spherical, specs)[0], 3)
+
+    at_limit = out(near_m)
+    np.testing.assert_allclose(out(far_m), at_limit, atol=1e-6 * np.abs(at_limit).max())
+    assert rms(at_limit) > 0
+
+
+def on_objects(table: np.ndarray, specs: list[SourceSettings]) -> convolve.BinauralRenderer:
+    """A renderer of sources that may sit on scene objects (two objects)."""
+    srcs = sources.resolve(specs, RATE, Path("."), n_objects=2)
+    n_fft = convolve.fft_size(BLOCK, table.shape[-1])
+    return convolve.BinauralRenderer(convolve.spectra(table, n_fft), n_fft, BLOCK, srcs)
+
+
+def test_a_source_never_placed_is_muted_and_the_others_keep_their_distance_gain(spherical):
+    """Object 1's matrix is NaN from the start: its source is silent, and the source on
+    object 0 (2 m away) sounds exactly as it does alone."""
+    models = np.stack([np.eye(4), np.full((4, 4), np.nan)]).astype(np.float32)
+    models[0, :3, 3] = [-2.0, 0.0, 0.0]
+    a = SourceSettings("a", object_index=0, signal="noise")
+    b = SourceSettings("b", object_index=1, signal="tone")
+    both = on_objects(spherical, [a, b])
+    alone = on_objects(spherical, [a])
+    got = np.concatenate([both.render(IDENTITY, models).copy() for _ in range(3)], axis=1)
+    expected = np.concatenate([alone.render(IDENTITY, models).copy() for _ in range(3)], axis=1)
+    np.testing.assert_allclose(got, expected, atol=1e-6 * np.abs(expected).max())
+    assert both.event_counts()["positions"].tolist() == [0, 3]
+
+
 def test_a_source_on_an_object_needs_the_object_matrices(spherical):
-    src = sources.resolve([SourceSettings("car", object_index=0, signal="noise")], RATE,
-                          Path("."), n_objects=1)
-    n_fft = convolve.fft_size(BLOCK, spherical.shape[-1])
-    r = convolve.BinauralRenderer(convolve.spectra(spherical, n_fft), n_fft, BLOCK, src)
+    r = on_objects(spherical, [SourceSettings("car", object_index=0, signal="noise")])
     with pytest.raises(ValueError, match="^a sound source is attached to a scene object but "
                                          "no object matrices were given$"):
         r.render(IDENTITY)
