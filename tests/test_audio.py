@@ -604,6 +604,18 @@ def test_non_finite_pose_keeps_the_last_good_one(spherical):
     assert np.all(np.isfinite(bad)) and rms(bad[0]) == pytest.approx(rms(good[0]), rel=0.2)
 
 
+def test_the_head_rotation_map_gives_every_rotation_times_the_squared_length():
+    """``_rotation_map() @ vec(q q^T)`` is |q|^2 R(q) for any quaternion (rolls and
+    pitches too, which a yaw-only head never exercises), in float32 like the pose."""
+    m = convolve._rotation_map()
+    assert m.shape == (9, 16) and m.dtype == np.float32
+    q = np.random.default_rng(4).standard_normal((50, 4)) * 2
+    got = np.einsum("rk,nk->nr", m, np.einsum("ni,nj->nij", q, q).reshape(50, 16))
+    unit = q / np.linalg.norm(q, axis=1, keepdims=True)
+    expected = quat.to_matrix(unit).reshape(50, 9) * (q * q).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_a_head_quaternion_of_any_length_turns_the_head_alike(spherical):
     """The head's rotation is taken from q q^T / |q|^2: a quaternion three times too
     long renders exactly as the unit one."""
