@@ -30,7 +30,8 @@ def test_inputs_are_copies_taken_when_a_run_starts(bank, host):
     bank["pose"][...] = 9
     bank.stamp(("pose",), 5)
     assert pose.tolist() == [1, 2, 3] and view.version("pose") == 4  # until the next take
-    assert view.buffer("pose").version == 4 and view.buffer("pose").array is pose
+    buf = view.buffer("pose")
+    assert (buf.name, buf.kind, buf.version, buf.array is pose) == ("pose", "state", 4, True)
     view.take_inputs()
     assert pose.tolist() == [9, 9, 9] and view.version("pose") == 5
     assert view.input_versions == {"pose": 5}
@@ -77,6 +78,8 @@ def test_on_the_device_everything_else_is_the_banks_own(bank):
     assert view["weights"] is bank["weights"] and view.buffer("weights") is bank.buffer("weights")
     extra = view.state("extra", 5)
     assert extra is bank["extra"] and view.version("weights") == bank.version("weights")
+    fresh = view.param("fresh", [1.0, 2.0], dtype="float64")  # registered in the bank
+    assert fresh is bank["fresh"] and fresh.dtype == "float64"
 
 
 def test_on_the_host_everything_else_is_a_copy_taken_once_and_counted(bank):
@@ -105,5 +108,7 @@ def test_the_rest_of_the_bank_passes_through(bank):
     view.subscribe("out")
     bank.stamp(("out",), 2)
     assert view.snapshot("out").version == 2
+    into = np.empty(2, np.float32)
+    assert view.snapshot("out", into).data is into
     worker = view.make_worker("echo", lambda frame: None)
     assert isinstance(worker, Worker) and worker.name == "echo"
