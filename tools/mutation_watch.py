@@ -3,9 +3,11 @@
 mutmut limits a mutant's test run by CPU seconds, so a mutant that deadlocks (sleeps on a
 lock or a queue) is never stopped. This loop sends SIGXCPU, which mutmut records as a
 timeout, to a mutant's test process (a grandchild of the ``mutmut run`` process, forked
-by its fork server) that has used no CPU for ``--idle`` seconds and has no child
-process. A stopped process (state T: someone paused the run with SIGSTOP) is left
-alone, and its idle time starts again when it runs.
+by its fork server) that has used less than ``--busy`` of one core over ``--idle``
+seconds and has no child process: a thread asleep on a lock uses none, one polling with
+a timeout a little (a test's own work keeps a core busy). A stopped process (state T:
+someone paused the run with SIGSTOP) is left alone, and its window starts again when it
+runs.
 Linux only: it reads /proc.
 """
 
@@ -39,9 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=int, help="pid of the mutmut run process")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds without CPU use")
+    parser.add_argument("--busy", type=float, default=0.05,
+                        help="share of one core below which a process counts as idle")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks")
     args = parser.parse_args(argv)
-    last: dict[int, tuple[int, float]] = {}  # pid -> (CPU ticks, when they last changed)
+    most = args.busy * args.idle * os.sysconf("SC_CLK_TCK")  # CPU ticks in a window
+    last: dict[int, tuple[int, float]] = {}  # pid -> (CPU ticks, time) at its window's start
     while True:
         now = time.monotonic()
         procs = _processes()
@@ -51,11 +56,12 @@ def main(argv: list[str] | None = None) -> None:
         for pid, (parent, state, ticks) in procs.items():
             if procs.get(parent, (None,))[0] != args.root:
                 continue  # not a mutant's test process
-            if state == "T" or pid in parents or last.get(pid, (None,))[0] != ticks:
+            if state == "T" or pid in parents or pid not in last:
                 last[pid] = (ticks, now)
             elif now - last[pid][1] >= args.idle:
-                print(f"mutation_watch: SIGXCPU to {pid}, idle {args.idle:.0f} s", flush=True)
-                os.kill(pid, signal.SIGXCPU)
+                if ticks - last[pid][0] < most:
+                    print(f"mutation_watch: SIGXCPU to {pid}, idle {args.idle:.0f} s", flush=True)
+                    os.kill(pid, signal.SIGXCPU)
                 last[pid] = (ticks, now)
         last = {pid: seen for pid, seen in last.items() if pid in procs}
         time.sleep(args.poll)
