@@ -74,6 +74,7 @@ def test_a_run_stuck_past_stop_is_given_up_and_its_outcome_dropped():
     w.start(frame(0))
     assert began.wait(GUARD_S)
     old, old_thread = w.ident, w._thread
+    assert old_thread.daemon  # a run stuck for good never keeps the process from exiting
     assert not w.stop(0.05)
     assert not w.busy and w.wait(0)  # no run of this worker is in flight any more
     w.start(frame(1))  # on a fresh thread
