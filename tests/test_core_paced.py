@@ -95,3 +95,20 @@ def test_a_run_ended_early_reports_what_it_started(frames):
     loop, _ = loop_of([Count(), Reader()])
     report = loop.run(frames).cadence["reader"]
     assert report.runs == frames - 1 and report.latency_frames_max == (1 if frames > 1 else 0)
+
+
+@pytest.mark.parametrize(("latency", "frames", "version"), [(None, 3, 3), (1, 5, 3)])
+def test_frames_where_an_async_stage_does_nothing_are_left_out_of_its_times(
+        latency, frames, version):
+    """At 30 Hz on a 90 Hz virtual clock a run starts in frames 0, 3 and 6, and is
+    published 3 frames later (the default latency: in the frame that starts the next)
+    or 1 frame later: the loop's thread does something for the stage in those frames
+    only, so of 7 frames its track counts 3 (0, 3, 6) or 5 (0, 1, 3, 4, 6)."""
+    reader = Reader()
+    reader.rate_hz, reader.latency_frames = 30.0, latency
+    loop, bank = loop_of([Count(), reader])
+    stats = loop.run(7)
+    assert stats.faults == []
+    track = {t.name: t for t in stats.summary()}["reader"]
+    assert track.frames == frames and bank.version("y") == version
+    assert bank["y"][0] == 10 * version + version
