@@ -14,7 +14,7 @@ mkdir -p mutants
 cp pyproject.toml mutants/pyproject.toml.bak
 watcher=
 restore() {
-    [ -n "$watcher" ] && kill "$watcher" 2>/dev/null
+    if [ -n "$watcher" ]; then kill "$watcher" 2>/dev/null || true; fi
     mv mutants/pyproject.toml.bak pyproject.toml
 }
 trap restore EXIT
