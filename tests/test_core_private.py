@@ -78,8 +78,8 @@ def test_on_the_device_everything_else_is_the_banks_own(bank):
     assert view["weights"] is bank["weights"] and view.buffer("weights") is bank.buffer("weights")
     extra = view.state("extra", 5)
     assert extra is bank["extra"] and view.version("weights") == bank.version("weights")
-    fresh = view.param("fresh", [1.0, 2.0], dtype="float64")  # registered in the bank
-    assert fresh is bank["fresh"] and fresh.dtype == "float64"
+    fresh = view.param("fresh", [1.0, 2.0], dtype="float32")  # registered in the bank
+    assert fresh is bank["fresh"] and fresh.dtype == np.float32  # as asked, not float64
 
 
 def test_on_the_host_everything_else_is_a_copy_taken_once_and_counted(bank):
