@@ -604,6 +604,72 @@ def test_non_finite_pose_keeps_the_last_good_one(spherical):
     assert np.all(np.isfinite(bad)) and rms(bad[0]) == pytest.approx(rms(good[0]), rel=0.2)
 
 
+def test_the_head_rotation_map_gives_every_rotation_times_the_squared_length():
+    """``_rotation_map() @ vec(q q^T)`` is |q|^2 R(q) for any quaternion (rolls and
+    pitches too, which a yaw-only head never exercises), in float32 like the pose."""
+    m = convolve._rotation_map()
+    assert m.shape == (9, 16) and m.dtype == np.float32
+    q = np.random.default_rng(4).standard_normal((50, 4)) * 2
+    got = np.einsum("rk,nk->nr", m, np.einsum("ni,nj->nij", q, q).reshape(50, 16))
+    unit = q / np.linalg.norm(q, axis=1, keepdims=True)
+    expected = quat.to_matrix(unit).reshape(50, 9) * (q * q).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_head_quaternion_of_any_length_turns_the_head_alike(spherical):
+    """The head's rotation is taken from q q^T / |q|^2: a quaternion three times too
+    long renders exactly as the unit one."""
+    specs = [SourceSettings("a", position=(-1.0, 0.0, -1.0), signal="noise")]
+    pose = yaw_pose(30.0)
+    scaled = pose.copy()
+    scaled[3:] *= 3.0
+    expected = render(renderer(spherical, specs)[0], 4, pose)
+    np.testing.assert_allclose(render(renderer(spherical, specs)[0], 4, scaled), expected,
+                               atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize(("near_m", "far_m"), [(0.25, 0.1), (100.0, 250.0)])
+def test_distance_gain_is_clamped_at_min_m_and_max_m(spherical, near_m, far_m):
+    """Inside min_m (0.25 m) a source gets no louder, beyond max_m (100 m) no quieter:
+    at the limit and past it, in the same direction, the blocks are the same."""
+    def out(metres: float) -> np.ndarray:
+        specs = [SourceSettings("a", position=(-metres, 0.0, 0.0), signal="noise")]
+        return render(renderer(spherical, specs)[0], 3)
+
+    at_limit = out(near_m)
+    np.testing.assert_allclose(out(far_m), at_limit, atol=1e-6 * np.abs(at_limit).max())
+    assert rms(at_limit) > 0
+
+
+def on_objects(table: np.ndarray, specs: list[SourceSettings]) -> convolve.BinauralRenderer:
+    """A renderer of sources that may sit on scene objects (two objects)."""
+    srcs = sources.resolve(specs, RATE, Path("."), n_objects=2)
+    n_fft = convolve.fft_size(BLOCK, table.shape[-1])
+    return convolve.BinauralRenderer(convolve.spectra(table, n_fft), n_fft, BLOCK, srcs)
+
+
+def test_a_source_never_placed_is_muted_and_the_others_keep_their_distance_gain(spherical):
+    """Object 1's matrix is NaN from the start: its source is silent, and the source on
+    object 0 (2 m away) sounds exactly as it does alone."""
+    models = np.stack([np.eye(4), np.full((4, 4), np.nan)]).astype(np.float32)
+    models[0, :3, 3] = [-2.0, 0.0, 0.0]
+    a = SourceSettings("a", object_index=0, signal="noise")
+    b = SourceSettings("b", object_index=1, signal="tone")
+    both = on_objects(spherical, [a, b])
+    alone = on_objects(spherical, [a])
+    got = np.concatenate([both.render(IDENTITY, models).copy() for _ in range(3)], axis=1)
+    expected = np.concatenate([alone.render(IDENTITY, models).copy() for _ in range(3)], axis=1)
+    np.testing.assert_allclose(got, expected, atol=1e-6 * np.abs(expected).max())
+    assert both.event_counts()["positions"].tolist() == [0, 3]
+
+
+def test_a_source_on_an_object_needs_the_object_matrices(spherical):
+    r = on_objects(spherical, [SourceSettings("car", object_index=0, signal="noise")])
+    with pytest.raises(ValueError, match="^a sound source is attached to a scene object but "
+                                         "no object matrices were given$"):
+        r.render(IDENTITY)
+
+
 def test_grid_lookup_is_bilinear_on_the_sphere():
     d = grid.directions()
     idx, w = grid.Locator(np, len(d))(d)

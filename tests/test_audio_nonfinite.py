@@ -254,3 +254,17 @@ def test_live_output_stays_finite(monkeypatch, caplog):
     assert rms(out[-3 * BLOCK:, 0]) > 2 * rms(out[-3 * BLOCK:, 1]) > 0  # held: still left
     assert stats.counters["audio"]["non-finite positions"] > 0
     assert len([r for r in caplog.records if "'car'" in r.getMessage()]) == 1
+
+
+def test_the_output_guard_zeroes_only_the_non_finite_samples():
+    table = hrtf.on_grid(hrtf.spherical_head(RATE, TAPS))
+    n_fft = convolve.fft_size(BLOCK, TAPS)
+    srcs = sources.resolve([SourceSettings("a", signal="noise")], RATE, Path("."), n_objects=None)
+    r = convolve.BinauralRenderer(convolve.spectra(table, n_fft), n_fft, BLOCK, srcs)
+    out = np.full((2, BLOCK), 0.5, np.float32)
+    out[0, 3], out[1, 7] = np.nan, -np.inf
+    r._guard(out)
+    expected = np.full((2, BLOCK), 0.5, np.float32)
+    expected[0, 3] = expected[1, 7] = 0.0
+    np.testing.assert_array_equal(out, expected)
+    assert r.event_counts()["samples"] == 2

@@ -127,6 +127,20 @@ def test_the_bank_allocates_strict_arrays(strict_backend):
     assert type(bank.snapshot("s").data) is np.ndarray  # snapshots are host copies
 
 
+def test_a_parameter_given_as_a_device_array_comes_through_a_counted_copy(strict_backend):
+    """Device data (a model's weights already on the GPU) is hashed from an explicit,
+    counted copy to the host, never an implicit crossing, and may change dtype there."""
+    from vrshare import WeightBank
+
+    backend.transfers.reset()
+    weights = device([1.5, 2.5, 3.5])
+    held = WeightBank().param("w", weights, dtype="float64")
+    assert isinstance(held, StrictArray) and held.dtype == np.float64
+    assert backend.transfers.by_label["to_host:w"] == 1
+    assert backend.to_host(held).tolist() == [1.5, 2.5, 3.5]
+    assert strict.record.crossings == []
+
+
 def test_an_unknown_strict_mode_is_an_error(monkeypatch):
     from vrshare.errors import VrshareError
 
@@ -187,3 +201,27 @@ def test_device_gpu_on_numpy_is_a_setup_error_naming_the_stage():
     st.device = "gpu"
     with pytest.raises(StageSetupError, match="'needs_gpu': device = 'gpu' needs a GPU"):
         Pipeline([st]).setup(WeightBank(), StageConfig(None))
+
+
+def test_quaternion_maths_on_device_arrays_stays_on_the_device(strict_backend):
+    """Each function takes its array module from its inputs: device inputs give device
+    results equal to NumPy's, with no crossing of the host boundary."""
+    from vrshare.geometry import quat
+
+    q = np.array([[0.1, -0.2, 0.3, 0.9], [0.0, 0.6, 0.0, 0.8]])
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    pose = np.concatenate([[[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]], q], axis=1)
+    rv = np.array([[0.2, -0.1, 0.4], [1e-9, 0.0, 0.0]])
+    cases = {
+        "conjugate": (quat.conjugate, q),
+        "from_rotvec": (quat.from_rotvec, rv),
+        "to_rotvec": (quat.to_rotvec, q),
+        "pose_matrix": (quat.pose_matrix, pose),
+        "rigid_inverse": (quat.rigid_inverse, quat.pose_matrix(pose)),
+    }
+    for name, (fn, host) in cases.items():
+        got = fn(backend.to_device(host))
+        assert isinstance(got, StrictArray), name
+        np.testing.assert_allclose(backend.to_host(got), fn(host), atol=1e-12, err_msg=name)
+    # the constant tables are copied to the device once (allowed, recorded as such)
+    assert [c for c in strict.record.crossings if c.forbidden] == []

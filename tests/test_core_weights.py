@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from vrshare import BankError, WeightBank, backend
-from vrshare.weights import SnapshotRing
+from vrshare.pipeline.stage import Frame
+from vrshare.weights import Age, SnapshotRing
 
 
 def test_state_is_allocated_once_and_returned_every_time():
@@ -44,6 +45,8 @@ def test_identical_params_are_held_once():
     assert r.bytes_held == 2 * data.nbytes
     assert r.bytes_saved == data.nbytes
     assert r.shared_params == {"hrtf_copy": "hrtf_left"}
+    bank.param("hrtf_again", data.copy())  # every alias adds what it did not allocate
+    assert bank.report().bytes_saved == 2 * data.nbytes
 
 
 def test_param_same_name_same_content_is_idempotent_other_content_is_an_error():
@@ -72,8 +75,13 @@ def test_param_upload_is_a_counted_transfer():
 def test_unknown_buffer_names_what_exists():
     bank = WeightBank()
     bank.state("a", 1)
-    with pytest.raises(BankError, match=r"no buffer named 'b' .*declared: a"):
+    with pytest.raises(BankError, match=r"no buffer named 'b' .*declared: a\)$"):
         bank["b"]
+    bank.state("c", 1)
+    with pytest.raises(BankError, match=r"no buffer named 'b' .*\(declared: a, c\)$"):
+        bank["b"]
+    with pytest.raises(BankError, match=r"no buffer named 'x' in the bank \(declared: none\)$"):
+        WeightBank()["x"]
 
 
 def test_stamp_sets_versions_and_publishes_subscribed_buffers():
@@ -283,6 +291,19 @@ def test_a_failed_publish_of_one_buffer_still_stamps_and_publishes_the_others(mo
     assert bank.version("a") == bank.version("b") == 3
     assert bank.snapshot("a").version == -1 and bank.snapshot("b").version == 3
     _assert_whole(bank.snapshot("b"))
+
+
+def test_when_several_publishes_fail_the_first_error_is_raised_noting_the_others(monkeypatch):
+    bank = WeightBank()
+    for name in "abc":
+        bank.state(name, 4, "float64")
+        bank.subscribe(name)
+    _fail_publishes(monkeypatch, {"a", "c"})
+    with pytest.raises(RuntimeError, match="copying a") as err:
+        bank.stamp(("a", "b", "c"), 2)
+    assert err.value.__notes__ == [
+        "publishing 'c' also failed: RuntimeError('device lost while copying c')"]
+    assert [bank.version(n) for n in "abc"] == [2, 2, 2]
 
 
 class _SeqWithHook(list):
@@ -497,3 +518,102 @@ def test_parameter_sharing_keeps_dtypes_and_shapes_apart():
     assert (a.dtype, b.dtype, c.shape) == (np.float32, np.int32, (2, 2))
     assert b is not a and c is not a and d is a
     assert bank.report().shared_params == {"d": "a"}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int32", "uint8"])
+def test_snapshots_keep_the_buffers_dtype(dtype):
+    """A reader gets the buffer's own dtype (an int32 count stays int32, not float64)."""
+    bank = WeightBank()
+    bank.state("x", (2, 3), dtype)[...] = 7
+    bank.subscribe("x")
+    bank.stamp(("x",), 0)
+    snap = bank.snapshot("x")
+    assert snap.data.dtype == np.dtype(dtype) and snap.data.shape == (2, 3)
+    assert snap.data.tolist() == [[7] * 3] * 2
+
+
+def test_a_ring_read_before_any_publish_is_zeros_never_written():
+    """A SnapshotRing used directly can be read at once: zeros, version -1 (never written)."""
+    ring = SnapshotRing((3,), np.dtype(np.int16))
+    snap = ring.read(None)
+    assert snap.version == -1 and snap.data.dtype == np.int16 and snap.data.tolist() == [0] * 3
+
+
+def test_the_first_publish_of_a_subscription_is_counted_under_the_buffers_name():
+    """subscribe() copies the current contents to the host at once, and that transfer is
+    accounted to the buffer (``to_host:NAME``) like every later publish."""
+    backend.transfers.reset()
+    bank = WeightBank()
+    bank.state("pose", 7)
+    bank.subscribe("pose")
+    assert backend.transfers.by_label == {"to_host:pose": 1}
+
+
+def test_the_report_counts_buffers_and_transfers_both_ways():
+    """One state, two params sharing data (one buffer held, an alias) and one publish:
+    3 names, one upload of 16 bytes, two host copies of 12 bytes (subscribe + stamp)."""
+    backend.transfers.reset()
+    bank = WeightBank()
+    bank.state("s", 3)
+    bank.param("p", np.ones(4, np.float32))
+    bank.param("q", np.ones(4, np.float32))
+    bank.subscribe("s")
+    bank.stamp(("s",), 0)
+    r = bank.report()
+    assert (r.buffers, r.transfers_to_device, r.bytes_to_device) == (3, 1, 16)
+    assert (r.transfers_to_host, r.bytes_to_host) == (2, 24)
+    assert backend.transfers.by_label["to_device:p"] == 1  # the upload is the first name's
+    assert r.as_dict()["bytes_to_host"] == 24
+
+
+def test_a_reader_that_meets_a_publish_in_progress_retries_without_the_slow_path():
+    """The newest slot's counter is odd at the reader's first look (a publish into it
+    had begun): the reader looks again lock-free and gets the whole copy; the locked
+    slow path is only for readers slower than FAST_TRIES such looks."""
+    ring = SnapshotRing((2,), np.dtype(np.float32))
+    ring.publish(np.array([4.0, 5.0], np.float32), 3, "x")
+
+    class OddOnce(list):
+        looks = 0
+
+        def __getitem__(self, i):
+            OddOnce.looks += 1
+            value = list.__getitem__(self, i)
+            return value + 1 if OddOnce.looks == 1 else value
+
+    ring.seq = OddOnce(ring.seq)
+    ring._read_held = lambda out: pytest.fail("took the slow path")
+    snap = ring.read(None)
+    assert snap.version == 3 and snap.data.tolist() == [4.0, 5.0]
+    assert OddOnce.looks == 3  # odd, then even before and after the copy
+
+
+def test_a_second_writer_is_refused_with_a_ring_error_naming_the_rule():
+    """Both non-newest slots locked (two writers, or a writer inside a publish) leaves
+    no slot: publish raises, naming the ring and its one-writer rule, and the newest
+    version is unchanged."""
+    ring = SnapshotRing((1,), np.dtype(np.float32))
+    ring.publish(np.ones(1, np.float32), 0, "x")
+    held = [lock for i, lock in enumerate(ring._locks) if i != ring.latest]
+    for lock in held:
+        lock.acquire()
+    with pytest.raises(RuntimeError, match="^SnapshotRing: no free slot to publish into; "
+                                           "a ring has one writer thread$"):
+        ring.publish(np.zeros(1, np.float32), 1, "x")
+    for lock in held:
+        lock.release()
+    assert ring.read(None).version == 0
+
+
+def test_age_counts_frames_and_seconds_since_the_write_and_flags_never_written():
+    """Age is (frame.index - version, frame.t_now - t_version); a buffer never
+    written is (-1 frames, NaN seconds), whatever the frame."""
+    bank = WeightBank()
+    bank.state("x", 1)
+    frame = Frame(index=10, t_now=2.5, t_display=2.52, budget_s=0.011)
+    never = bank.age("x", frame)
+    assert never.frames == -1 and np.isnan(never.seconds)
+    bank.stamp(("x",), 7, t=2.0)
+    assert bank.age("x", frame) == Age(3, 0.5)
+    bank.stamp(("x",), 0, t=0.5)  # frame 0 is a write like any other
+    assert bank.age("x", frame) == Age(10, 2.0)
