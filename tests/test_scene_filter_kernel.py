@@ -74,9 +74,11 @@ def test_compiled_loops_draw_what_the_array_code_draws_frame_for_frame(settings)
     assert changed > 10  # the comparison covered LOD switches
 
 
-def _bank_with(bounds: np.ndarray, view: np.ndarray | None = None) -> WeightBank:
-    """One object per row of ``bounds`` (model = translation to its centre), one LOD,
-    both eyes at the origin looking down -Z with a 90-degree field of view."""
+def _bank_with(bounds: np.ndarray, view: np.ndarray | None = None,
+               switches: tuple[float, ...] = (0.0,)) -> WeightBank:
+    """One object per row of ``bounds`` (model = translation to its centre), one mesh
+    with LODs switching at ``switches`` (m), both eyes at the origin looking down -Z
+    with a 90-degree field of view."""
     n = len(bounds)
     bank = WeightBank()
     model = bank.param(layout.OBJECT_MODEL, np.tile(np.eye(4, dtype=np.float32), (n, 1, 1)))
@@ -87,7 +89,7 @@ def _bank_with(bounds: np.ndarray, view: np.ndarray | None = None) -> WeightBank
     color[:, 0] = np.arange(n)
     bank.param(layout.OBJECT_COLOR, color)
     bank.param(layout.OBJECT_IMPORTANCE, np.ones(n, np.float32))
-    draw, distance = layout.lod_tables([[0.0]])
+    draw, distance = layout.lod_tables([list(switches)])
     bank.param(layout.MESH_LOD_DRAW, draw)
     bank.param(layout.MESH_LOD_DISTANCE, distance)
     views = np.stack([np.eye(4, dtype=np.float32)] * 2) if view is None else view
@@ -131,7 +133,20 @@ def test_a_nan_eye_matrix_culls_everything_on_both_paths():
 def test_auto_takes_the_compiled_loops_and_logs_it(caplog):
     with caplog.at_level(logging.INFO, logger=FILTER_LOG):
         assert _drawn(np.array([[0, 0, -5, 1]], np.float32), "auto") == [0]
-    assert "compiled loops (Numba) for 1 objects" in caplog.text
+    assert caplog.messages == ["scene_filter: compiled loops (Numba) for 1 objects"]
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_setup_draws_nothing_and_leaves_every_lod_at_zero(kernel):
+    # objects in view at 30 m, past the 10 m switch: the first frame, not setup, moves
+    # them to LOD 1 (compiling the loops at setup must not run them on the scene)
+    bounds = np.array([[0, 0, -30, 1], [2, 0, -30, 1]], np.float32)
+    bank = _bank_with(bounds, switches=(0.0, 10.0))
+    stage = SceneFilterStage(SceneFilterSettings(kernel=kernel))
+    stage.setup(bank, StageConfig(None))
+    assert not bank[layout.DRAW_RANGES].any() and not stage.lod.any()
+    stage.process(Frame(0, 0.0, 0.0, 0.011), bank)
+    assert bank[layout.DRAW_RANGES].tolist() == [[0, 0], [0, 2]] and stage.lod.tolist() == [1, 1]
 
 
 def test_without_numba_auto_falls_back_visibly_and_numba_is_an_error(monkeypatch, caplog):
@@ -141,8 +156,9 @@ def test_without_numba_auto_falls_back_visibly_and_numba_is_an_error(monkeypatch
     bounds = np.array([[0, 0, -5, 1]], np.float32)
     with caplog.at_level(logging.INFO, logger=FILTER_LOG):
         assert _drawn(bounds, "auto") == [0]
-    assert "array code for 1 objects: Numba is not importable" in caplog.text
-    assert "vrshare[fast]" in caplog.text
+    [message] = caplog.messages
+    assert message.startswith("scene_filter: array code for 1 objects: Numba is not importable")
+    assert "vrshare[fast]" in message
     with pytest.raises(ConfigError, match=r"scene_filter settings 'kernel' = 'numba': Numba"):
         _drawn(bounds, "numba")
 
