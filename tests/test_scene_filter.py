@@ -399,6 +399,21 @@ def test_budget_ranks_by_importance_times_projected_size_and_breaks_ties_by_inde
     assert visible_ids(culled_first) == [1, 2]
 
 
+def test_budget_fills_with_ties_only_after_the_objects_ranked_above_them():
+    # two objects above the budget-th score, three tied at it: the first tie fills it
+    importance = [0.5, 0.9, 0.5, 0.8, 0.5]
+    rig = Rig(scene_at([[0, 0, -10]] * 5, 0.5, importance=importance), *one_eye(), budget=3)
+    for _ in range(2):  # and again in a second frame
+        assert visible_ids(rig) == [0, 1, 3]
+
+
+def test_budget_scores_every_sphere_around_the_viewer_alike():
+    # the viewer is inside all three (r / d = 1.2, 3, 2): each scores r / max(d, r) = 1,
+    # so the tie goes to the lower indices
+    rig = Rig(scene_at([[0, 0, -2.5], [0, 0, -1], [0, 0, -1.5]], 3.0), *one_eye(), budget=2)
+    assert visible_ids(rig) == [0, 1]
+
+
 # -- the stage in a pipeline, settings and errors -----------------------------------------
 
 def test_pipeline_schedules_it_after_objects_and_eyes_with_moving_objects():
