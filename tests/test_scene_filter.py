@@ -243,10 +243,14 @@ def test_projected_size_switching_keeps_the_hysteresis_band():
 
 
 def test_projected_size_settings_are_checked():
-    with pytest.raises(ConfigError, match="eye_height_px"):
+    with pytest.raises(ConfigError) as needs:
         SceneFilterSettings(lod_pixels=(100.0,))
-    with pytest.raises(ConfigError, match="must decrease"):
+    assert str(needs.value) == ("scene_filter settings: 'lod_pixels' needs 'eye_height_px' "
+                                "(the eye's vertical resolution, px: the display's height)")
+    with pytest.raises(ConfigError) as order:
         SceneFilterSettings(lod_pixels=(20.0, 100.0), eye_height_px=512)
+    assert str(order.value) == ("scene_filter settings 'lod_pixels': sizes must decrease "
+                                "(LOD 1 first), got [20.0, 100.0]")
 
 
 @settings(max_examples=25, deadline=None)
@@ -523,8 +527,15 @@ def test_bad_lod_tables_and_mesh_ids_fail_in_setup_naming_what_is_wrong():
 
 def test_missing_or_misshapen_inputs_fail_in_setup():
     bank = WeightBank()
-    with pytest.raises(ValueError, match="'object_model'.*not in the bank"):
+    with pytest.raises(ValueError) as missing:
         SceneFilterStage().setup(bank, StageConfig(None))
+    assert str(missing.value) == ("buffer 'object_model' is not in the bank; the stage that "
+                                  "writes it must declare it in its setup")
+    flat = WeightBank()  # a model table that is not (N, 4, 4): expected with no objects
+    flat.state(layout.OBJECT_MODEL, (3, 16))
+    with pytest.raises(ValueError, match=r"'object_model' is \(3, 16\) float32, expected "
+                                         r"\(0, 4, 4\) float32"):
+        SceneFilterStage().setup(flat, StageConfig(None))
     scene = scene_at([[0, 0, -5]], 1.0)
     ObjectsStage(scene).setup(bank, StageConfig(None))
     bank.state(layout.EYE_VIEW, (4, 4))

@@ -144,7 +144,7 @@ def test_setup_draws_nothing_and_leaves_every_lod_at_zero(kernel):
     bank = _bank_with(bounds, switches=(0.0, 10.0))
     stage = SceneFilterStage(SceneFilterSettings(kernel=kernel))
     stage.setup(bank, StageConfig(None))
-    assert not bank[layout.DRAW_RANGES].any() and not stage.lod.any()
+    assert not bank[layout.DRAW_RANGES].any() and not stage.lod.any() and stage.drawn == 0
     stage.process(Frame(0, 0.0, 0.0, 0.011), bank)
     assert bank[layout.DRAW_RANGES].tolist() == [[0, 0], [0, 2]] and stage.lod.tolist() == [1, 1]
 
