@@ -369,3 +369,30 @@ def test_weights_save_and_load(tmp_path):
         learned.load_weights(tmp_path / "bad.npz", 4)
     with pytest.raises(FileNotFoundError, match="missing.npz"):
         learned.load_weights(tmp_path / "missing.npz", 4)
+
+
+def test_learned_weights_are_the_forgetting_weighted_least_squares_fit_to_every_step():
+    # after steps s = 1..S of rows [phi | y], the weights minimise, per model,
+    #   (w - w0)' R0 (w - w0) + sum_s lambda^(S - s) |y_s - phi_s w|^2,  R0 = I / prior:
+    # the prior is kept whole, older steps fade; a step with no rows changes nothing
+    rng = np.random.default_rng(8)
+    k, lam, prior = 3, 0.8, 2.0
+    w0 = learned.initial_weights(k)
+    f = w0.shape[1]
+    pred = learned.LearnedPredictor(np, 1, w0.copy(), k=k, forgetting=lam, prior=prior)
+    steps = [rng.normal(size=(learned.MODELS, 5, f + 1)) for _ in range(6)]
+    for s, rows in enumerate(steps):
+        pred._rls(rows, np.int64(5))
+        if s == 2:
+            before = pred.weights.copy()
+            pred._rls(np.zeros_like(rows), np.int64(0))  # nothing matured this frame
+            np.testing.assert_array_equal(pred.weights, before)
+    for m in range(learned.MODELS):
+        a = np.eye(f) / prior
+        b = w0[m] / prior
+        for s, rows in enumerate(steps):
+            weight = lam ** (len(steps) - 1 - s)
+            phi, y = rows[m, :, :f], rows[m, :, f]
+            a = a + weight * phi.T @ phi
+            b = b + weight * phi.T @ y
+        np.testing.assert_allclose(pred.weights[m], np.linalg.solve(a, b), rtol=1e-10)
