@@ -396,3 +396,18 @@ def test_learned_weights_are_the_forgetting_weighted_least_squares_fit_to_every_
             a = a + weight * phi.T @ phi
             b = b + weight * phi.T @ y
         np.testing.assert_allclose(pred.weights[m], np.linalg.solve(a, b), rtol=1e-10)
+
+
+def test_learned_predictor_checks_its_arguments_at_their_bounds():
+    w = learned.initial_weights
+    learned.LearnedPredictor(np, 1, w(1), k=1, forgetting=1.0)  # the smallest history, no fading
+    bad = [({"k": 0}, w(1), "history_k must be >= 1, got 0"),
+           ({"forgetting": 0.0}, w(8), "forgetting must be in (0, 1], got 0.0"),
+           ({"forgetting": 1.5}, w(8), "forgetting must be in (0, 1], got 1.5"),
+           ({"k": 3}, w(4), r"weights have shape (2, 8), expected (2, 6)"),
+           ({"prior": 0.0}, w(8), "prior must be > 0, got 0.0"),
+           ({"solve_every": 0}, w(8), "solve_every must be >= 1, got 0")]
+    for kwargs, weights, message in bad:
+        with pytest.raises(ValueError) as err:
+            learned.LearnedPredictor(np, 1, weights, **kwargs)
+        assert str(err.value) == message
