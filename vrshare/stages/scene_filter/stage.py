@@ -34,8 +34,9 @@ Every frame, over all N objects at once (no per-object Python work):
 Rows of ``instances`` past the last range keep stale data; the renderer draws ranges.
 On the NumPy backend the same steps can run as compiled loops instead (:mod:`.kernel`,
 setting ``kernel``); the budget step is this module's on both paths.
-All scratch arrays are allocated in :meth:`SceneFilterStage.setup`; the few small
-temporaries NumPy/CuPy force are marked where they occur.
+All scratch arrays are allocated in :meth:`SceneFilterStage.setup` (the array code's
+own only when it is the path taken); the few small temporaries NumPy/CuPy force are
+marked where they occur.
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ class SceneFilterStage(Stage):
         self.draw_ranges = bank.state(layout.DRAW_RANGES, (self._slots, 2), "int32")
         self._allocate(xp, n)
         self._compiled = self._choose_kernel(xp)
+        if self._compiled is None:
+            self._allocate_array_code(xp, n)
 
     def _choose_kernel(self, xp: Any) -> Any:
         """The compiled loops (:mod:`.kernel`), compiled now, or None for the array code."""
@@ -210,12 +213,10 @@ class SceneFilterStage(Stage):
         self._mesh = xp.asarray(mesh_h.astype(np.intp))
 
     def _allocate(self, xp: Any, n: int) -> None:
-        """Scratch, sized once (per-object arrays hold N entries; per-frame work uses
-        their first ``count``). Index arrays are intp, so NumPy's take and scatter use
-        them as they are."""
+        """Scratch both paths use, sized once (per-object arrays hold N entries; per-frame
+        work uses their first ``count``). Index arrays are intp, so NumPy's take and
+        scatter use them as they are."""
         f32, i32, ip = np.float32, np.int32, np.intp
-        # the sort key slot * N + index (see _compact) is int32 where it fits
-        key = np.int32 if self._slots * n < 2**31 else np.int64
         self._a = xp.zeros((12, 4), f32)  # planes [nx, ny, nz, 1] (times [cx, cy, cz, r])
         self._a[:, 3] = 1.0
         self._offset = xp.zeros((12, 1), f32)  # plane offsets (m)
@@ -225,30 +226,15 @@ class SceneFilterStage(Stage):
         self._planes = xp.zeros((2, 6, 4), f32)
         self._sq = xp.zeros((2, 6, 3), f32)
         self._norm = xp.zeros((2, 6), f32)
-        self._s = xp.zeros((12, n), f32)
-        self._m = xp.zeros((2, n), f32)
         self._flag = xp.zeros(n, ip)  # 0/1
         self._pos = xp.zeros(n, ip)
         self._order = xp.zeros(n + 1, ip)  # kept object indices; the last entry takes the rest
-        self._arange = xp.arange(n, dtype=ip)
         self._lod = xp.zeros(n, i32)  # every object's LOD, kept across frames
-        self._kept_lod = xp.zeros(n, i32)
-        self._kept_mesh = xp.zeros(n, ip)
         self._kept_d2 = xp.zeros(n, f32)  # squared distance to the viewer, m^2
         self._focal = xp.zeros((), f32)  # px per unit of tangent, the eyes' largest
-        self._size2 = xp.zeros(n, f32)  # lod_pixels: (d / (r f))^2, per px^2 of size
         self._sphere = xp.zeros((n, 4), f32)
         self._rel = xp.zeros(n, f32)
-        self._threshold = xp.zeros(n, f32)
-        self._passed = xp.zeros(n, bool)
-        self._lo = xp.zeros(n, i32)
-        self._hi = xp.zeros(n, i32)
-        self._row = xp.zeros(n, ip)
         self._slot = xp.zeros(n, ip)
-        self._key = xp.zeros(n, key)
-        self._gathered = xp.zeros((n, 16), f32)
-        self._colors = xp.zeros(n, np.complex128)  # RGBA as one 16-byte element
-        self._transpose = xp.asarray(transpose_matrix())
         if 0 < self.settings.instance_budget < n:
             self._score = xp.zeros(n, f32)
             self._sorted = xp.zeros(n, f32)
@@ -257,6 +243,28 @@ class SceneFilterStage(Stage):
             self._rank = xp.zeros(n, ip)
             self._above = xp.zeros((), ip)
             self._survivors = xp.zeros(n + 1, ip)
+
+    def _allocate_array_code(self, xp: Any, n: int) -> None:
+        """Scratch only the array code uses (about 190 bytes per object): left out when
+        the compiled loops filter."""
+        f32, i32, ip = np.float32, np.int32, np.intp
+        # the sort key slot * N + index (see _compact) is int32 where it fits
+        key = np.int32 if self._slots * n < 2**31 else np.int64
+        self._s = xp.zeros((12, n), f32)
+        self._m = xp.zeros((2, n), f32)
+        self._arange = xp.arange(n, dtype=ip)
+        self._kept_lod = xp.zeros(n, i32)
+        self._kept_mesh = xp.zeros(n, ip)
+        self._size2 = xp.zeros(n, f32)  # lod_pixels: (d / (r f))^2, per px^2 of size
+        self._threshold = xp.zeros(n, f32)
+        self._passed = xp.zeros(n, bool)
+        self._lo = xp.zeros(n, i32)
+        self._hi = xp.zeros(n, i32)
+        self._row = xp.zeros(n, ip)
+        self._key = xp.zeros(n, key)
+        self._gathered = xp.zeros((n, 16), f32)
+        self._colors = xp.zeros(n, np.complex128)  # RGBA as one 16-byte element
+        self._transpose = xp.asarray(transpose_matrix())
 
     # -- per frame --------------------------------------------------------------------
 
