@@ -52,6 +52,7 @@ from ...backend import array_module, to_host
 from ...config import ConfigError, check_ranges, setting
 from ...pipeline import BufferMismatch, Frame, Stage, StageConfig
 from ...weights import WeightBank
+from .gathers import as_16_bytes, stream_compact, take
 from .tables import PLANE_ROWS, check_lod_tables, transpose_matrix
 
 log = logging.getLogger(__name__)
@@ -286,7 +287,7 @@ class SceneFilterStage(Stage):
             self._run_compiled(self._compiled)
             return
         self._cull()
-        count = _stream_compact(self._xp, self._flag, self._arange, self._pos, self._order)
+        count = stream_compact(self._xp, self._flag, self._arange, self._pos, self._order)
         self._measure(count)
         if 0 < self.settings.instance_budget < count:
             count = self._apply_budget(count)
@@ -349,7 +350,7 @@ class SceneFilterStage(Stage):
         """
         xp = self._xp
         sphere, rel, d2 = self._sphere[:count], self._rel[:count], self._kept_d2[:count]
-        _take(xp, _as_16_bytes(self._bounds), self._order[:count], _as_16_bytes(sphere))
+        take(xp, as_16_bytes(self._bounds), self._order[:count], as_16_bytes(sphere))
         d2.fill(0)
         for axis in range(3):  # over x, y, z, not objects
             xp.subtract(sphere[:, axis], self._viewer[axis:axis + 1], out=rel)
@@ -363,8 +364,8 @@ class SceneFilterStage(Stage):
         mesh, d2, lod = self._kept_mesh[:count], self._kept_d2[:count], self._kept_lod[:count]
         threshold, passed = self._threshold[:count], self._passed[:count]
         lo, hi, row = self._lo[:count], self._hi[:count], self._row[:count]
-        _take(xp, self._mesh, index, mesh)
-        _take(xp, self._lod, index, lod)
+        take(xp, self._mesh, index, mesh)
+        take(xp, self._lod, index, lod)
         if self._pixels:  # compare (d / (r f))^2 with (2 / P)^2
             measure = self._size2[:count]
             xp.multiply(self._sphere[:count, 3], self._focal, out=measure)
@@ -377,7 +378,7 @@ class SceneFilterStage(Stage):
         hi.fill(0)
         for level in range(self._levels - 1):  # over LOD levels, not objects
             for bound, counter in ((self._up2, lo), (self._down2, hi)):
-                _take(xp, bound[level], mesh, threshold)
+                take(xp, bound[level], mesh, threshold)
                 xp.greater_equal(measure, threshold, out=passed)
                 xp.add(counter, passed, out=counter)
         xp.maximum(lod, lo, out=lod)
@@ -385,7 +386,7 @@ class SceneFilterStage(Stage):
         self._lod[index] = lod
         xp.multiply(mesh, self._levels, out=row)
         xp.add(row, lod, out=row)
-        _take(xp, self._table, row, self._slot[:count])
+        take(xp, self._table, row, self._slot[:count])
 
     def _apply_budget(self, count: int) -> int:
         """Keep the ``instance_budget`` of the ``count`` visible objects that score highest.
@@ -396,7 +397,7 @@ class SceneFilterStage(Stage):
         xp, budget = self._xp, self.settings.instance_budget
         index = self._order[:count]
         score, weight = self._score[:count], self._weight[:count]
-        _take(xp, self._importance, index, weight)
+        take(xp, self._importance, index, weight)
         radius = self._sphere[:count, 3]
         xp.sqrt(self._kept_d2[:count], out=score)
         xp.maximum(score, radius, out=score)
@@ -416,7 +417,7 @@ class SceneFilterStage(Stage):
         xp.less_equal(rank, self._above, out=rank)
         xp.multiply(tie, rank, out=tie)
         xp.add(above, tie, out=above)  # above and tie are disjoint: a 0/1 keep flag
-        kept = _stream_compact(xp, above, index, self._pos[:count], self._survivors[:count + 1])
+        kept = stream_compact(xp, above, index, self._pos[:count], self._survivors[:count + 1])
         index[:kept] = self._survivors[:kept]
         return kept
 
@@ -434,53 +435,10 @@ class SceneFilterStage(Stage):
         if count:
             xp.remainder(key, n, out=index)
         rows, colors = self._gathered[:count], self._colors[:count]
-        _take(xp, self._model.reshape(n, 16), index, rows)
+        take(xp, self._model.reshape(n, 16), index, rows)
         xp.matmul(rows, self._transpose, out=self.instances[:count, :16])
         # Colours are gathered contiguously (NumPy's take would copy a strided out),
         # then copied into their column in one pass of 16-byte elements.
-        _take(xp, _as_16_bytes(self._color), index, colors)
-        _as_16_bytes(self.instances)[:count, 4] = colors
+        take(xp, as_16_bytes(self._color), index, colors)
+        as_16_bytes(self.instances)[:count, 4] = colors
         self.drawn = count
-
-
-def _as_16_bytes(rows: Any) -> Any:
-    """A float32 array whose last axis holds 4k values, viewed as k 16-byte elements.
-
-    NumPy copies such elements one by one as fast as one float, where a row of four
-    floats costs a small memmove: gathers and strided copies of RGBA colours and
-    bounding spheres run several times faster this way (on CuPy it changes nothing).
-    """
-    view = rows.view(np.complex128)
-    return view[..., 0] if view.shape[-1] == 1 else view
-
-
-def _stream_compact(xp: Any, flag: Any, values: Any, pos: Any, out: Any) -> int:
-    """``out[:k] = values[flag == 1]`` in order, for 0/1 ``flag``; returns ``k``.
-
-    A running count gives each flagged element its slot; the others all land in the
-    extra last element of ``out`` (length ``len(flag) + 1``). Unlike ``compress``,
-    which builds an index array internally, this allocates nothing.
-    """
-    size = flag.shape[0]
-    if not size:
-        return 0
-    xp.cumsum(flag, out=pos)
-    count = int(to_host(pos[-1:], label="visible_count")[0])  # a sync on a GPU: one scalar
-    xp.subtract(pos, 1 + size, out=pos)  # flagged: position - size; others: ignored
-    xp.multiply(pos, flag, out=pos)
-    xp.add(pos, size, out=pos)  # flagged: position; others: size
-    out[pos] = values
-    return count
-
-
-def _take(xp: Any, source: Any, index: Any, out: Any) -> None:
-    """``out[...] = source[index]`` along axis 0, with no hidden temporary.
-
-    NumPy's ``take`` silently buffers ``out`` in its default ``mode="raise"``; the
-    indices here are in range by construction, so ``"clip"`` is exact. CuPy's ``take``
-    has no ``mode`` and writes ``out`` directly.
-    """
-    if xp is np:
-        np.take(source, index, axis=0, out=out, mode="clip")
-    else:
-        xp.take(source, index, axis=0, out=out)
