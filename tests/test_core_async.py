@@ -219,6 +219,102 @@ def test_async_stats_have_the_workers_own_trace_track_and_the_latency():
     assert len(worker) == 5
 
 
+class SteppedClock(VirtualClock):
+    """The virtual timeline, taken for a real clock: the loop never waits for a worker."""
+
+    deterministic = False
+
+
+class Held(Stage):
+    """Writes its run's frame index; run ``i`` first waits for ``gates[i]`` (later runs
+    go straight on), and records how long it waited (s)."""
+
+    name = "held"
+    writes = ("held",)
+
+    def __init__(self, gates):
+        super().__init__()
+        self.gates = gates
+        self.waited = []
+
+    def setup(self, bank, config):
+        self.out = bank.state("held", 1)
+
+    def process(self, frame, bank):
+        t0 = time.perf_counter()
+        if len(self.waited) < len(self.gates):
+            self.gates[len(self.waited)].wait(10)
+        self.waited.append(time.perf_counter() - t0)
+        self.out[0] = frame.index
+
+
+class Opener(Stage):
+    """In frame ``at[i]`` opens ``gates[i]`` and waits until the worker is idle again."""
+
+    name = "opener"
+
+    def __init__(self, at, gates):
+        super().__init__()
+        self.at, self.gates = at, gates
+        self.worker = None  # set once the loop has made it
+
+    def process(self, frame, bank):
+        if frame.index in self.at:
+            self.gates[self.at.index(frame.index)].set()
+            assert self.worker.wait(10)
+
+
+def test_periods_an_async_run_missed_on_a_real_clock_are_counted_as_skipped():
+    """30 Hz on a 90 Hz clock: a run is due every 3 frames. Run 1 (frame 0) is held
+    until frame 19 and published in frame 20, 17 frames past its successor's due time:
+    int(17 / 3) = 5 periods missed; run 2 (frame 20, next due 23) is held until frame
+    41, published in 42: int(19 / 3) = 6 more; run 3 (frame 42, next due 45) is held
+    until frame 48, published in 49: int(4 / 3) = 1 more. The loop does something for
+    the stage in frames 0, 20, 42 and 49 only; run 4 is still in flight when the run
+    ends."""
+    gates = [threading.Event() for _ in range(3)]
+    held = set_cadence(Held(gates), mode="async", rate_hz=30.0)
+    opener = Opener([19, 41, 48], gates)
+    loop, bank = loop_of([held, opener], clock=SteppedClock(90.0))
+    opener.worker = loop.paced["held"].worker
+    stats = loop.run(50)
+    assert stats.faults == []
+    report = stats.cadence["held"]
+    assert (report.skipped, report.runs, report.latency_frames_max) == (12, 3, 22)
+    assert bank["held"][0] == 42 and bank.version("held") == 42
+    assert {t.name: t for t in stats.summary()}["held"].frames == 4
+    worker = [e["dur"] * 1e-6 for e in stats.chrome_trace()["traceEvents"]
+              if e["ph"] == "X" and e["name"] == "held (worker)"]
+    assert len(worker) == 3  # each published run's time on its thread, at least its wait
+    assert all(dur >= waited for dur, waited in zip(worker, held.waited, strict=False))
+    assert min(held.waited[:3]) > 0
+
+
+def test_a_hung_async_run_that_comes_back_is_reported_as_returned_with_its_time():
+    gate = threading.Event()
+    held = set_cadence(Held([gate]), mode="async")
+    bank = WeightBank()
+    pipe = Pipeline([held])
+    pipe.setup(bank, StageConfig(None))
+    loop = FrameLoop(pipe, bank, UnthrottledClock(90.0), hang_limits_s={"held": 0.05})
+    worker = loop.paced["held"].worker
+
+    def progress(n):
+        if loop.stats.hangs and not gate.is_set():
+            gate.set()  # the run comes back while the loop goes on
+            assert worker.wait(10)
+        elif gate.is_set() and not worker.busy and bank.version("held") >= 0:
+            raise KeyboardInterrupt
+
+    try:
+        stats = loop.run(seconds=10.0, progress=progress)
+    finally:
+        gate.set()
+    (hang,) = stats.hangs
+    assert hang.stage == "held" and hang.frame == 0 and hang.returned is True
+    assert hang.seconds >= held.waited[0] >= 0.05  # its whole run, not the time noticed
+
+
 # -- overrun policies ------------------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """Worker: the thread an async stage's runs go to (one run at a time, outcome read after)."""
 
 import threading
+from types import SimpleNamespace
 
+from vrshare import backend
 from vrshare.pipeline.stage import Frame
 from vrshare.pipeline.watchdog import IDLE
 from vrshare.pipeline.worker import Worker
@@ -84,3 +86,39 @@ def test_a_run_stuck_past_stop_is_given_up_and_its_outcome_dropped():
     assert not old_thread.is_alive()
     assert w.error is None and w.frame.index == 1
     assert w.stop(GUARD_S)
+
+
+def test_on_a_gpu_each_run_is_queued_on_the_workers_own_stream_and_finished_before_done(
+        monkeypatch):
+    """The worker's thread makes one non-blocking CUDA stream, runs every run inside it
+    and synchronises it before the run counts as done (here a stand-in for CuPy's)."""
+    events = []
+
+    class Stream:
+        made = []
+
+        def __init__(self, non_blocking=False):
+            self.non_blocking, self.entered = non_blocking, False
+            Stream.made.append(self)
+
+        def __enter__(self):
+            self.entered = True
+            return self
+
+        def __exit__(self, *exc):
+            self.entered = False
+
+        def synchronize(self):
+            events.append(("synchronize", self.entered))
+
+    gpu = SimpleNamespace(is_gpu=True, xp=SimpleNamespace(cuda=SimpleNamespace(Stream=Stream)))
+    monkeypatch.setattr(backend, "active", lambda: gpu)
+    w = Worker("echo", lambda f: events.append(("run", f.index, [s.entered for s in Stream.made])))
+    for i in range(2):
+        w.start(frame(i))
+        assert w.wait(GUARD_S) and w.error is None
+    assert events == [("run", 0, [True]), ("synchronize", True),
+                      ("run", 1, [True]), ("synchronize", True)]
+    (stream,) = Stream.made
+    assert stream.non_blocking
+    assert w.stop(GUARD_S) and not stream.entered  # left when the thread ends

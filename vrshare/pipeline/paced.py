@@ -120,7 +120,7 @@ class PacedStage:
         self.stage.process(frame, view if view is not None else bank)
         seconds = perf_counter() - t0
         self._advance(frame)
-        self._publish(frame, frame)
+        self._publish(frame)
         if self.budget_s is not None and seconds > self.budget_s:
             self._overran(frame, seconds)
         return None
@@ -144,7 +144,7 @@ class PacedStage:
                 error.add_note(f"(raised on the stage's worker thread, in the run started in "
                                f"frame {started.index})")
                 raise error
-            self._publish(frame, started)
+            self._publish(started)
             self.latency_s.append(frame.t_now - started.t_now)
             self.latency_frames.append(frame.index - started.index)
             self.stats.set_later(started.index, self.worker_track, worker.seconds,
@@ -190,7 +190,8 @@ class PacedStage:
 
     # -- results --------------------------------------------------------------------
 
-    def _publish(self, frame: Frame, started: Frame) -> None:
+    def _publish(self, started: Frame) -> None:
+        """Make a run's outputs visible, stamped with the frame that started it."""
         try:
             if self.view is not None:
                 self.view.publish()
