@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from vrshare import backend
 from vrshare.stages.tracking import learned
 
 GRID = 2.0 ** -7  # s: sums of grid times are exact in float64
@@ -166,3 +167,39 @@ def test_features_are_h_and_h_squared_over_tau_times_each_velocity():
     for d in range(devices):
         np.testing.assert_allclose(phi[d], ref.features(d, h[d]), rtol=1e-9, atol=1e-12)
     assert np.abs(phi[..., k:]).max() > 0  # the h^2 half is not all zero here
+
+
+def test_a_weights_file_is_read_as_float64_with_or_without_its_information_matrix(tmp_path):
+    k = 2
+    w = learned.initial_weights(k).astype(np.float32)
+    info = np.tile(np.eye(2 * k, dtype=np.float32), (learned.MODELS, 1, 1))
+    np.savez(tmp_path / "both.npz", weights=w, info=info)
+    np.savez(tmp_path / "weights.npz", weights=w)  # written by another tool: no info
+    loaded, loaded_info = learned.load_weights(tmp_path / "both.npz", k)
+    assert loaded.dtype == loaded_info.dtype == np.float64
+    np.testing.assert_array_equal(loaded, w)
+    np.testing.assert_array_equal(loaded_info, info)
+    loaded, loaded_info = learned.load_weights(tmp_path / "weights.npz", k)
+    assert loaded.dtype == np.float64 and loaded_info is None
+
+
+def test_weights_files_of_another_size_are_refused_with_both_shapes(tmp_path):
+    path = tmp_path / "w.npz"
+    learned.save_weights(path, learned.initial_weights(3), np.zeros((2, 6, 6)))
+    with pytest.raises(ValueError) as err:
+        learned.load_weights(path, 4)
+    assert str(err.value) == (f"{path}: weights have shape (2, 6), expected (2, 8) for "
+                              "history_k=4")
+    np.savez(path, weights=learned.initial_weights(3), info=np.zeros((2, 5, 6)))
+    with pytest.raises(ValueError) as err:
+        learned.load_weights(path, 3)
+    assert str(err.value) == (f"{path}: information matrix has shape (2, 5, 6), expected "
+                              "(2, 6, 6)")
+
+
+def test_saving_counts_its_two_host_copies_by_name(tmp_path):
+    pred = learned.LearnedPredictor(np, 1, learned.initial_weights(2), k=2)
+    backend.transfers.reset()
+    pred.save(tmp_path / "w.npz")
+    assert backend.transfers.by_label == {"to_host:predictor_weights": 1,
+                                          "to_host:predictor_info": 1}
