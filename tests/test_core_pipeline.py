@@ -1,5 +1,7 @@
 import json
+import logging
 import math
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from vrshare import (
     FrameLoop,
     Pipeline,
     PipelineError,
+    Stage,
     StageConfig,
     StageSetupError,
     VirtualClock,
@@ -145,6 +148,55 @@ def test_overruns_are_counted_against_the_stage_budget(caplog):
     row = {s.name: s for s in stats.summary()}["sleeper"]
     assert row.over_budget == 5
     assert "overran its budget" in caplog.text
+
+
+def test_a_stages_first_overrun_is_logged_once_with_its_time_and_budget(monkeypatch, caplog):
+    """The loop times each stage by two perf_counter readings; here the stage moves that
+    clock itself, by exactly its budget (2^-10 s: not over) in frame 0 and by three times
+    it in frames 1 and 2."""
+    now = [1.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    budget = 2.0 ** -10
+
+    class Tick(Stage):
+        name = "tick"
+
+        def process(self, frame, bank):
+            now[0] += budget * (1 if frame.index == 0 else 3)
+
+    with caplog.at_level(logging.WARNING, logger="vrshare"):
+        stats, _, _ = run([Tick()], frames=3, budgets={"tick": budget})
+    assert {s.name: s for s in stats.summary()}["tick"].over_budget == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "stage 'tick' overran its budget (2.930 ms > 0.977 ms) in frame 1; further "
+        "overruns are counted in the stats"]
+
+
+def test_a_fault_is_logged_as_a_stages_or_a_steps_with_its_traceback(caplog):
+    with caplog.at_level(logging.ERROR, logger="vrshare"):
+        stats, _, _ = run([make("bad", writes=("b",), raise_at=3)], frames=5)
+    (fault,) = stats.faults
+    assert fault.describe() == ("'bad' raised in frame 3 and was disabled: "
+                                "RuntimeError: bad failed on purpose")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"stage {fault.describe()}\n{fault.traceback}"]
+    caplog.clear()
+
+    def present(frame, bank):
+        raise RuntimeError("present failed on purpose")
+
+    bank = WeightBank()
+    pipe = Pipeline([make("a", writes=("a",))])
+    pipe.setup(bank, StageConfig(None))
+    loop = FrameLoop(pipe, bank, VirtualClock(90), steps=[("present", present)])
+    with caplog.at_level(logging.ERROR, logger="vrshare"), \
+            pytest.raises(RuntimeError, match="present failed on purpose"):
+        loop.run(3)
+    (fault,) = loop.stats.faults
+    assert fault.describe() == ("'present' raised in frame 0 and ended the run: "
+                                "RuntimeError: present failed on purpose")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"step {fault.describe()}\n{fault.traceback}"]
 
 
 def test_budget_for_an_unknown_stage_is_an_error():
