@@ -256,3 +256,14 @@ def test_eye_poses_and_fields_of_view_come_back_from_the_matrices():
     fov = (-0.9, 0.7, 0.8, -0.95)
     proj = np.array(eyes.projection(fov, 0.05, 100.0))
     np.testing.assert_allclose(eyes.fov_from_projection(proj), fov, atol=1e-12)
+
+
+@given(st.floats(-3.1, 3.1), st.floats(-1.5, 1.5))
+def test_yaw_then_pitch_matches_scipy_and_turns_the_way_it_says(yaw, pitch):
+    expected = Rotation.from_rotvec([0.0, yaw, 0.0]) * Rotation.from_rotvec([pitch, 0.0, 0.0])
+    assert same_rotation(quat.from_yaw_pitch(yaw, pitch), expected.as_quat())
+    forward = np.array([0.0, 0.0, -1.0])  # -Z, the OpenXR view direction
+    left = quat.rotate(quat.from_yaw_pitch(math.pi / 2), forward)
+    up = quat.rotate(quat.from_yaw_pitch(0.0, math.pi / 2), forward)
+    np.testing.assert_allclose(left, [-1.0, 0.0, 0.0], atol=1e-12)  # positive yaw: left
+    np.testing.assert_allclose(up, [0.0, 1.0, 0.0], atol=1e-12)  # positive pitch: up
