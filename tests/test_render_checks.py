@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from vrshare import display, layout
 from vrshare.pipeline import FrameStats, Pipeline, StageConfig
 from vrshare.render import Renderer, RenderError
 from vrshare.render import renderer as rmod
+from vrshare.render.regroup import InstanceDraw
 from vrshare.scene import load_scene
 from vrshare.stages.motion import SceneMotionStage
 from vrshare.testing import FixedEyes, FixedEyesSettings
@@ -174,16 +174,13 @@ def cubes(harness):
     (0, -5, "none"),  # negative count: skipped
     (2_000_000_000, 2_000_000_000, "none"),  # first + count overflows int32: skipped
 ])
-def test_draw_range_past_the_buffer_is_clamped_quickly(cubes, caplog, first, count, drawn):
+def test_draw_range_past_the_buffer_is_clamped(cubes, caplog, first, count, drawn):
     h, clean, red = cubes
     stats = FrameStats(["x"], 1 / 90)
     h.renderer.bind(h.bank, stats, declared_by=h.pipeline.declared_by)
     h.bank[layout.DRAW_RANGES][0] = [first, count]
     with caplog.at_level(logging.WARNING, logger="vrshare"):
-        t = time.perf_counter()
         images = [frame(h) for _ in range(3)]
-        elapsed = time.perf_counter() - t
-    assert elapsed < 1.0  # (it took 1.4 s per frame)
     for image in images:
         if drawn == "both":
             np.testing.assert_array_equal(image, clean)
@@ -198,6 +195,65 @@ def test_draw_range_past_the_buffer_is_clamped_quickly(cubes, caplog, first, cou
     assert np.array_equal(h.bank[layout.DRAW_RANGES][0], [first, count])  # the bank untouched
     h.bank[layout.DRAW_RANGES][0] = [0, 2]
     np.testing.assert_array_equal(frame(h), clean)
+
+
+def four_slots() -> dict:
+    """Four meshes (a draw slot per LOD: the sphere has two), six objects: six
+    instance rows."""
+    shapes = ["box", "sphere", "plane", "box"]
+    return {"background": [0.0, 0.0, 0.0], "light": FLAT,
+            "primitive": [{"name": f"m{i}", "shape": shape, "size": [0.2] * 3}
+                          for i, shape in enumerate(shapes)],
+            "object": [{"mesh": f"m{i % 4}", "position": [0.3 * i - 0.8, 0.0, -3.0]}
+                       for i in range(6)]}
+
+
+def clamped(ranges, capacity):
+    """The draws of ``ranges`` [first, count] by the rule, and the slots outside the buffer."""
+    draws, outside = [], 0
+    for slot, (first, count) in enumerate(ranges):
+        outside += first < 0 or count < 0 or first + count > capacity
+        if first >= 0 and count > 0 and first < capacity:
+            draws.append(InstanceDraw(slot, first, min(count, capacity - first), False))
+    return draws, outside
+
+
+def test_each_frames_ranges_are_clamped_slot_by_slot_and_counted(harness, caplog):
+    h = harness(four_slots(), size=SIZE)
+    frame(h)  # the stages write the instance rows
+    capacity = h.renderer.capacity
+    slots = len(h.renderer.slot_names)
+    assert capacity == 6 and h.bank[layout.DRAW_RANGES].shape == (slots, 2) and slots >= 4
+    edges = [-2**31, -1, 0, 1, 2, capacity - 1, capacity, capacity + 1, 2**31 - 1]
+    rng = np.random.default_rng(5)
+    counted = 0
+    with caplog.at_level(logging.WARNING, logger="vrshare"):
+        for _ in range(400):
+            ranges = rng.choice(edges, size=(slots, 2))
+            h.bank[layout.DRAW_RANGES][...] = ranges
+            expected, outside = clamped(ranges.tolist(), capacity)
+            assert h.renderer._upload_frame() == expected, ranges
+            counted += outside
+            assert h.renderer.counts[rmod.RANGES_CLAMPED] == counted
+            np.testing.assert_array_equal(h.bank[layout.DRAW_RANGES], ranges)  # not the bank's
+    assert counted > 100
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "draw_ranges" in warning
+
+
+def test_the_clamping_warning_names_the_first_slot_outside_the_buffer(harness, caplog):
+    h = harness(four_slots(), size=SIZE)
+    h.renderer.bind(h.bank, declared_by=h.pipeline.declared_by)  # as display.py does
+    frame(h)
+    h.bank[layout.DRAW_RANGES][...] = 0
+    h.bank[layout.DRAW_RANGES][:4] = [[0, 6], [5, 0], [4, 3], [-1, 1]]
+    with caplog.at_level(logging.WARNING, logger="vrshare"):
+        frame(h)
+    assert [r.getMessage() for r in caplog.records] == [
+        "'draw_ranges' (declared by stage 'passthrough'): draw slot 2 ('m1' LOD 1) has "
+        "[first, count] = [4, 3], outside the instance buffer's 6 rows; ranges are clamped "
+        "to the buffer; further ones are counted in the run's stats (render: draw ranges "
+        "clamped)"]
 
 
 @pytest.mark.parametrize(("column", "value"), [(0, np.nan), (12, np.inf),  # model matrix
