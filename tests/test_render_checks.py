@@ -256,6 +256,25 @@ def test_the_clamping_warning_names_the_first_slot_outside_the_buffer(harness, c
         "clamped)"]
 
 
+def test_the_non_finite_row_warning_names_the_first_row_and_the_slot_drawing_it(
+        harness, caplog):
+    h = harness(four_slots(), size=SIZE)
+    h.renderer.bind(h.bank, declared_by=h.pipeline.declared_by)
+    frame(h)
+    h.bank[layout.DRAW_RANGES][...] = 0
+    h.bank[layout.DRAW_RANGES][:3] = [[0, 2], [2, 2], [4, 2]]  # row 4 begins slot 2
+
+    def poke(bank):
+        bank[layout.INSTANCES][4:, 0] = np.nan
+
+    with caplog.at_level(logging.WARNING, logger="vrshare"):
+        frame(h, poke)
+    assert [r.getMessage() for r in caplog.records] == [
+        "'instances' (declared by stage 'passthrough'): 2 instance row(s) in use hold NaN "
+        "or inf (first: row 4, draw slot 2, 'm1' LOD 1); they are not drawn; further ones "
+        "are counted in the run's stats (render: instance rows skipped)"]
+
+
 @pytest.mark.parametrize(("column", "value"), [(0, np.nan), (12, np.inf),  # model matrix
                                                (15, -np.inf), (17, np.nan)])  # w, colour
 def test_non_finite_instance_rows_are_not_drawn(cubes, caplog, column, value):
