@@ -14,7 +14,7 @@ import pytest
 from glkit import gl_ctx, harness, mask  # noqa: F401  (fixtures)
 
 import vrshare
-from vrshare import display, layout
+from vrshare import backend, display, layout, strict
 from vrshare.pipeline import FrameStats, Pipeline, StageConfig
 from vrshare.render import Renderer, RenderError
 from vrshare.render import renderer as rmod
@@ -195,6 +195,25 @@ def test_draw_range_past_the_buffer_is_clamped(cubes, caplog, first, count, draw
     assert np.array_equal(h.bank[layout.DRAW_RANGES][0], [first, count])  # the bank untouched
     h.bank[layout.DRAW_RANGES][0] = [0, 2]
     np.testing.assert_array_equal(frame(h), clean)
+
+
+def test_on_a_device_backend_the_frame_is_the_same_through_the_renderers_named_copies(
+        harness, monkeypatch):
+    """The strict backend keeps the bank's arrays off the host but through declared
+    copies: the renderer takes the ranges, the rows in use and both eye matrices that way."""
+    clean = frame(harness(two_cubes("red", "green"), size=SIZE))
+    monkeypatch.setattr(strict.record, "mode", "count")
+    backend.select("strict")
+    try:
+        h = harness(two_cubes("red", "green"), size=SIZE)
+        frame(h)
+        backend.transfers.reset()
+        image = frame(h)
+    finally:
+        backend.select("numpy")
+    np.testing.assert_array_equal(image, clean)
+    labels = {"to_host:draw_ranges": 1, "to_host:instances": 1, "to_host:eye": 2}
+    assert {k: v for k, v in backend.transfers.by_label.items() if k in labels} == labels
 
 
 def four_slots() -> dict:
