@@ -66,6 +66,17 @@ def test_the_distance_limit_is_on_the_position_alone_and_inclusive():
     np.testing.assert_array_equal(small.counts[:, 0], [1, 0, 0, 0, 0])
 
 
+def test_a_row_first_sent_invalid_is_new_when_it_turns_valid_at_the_same_time():
+    """Only valid rows count as seen: a tracker that fills a sample in two steps (the
+    row first with its flag off, then on, same time) has it taken once it is valid."""
+    gate = InputGate(np, 2, quat_tolerance=0.01, max_distance=10.0)
+    row = [0.1, 0.2, 0.3, 0, 0, 0, 1, 0.5]
+    assert not gate.check(np.array([row + [0], row + [0]])).any()
+    np.testing.assert_array_equal(gate.check(np.array([row + [1], row + [0]])), [True, False])
+    np.testing.assert_array_equal(gate.check(np.array([row + [1], row + [1]])), [False, True])
+    np.testing.assert_array_equal(gate.pose, [row[:7], row[:7]])
+
+
 def test_each_rejection_is_counted_once_under_its_reason():
     """Limits are "more than": exactly at the tolerance or the last accepted time is
     kept; a row the source repeats unchanged is one sample, counted once."""
