@@ -129,6 +129,17 @@ def test_bad_projection_raises(fov, near, far):
         eyes.projection(fov, near, far)
 
 
+def test_projection_errors_give_the_values_and_the_rule():
+    with pytest.raises(ValueError) as err:
+        eyes.projection((-0.5, 0.5, 0.5, -0.5), 1.0, 0.5)
+    assert str(err.value) == "need 0 < near < far, got near=1.0 far=0.5"
+    with pytest.raises(ValueError) as err:
+        eyes.projection((0.5, -0.5, 0.25, -0.25), 0.1, 10.0)
+    assert str(err.value) == ("field of view (left=0.5, right=-0.5, up=0.25, down=-0.25) rad "
+                              "must have -pi/2 < left < right < pi/2 and -pi/2 < down < up "
+                              "< pi/2")
+
+
 H = math.pi / 2
 
 
