@@ -199,6 +199,33 @@ def test_a_fault_is_logged_as_a_stages_or_a_steps_with_its_traceback(caplog):
         f"step {fault.describe()}\n{fault.traceback}"]
 
 
+def test_a_stage_failing_in_close_is_reported_and_the_others_still_close(caplog):
+    closed = []
+
+    class Closes(Stage):
+        def __init__(self, name, fails=False):
+            super().__init__(name=name)
+            self.fails = fails
+
+        def process(self, frame, bank):
+            pass
+
+        def close(self):
+            closed.append(self.name)
+            if self.fails:
+                raise OSError("device gone")
+
+    pipe = Pipeline([Closes("a"), Closes("b", fails=True), Closes("c")])
+    pipe.setup(WeightBank(), StageConfig(None))
+    with caplog.at_level(logging.ERROR, logger="vrshare"):
+        (fault,) = pipe.close()
+    assert closed == ["c", "b", "a"]  # every stage, the reverse of set-up
+    assert (fault.stage, fault.frame, fault.phase) == ("b", -1, "close")
+    assert fault.describe() == "'b' failed in close: OSError: device gone"
+    assert [r.getMessage() for r in caplog.records] == ["stage 'b' failed in close: device gone"]
+    assert pipe.close() == []  # closed once
+
+
 def test_budget_for_an_unknown_stage_is_an_error():
     with pytest.raises(PipelineError, match="unknown stage"):
         Pipeline([make("a", writes=("a",))], budgets_s={"nope": 0.001})
