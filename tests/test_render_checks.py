@@ -264,6 +264,27 @@ def test_each_frames_ranges_are_clamped_slot_by_slot_and_counted(harness, caplog
     assert "draw_ranges" in warning
 
 
+@pytest.mark.parametrize(("ranges", "nan_rows", "clamped"), [
+    ([[0, 0]] * 5, slice(0, 6), 0),  # nothing to draw
+    ([[-1, 1], [5, 0], [6, 1], [0, 0], [0, 0]], slice(0, 6), 2),  # nothing left to draw
+    ([[0, 1], [1, 1], [-1, 1], [5, 0], [6, 1]], slice(2, 6), 2),  # rows 0 and 1 drawn
+])
+def test_rows_no_range_draws_are_not_read(harness, ranges, nan_rows, clamped):
+    """Clamping leaves a range that draws nothing at [0, 0]; the rows after the last one
+    drawn are not uploaded or checked, so NaN there is not counted and needs no spare
+    region for regrouping."""
+    h = harness(four_slots(), size=SIZE)
+    frame(h)
+    h.bank[layout.DRAW_RANGES][...] = ranges
+
+    def poke(bank):
+        bank[layout.INSTANCES][nan_rows, 0] = np.nan
+
+    frame(h, poke)
+    assert h.renderer.counts[rmod.ROWS_SKIPPED] == 0 and h.renderer._spare is None
+    assert h.renderer.counts[rmod.RANGES_CLAMPED] == clamped
+
+
 def test_the_clamping_warning_names_the_first_slot_outside_the_buffer(harness, caplog):
     h = harness(four_slots(), size=SIZE)
     h.renderer.bind(h.bank, declared_by=h.pipeline.declared_by)  # as display.py does
