@@ -49,6 +49,17 @@ def test_outputs_are_back_copies_published_on_request(bank, host):
     assert view.version("out") == bank.version("out") == -1  # the loop stamps, not the view
 
 
+@pytest.mark.parametrize("host", [False, True], ids=["device", "host"])
+def test_an_output_is_declared_in_the_bank_with_its_shape_and_dtype(host):
+    bank = WeightBank()
+    view = PrivateBank(bank, (), ("counts", "mask"), host=host)
+    counts = view.state("counts", (2, 3), "int64")
+    mask = view.state("mask", 4, "bool")
+    for name, back in (("counts", counts), ("mask", mask)):
+        assert (bank[name].shape, bank[name].dtype) == (back.shape, back.dtype)
+    assert (counts.shape, counts.dtype, mask.dtype) == ((2, 3), np.int64, np.bool_)
+
+
 def test_ready_publishes_the_outputs_setup_set(bank):
     view = PrivateBank(bank, (), ("out",))
     view.state("out", 2)[...] = [0.5, 1.5]  # say, an identity pose set in setup
