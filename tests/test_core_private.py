@@ -74,6 +74,23 @@ def test_ready_copies_the_inputs_before_any_run(bank):
     assert set(view._inputs) == {"pose"} and view._inputs["pose"].tolist() == [1, 2, 3]
 
 
+def test_on_the_device_the_copies_stay_there_uncounted(bank):
+    backend.transfers.reset()
+    view = PrivateBank(bank, ("pose",), ("out",))
+    view.state("out", 2)
+    view.ready()
+    view.take_inputs()
+    view.publish()
+    assert backend.transfers.by_label == {}
+
+
+def test_an_input_copy_carries_the_version_it_was_taken_at_and_outputs_have_none(bank):
+    view = PrivateBank(bank, ("pose",), ("out",))
+    view.state("out", 2)
+    assert view["pose"].tolist() == [1, 2, 3]  # the first read takes the copy
+    assert view.input_versions == {"pose": 4} and view.version("pose") == 4
+
+
 def test_a_buffer_read_and_written_is_the_stages_own_state(bank):
     view = PrivateBank(bank, ("out",), ("out",))
     assert view.reads == () and view.writes == ("out",)
@@ -104,9 +121,12 @@ def test_on_the_host_everything_else_is_a_copy_taken_once_and_counted(bank):
 
 
 def test_the_host_copies_come_and_go_through_counted_transfers(bank):
+    backend.transfers.reset()
     view = PrivateBank(bank, ("pose",), ("out",), host=True)
-    view.state("out", 2)
-    view.ready()
+    view.state("out", 2)  # the back copy, taken down once
+    view.ready()  # the input's copy, taken down once, then filled and the output published
+    assert backend.transfers.by_label == {"to_host:out": 1, "to_host:pose": 2,
+                                          "to_device:out": 1}
     backend.transfers.reset()
     view.take_inputs()
     view.publish()
