@@ -85,3 +85,28 @@ def test_below_the_measured_cap_a_target_takes_the_first_covered_step_on_its_mer
     assert below == pytest.approx(at_step, abs=1e-8) and below.keys() == at_step.keys()
     assert at_step != pytest.approx(above, abs=1e-6)
     assert weights_of(idx[3], w[3]) == pytest.approx(below, abs=1e-8)
+
+
+def test_four_directions_are_enough_for_a_hull():
+    """A tetrahedron's faces cover the sphere: the centre of each face blends its three
+    corners equally (the ring fallback would pick other directions)."""
+    measured = np.array([[1.0, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3)
+    faces = [(0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)]
+    targets = np.array([measured[list(f)].sum(axis=0) for f in faces])
+    targets /= np.linalg.norm(targets, axis=1, keepdims=True)
+    idx, w = grid.interpolation_weights(measured, targets)
+    for face, i, x in zip(faces, idx, w, strict=True):
+        assert weights_of(i, x) == pytest.approx(dict.fromkeys(face, 1 / 3), abs=1e-12)
+
+
+def test_weights_sum_to_one_where_a_target_sits_just_outside_the_covered_cap():
+    """Just below the rim of a set measured above the horizon only, the rim face takes
+    the target with a barycentric coordinate a hair below zero (within the tolerance):
+    it is clipped, and the weights are scaled back to a sum of one."""
+    az = np.arange(0.0, 360.0, 45.0)
+    measured = np.concatenate([unit(az, np.zeros_like(az)), unit(az + 22.5, np.full(8, 45.0)),
+                               unit([0.0], [90.0])])
+    rim = unit([22.5], [-2e-8])  # between the first two horizon directions, just below
+    idx, w = grid.interpolation_weights(measured, rim)
+    assert set(weights_of(idx[0], w[0])) <= {0, 1, 8}  # the rim face's corners
+    assert abs(w.sum() - 1.0) < 1e-14 and (w >= 0).all()
