@@ -25,6 +25,7 @@ def test_a_run_reports_its_frame_duration_and_thread():
 
     w = Worker("echo", work)
     assert not w.busy and w.ident is None and w.t0 == IDLE and w.error is None
+    assert w.frame is None and w.began == IDLE and w.seconds == 0.0  # no run yet
     w.start(frame(3))
     assert w.busy and not w.wait(0.05) and w.frame.index == 3
     release.set()
