@@ -20,8 +20,9 @@ from vrshare import (
     VsyncClock,
     WeightBank,
 )
-from vrshare.pipeline import FrameStats, schedule
+from vrshare.pipeline import Frame, FrameStats, schedule
 from vrshare.pipeline.clock import LATENCY_FRAMES, make_clock
+from vrshare.pipeline.loop import Activity
 
 
 def names(stages):
@@ -224,6 +225,44 @@ def test_a_stage_failing_in_close_is_reported_and_the_others_still_close(caplog)
     assert fault.describe() == "'b' failed in close: OSError: device gone"
     assert [r.getMessage() for r in caplog.records] == ["stage 'b' failed in close: device gone"]
     assert pipe.close() == []  # closed once
+
+
+def test_a_run_counts_itself_and_is_the_running_loop_only_while_it_runs():
+    """What the vrshare command's signal handler reads (vrshare.pipeline.loop.Activity)."""
+    seen = []
+
+    class Look(Stage):
+        name = "look"
+
+        def process(self, frame, bank):
+            seen.append(Activity.running)
+
+    before = Activity.started
+    stats, _, loop = run([Look()], frames=2)
+    assert (stats.ending, stats.ending_detail) == ("completed", "")
+    loop.run(1)
+    assert Activity.started == before + 2 and seen == [loop] * 3
+    assert Activity.running is None
+
+
+def test_a_run_needs_frames_or_seconds_and_a_clock_only_a_rate_and_frames():
+    class Ticks:
+        """A clock of the protocol's two members only (no ``deterministic``)."""
+
+        frame_hz = 90.0
+
+        def __init__(self):
+            self.k = -1
+
+        def wait_frame(self):
+            self.k += 1
+            return Frame(self.k, self.k / 90, (self.k + 1) / 90, 1 / 90)
+
+    stats, bank, loop = run([make("a", writes=("a",))], frames=3, clock=Ticks())
+    assert stats.frames == 3 and bank.version("a") == 2
+    with pytest.raises(ValueError) as err:
+        loop.run()
+    assert str(err.value) == "give frames or seconds (or both)"
 
 
 def test_budget_for_an_unknown_stage_is_an_error():
