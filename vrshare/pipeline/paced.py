@@ -151,9 +151,8 @@ class PacedStage:
                                  began=worker.began)
             did = True
         if self._due(frame):
-            if self.period and math.isfinite(self.next_t) and \
-                    frame.t_now - self.next_t >= self.period:
-                self.skipped += int((frame.t_now - self.next_t) / self.period)  # periods missed
+            if self.period and math.isfinite(self.next_t):  # whole periods missed in flight
+                self.skipped += int((frame.t_now - self.next_t) / self.period)
             self.view.take_inputs()
             if backend.active().is_gpu:  # the worker's stream must see the copies done
                 backend.active().xp.cuda.get_current_stream().synchronize()
