@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -268,3 +269,37 @@ def test_the_output_guard_zeroes_only_the_non_finite_samples():
     expected[0, 3] = expected[1, 7] = 0.0
     np.testing.assert_array_equal(out, expected)
     assert r.event_counts()["samples"] == 2
+
+
+def test_a_head_pose_never_finite_renders_as_the_identity():
+    """Before any finite head pose the held one is the identity."""
+    table = hrtf.on_grid(hrtf.spherical_head(RATE, TAPS))
+    n_fft = convolve.fft_size(BLOCK, TAPS)
+    srcs = sources.resolve([SourceSettings("a", position=(1.0, 0.5, -2.0), signal="noise")],
+                           RATE, Path("."), n_objects=None)
+    bad, good = (convolve.BinauralRenderer(convolve.spectra(table, n_fft), n_fft, BLOCK, srcs)
+                 for _ in range(2))
+    identity = np.array([0, 0, 0, 0, 0, 0, 1], np.float32)
+    for value in (np.nan, np.inf, -np.inf):
+        out = bad.render(np.full(7, value, np.float32))
+        np.testing.assert_array_equal(out, good.render(identity))
+    assert rms(out) > 0 and bad.event_counts()["head_pose"] == 3
+
+
+def test_bad_input_raises_no_floating_point_warning():
+    """Infinite or huge object matrices and head poses are counted, not warned about by
+    NumPy on the way (the maths they pass through is silenced on the CPU)."""
+    table = hrtf.on_grid(hrtf.spherical_head(RATE, TAPS))
+    n_fft = convolve.fft_size(BLOCK, TAPS)
+    srcs = sources.resolve([SourceSettings("a", position=(1.0, 0.5, -2.0), object_index=0,
+                                           signal="noise")], RATE, Path("."), n_objects=1)
+    r = convolve.BinauralRenderer(convolve.spectra(table, n_fft), n_fft, BLOCK, srcs)
+    identity = np.array([0, 0, 0, 0, 0, 0, 1], np.float32)
+    far = np.array([1e38, 1e38, 1e38, 0, 0, 0, 1], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for value in (np.inf, 3e38):
+            for pose in (identity, far):
+                out = r.render(pose, np.full((1, 4, 4), value, np.float32))
+                assert np.isfinite(out).all()
+    assert r.event_counts()["positions"][0] == 4
