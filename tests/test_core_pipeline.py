@@ -1,6 +1,7 @@
 import json
 import logging
 import math
+import re
 import time
 
 import numpy as np
@@ -260,6 +261,7 @@ def test_a_run_needs_frames_or_seconds_and_a_clock_only_a_rate_and_frames():
 
     stats, bank, loop = run([make("a", writes=("a",))], frames=3, clock=Ticks())
     assert stats.frames == 3 and bank.version("a") == 2
+    assert stats.budget_s == 1 / 90  # the frame budget: the clock's frame period
     with pytest.raises(ValueError) as err:
         loop.run()
     assert str(err.value) == "give frames or seconds (or both)"
@@ -270,11 +272,87 @@ def test_budget_for_an_unknown_stage_is_an_error():
         Pipeline([make("a", writes=("a",))], budgets_s={"nope": 0.001})
 
 
-def test_keyboard_interrupt_ends_the_run_cleanly_with_its_stats():
-    stats, _, _ = run([make("a", writes=("a",)),
-                       make("k", reads=("a",), writes=("k",), raise_at=7, exc=KeyboardInterrupt)],
-                      frames=100)
+def test_keyboard_interrupt_ends_the_run_cleanly_with_its_stats(caplog):
+    with caplog.at_level(logging.WARNING, logger="vrshare"):
+        stats, _, _ = run([make("a", writes=("a",)),
+                           make("k", reads=("a",), writes=("k",), raise_at=7,
+                                exc=KeyboardInterrupt)], frames=100)
     assert stats.interrupted and stats.frames == 7 and not stats.faults
+    assert (stats.ending, stats.ending_detail) == ("interrupted",
+                                                   "KeyboardInterrupt: k failed on purpose")
+    first, where = [r.getMessage() for r in caplog.records]
+    assert first == "interrupted after 7 frames (KeyboardInterrupt: k failed on purpose)"
+    assert re.fullmatch(r"the run ended while 'k' was running in frame 7 \(for \d+\.\d{3} s\)",
+                        where), where
+
+
+def test_system_exit_from_a_stage_ends_the_run_without_its_frame():
+    stats, bank, _ = run([make("a", writes=("a",)),
+                          make("quit", reads=("a",), writes=("q",), raise_at=2, exc=SystemExit)],
+                         frames=10)
+    assert stats.frames == 2 and bank.version("q") == 1  # frame 2 did not complete
+    (fault,) = stats.faults
+    assert (fault.stage, fault.frame, fault.phase) == ("quit", 2, "exit")
+    assert (stats.ending, stats.ending_detail) == (
+        "SystemExit", "'quit' raised SystemExit('quit failed on purpose') in frame 2")
+
+
+def test_a_stage_whose_outputs_cannot_be_published_is_disabled(monkeypatch):
+    """Publishing fails (here the bank's stamp) for a stage at its own rate, and for one
+    whose snapshots another thread reads: each is disabled with a "publish" fault, and
+    the others go on."""
+    def full(names, *args):
+        if "p" in names:
+            raise OSError("ring full")
+
+    for subscribed in (False, True):
+        paced = make("p", writes=("p",))
+        if not subscribed:
+            paced.rate_hz = 45.0
+        bank = WeightBank()
+        pipe = Pipeline([make("a", writes=("a",)), paced])
+        pipe.setup(bank, StageConfig(None))
+        if subscribed:
+            bank.subscribe("p")
+        loop = FrameLoop(pipe, bank, VirtualClock(90))
+        monkeypatch.setattr(bank, "stamp", full)
+        stats = loop.run(4)
+        (fault,) = stats.faults
+        assert (fault.stage, fault.frame, fault.phase) == ("p", 0, "publish")
+        assert fault.error == "OSError: ring full"
+        assert loop.active_stages == ["a"] and bank.version("a") == 3
+
+
+def test_a_subscribed_buffer_is_stamped_with_its_frame_and_time_and_published():
+    bank = WeightBank()
+    pipe = Pipeline([make("a", writes=("a",))])
+    pipe.setup(bank, StageConfig(None))
+    bank.subscribe("a")
+    FrameLoop(pipe, bank, VirtualClock(90)).run(3)
+    buf = bank.buffer("a")
+    assert (buf.version, buf.t_version) == (2, 2 / 90)
+    snap = bank.snapshot("a")
+    assert snap.version == 2 and snap.data.tolist() == [1.0] * 4
+
+
+def test_a_stage_failing_to_count_is_logged_and_the_others_are_counted(caplog):
+    class Counts(Stage):
+        def __init__(self, name, counts):
+            super().__init__(name=name)
+            self._counts = counts
+
+        def process(self, frame, bank):
+            pass
+
+        def counters(self):
+            if self._counts is None:
+                raise KeyError("drops")
+            return self._counts
+
+    with caplog.at_level(logging.ERROR, logger="vrshare"):
+        stats, _, _ = run([Counts("bad", None), Counts("good", {"drops": 2.0})], frames=1)
+    assert stats.counters == {"good": {"drops": 2}}
+    assert [r.getMessage() for r in caplog.records] == ["'bad' failed in counters(): 'drops'"]
 
 
 def test_setup_failure_names_the_stage_and_closes_the_others():
