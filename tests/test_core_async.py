@@ -131,6 +131,7 @@ def test_a_sync_stage_with_a_rate_runs_that_often_and_others_see_its_last_output
     report = stats.cadence["echo"]
     assert report.runs == 4 and report.skipped == 0
     assert report.achieved_hz == pytest.approx(30.0)
+    assert stats.tracks == ["source", "echo", "look"]  # no worker track: it has no worker
     i = stats.tracks.index("echo")  # frames it did not run are left out of its times
     assert np.isnan(stats.dur[: stats.count, i]).tolist() == [k % 3 != 0 for k in range(12)]
 
@@ -288,6 +289,21 @@ def test_periods_an_async_run_missed_on_a_real_clock_are_counted_as_skipped():
     assert len(worker) == 3  # each published run's time on its thread, at least its wait
     assert all(dur >= waited for dur, waited in zip(worker, held.waited, strict=False))
     assert min(held.waited[:3]) > 0
+
+
+def test_a_run_started_a_frame_or_more_late_sets_a_new_phase():
+    """36 Hz on a 90 Hz clock: due every 2.5 frames. Run 1 (frame 0) is held until frame
+    3, so run 2 starts in frame 4, 1.5 frames after it was due: the next is due 2.5
+    frames after that start (6.5, not 5), so run 3 starts in frame 7, not 6. Runs 2 and
+    3 are held until frames 5 and 8; run 3 is published in frame 9."""
+    gates = [threading.Event() for _ in range(3)]
+    held = set_cadence(Held(gates), mode="async", rate_hz=36.0)
+    opener = Opener([3, 5, 8], gates)
+    loop, bank = loop_of([held, opener], clock=SteppedClock(90.0))
+    opener.worker = loop.paced["held"].worker
+    stats = loop.run(10)
+    assert stats.faults == [] and bank.version("held") == 7
+    assert stats.cadence["held"].latency_frames_max == 4
 
 
 def test_a_hung_async_run_that_comes_back_is_reported_as_returned_with_its_time():
