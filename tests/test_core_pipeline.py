@@ -21,7 +21,8 @@ from vrshare import (
     VsyncClock,
     WeightBank,
 )
-from vrshare.pipeline import Frame, FrameStats, schedule
+from vrshare.pipeline import BufferMismatch, Frame, FrameStats, schedule
+from vrshare.pipeline.cadence import Cadence
 from vrshare.pipeline.clock import LATENCY_FRAMES, make_clock
 from vrshare.pipeline.loop import Activity
 
@@ -265,6 +266,38 @@ def test_a_run_needs_frames_or_seconds_and_a_clock_only_a_rate_and_frames():
     with pytest.raises(ValueError) as err:
         loop.run()
     assert str(err.value) == "give frames or seconds (or both)"
+
+
+def test_each_buffer_is_credited_to_the_stage_that_declared_it():
+    pipe = Pipeline([make("b", reads=("a",), writes=("b", "c")), make("a", writes=("a",))])
+    pipe.setup(WeightBank(), StageConfig(None))
+    assert pipe.declared_by == {"a": "a", "b": "b", "c": "b"}
+
+
+def test_a_stage_refusing_a_buffer_at_setup_names_the_stage_that_declared_it():
+    class Picky(Stage):
+        name = "picky"
+        reads = ("a",)
+
+        def setup(self, bank, config):
+            raise BufferMismatch("a", "is (4,) float32, the stage needs (3,) float32")
+
+    pipe = Pipeline([make("a", writes=("a",)), Picky()])
+    with pytest.raises(StageSetupError) as err:
+        pipe.setup(WeightBank(), StageConfig(None))
+    assert str(err.value) == ("stage 'picky' failed in setup: BufferMismatch: buffer 'a' is "
+                              "(4,) float32, the stage needs (3,) float32 (declared by stage "
+                              "'a')")
+
+
+def test_a_cadence_given_to_the_pipeline_overrides_the_stages_own():
+    a = make("a", writes=("a",))
+    pipe = Pipeline([a], cadences={"a": Cadence(rate_hz=30.0)})
+    assert pipe.cadences["a"].rate_hz == 30.0
+    bank = WeightBank()
+    pipe.setup(bank, StageConfig(None))
+    stats = FrameLoop(pipe, bank, VirtualClock(90)).run(6)
+    assert a.calls == 2 and stats.cadence["a"].runs == 2  # frames 0 and 3
 
 
 def test_budget_for_an_unknown_stage_is_an_error():
