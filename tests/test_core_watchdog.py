@@ -99,6 +99,11 @@ def test_limits_follow_budgets_with_a_default():
     assert limits == [HANG_BUDGET_FACTOR * 0.002, 1.5, HANG_DEFAULT_S]
     loop = loop_of([make("a", writes=("a",))], budgets={"a": 0.001})
     assert loop.watchdog.limits == [HANG_BUDGET_FACTOR * 0.001]
+    # the loop's own default: the limit of what has no budget, and of the first frame
+    loop = loop_of([make("a", writes=("a",)), make("b", writes=("b",))],
+                   budgets={"a": 0.001}, hang_default_s=7.5)
+    assert loop.watchdog.limits == [HANG_BUDGET_FACTOR * 0.001, 7.5]
+    assert loop.watchdog.first_limit_s == 7.5
 
 
 def test_the_check_reports_once_per_call_and_relaxes_the_first_frame():
