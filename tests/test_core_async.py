@@ -132,6 +132,7 @@ def test_a_sync_stage_with_a_rate_runs_that_often_and_others_see_its_last_output
     assert report.runs == 4 and report.skipped == 0
     assert report.achieved_hz == pytest.approx(30.0)
     assert stats.tracks == ["source", "echo", "look"]  # no worker track: it has no worker
+    assert report.moved_async_at is None and report.mode == "sync"
     i = stats.tracks.index("echo")  # frames it did not run are left out of its times
     assert np.isnan(stats.dur[: stats.count, i]).tolist() == [k % 3 != 0 for k in range(12)]
 
@@ -356,6 +357,17 @@ def test_on_overrun_skip_skips_the_next_due_run_and_counts_it():
     stats = loop.run(10)
     assert stats.cadence["slow"].runs == 5 and stats.cadence["slow"].skipped == 5
     assert bank.version("slow_out") == 8  # ran in frames 0, 2, 4, 6, 8
+
+
+def test_on_overrun_skip_at_a_rate_skips_the_next_due_run_and_keeps_the_rate():
+    """45 Hz on a 90 Hz clock: due in even frames; each run overruns, so every other
+    due run is skipped (frames 2 and 6). The frames it skips cost it nothing."""
+    slow = set_cadence(Slow(), on_overrun="skip", rate_hz=45.0)
+    loop, bank = loop_of([slow], budgets={"slow": 1e-6})
+    stats = loop.run(10)
+    assert (stats.cadence["slow"].runs, stats.cadence["slow"].skipped) == (3, 2)
+    assert bank.version("slow_out") == 8  # ran in frames 0, 4, 8
+    assert {t.name: t for t in stats.summary()}["slow"].frames == 3
 
 
 def test_on_overrun_async_moves_the_stage_to_its_worker():
