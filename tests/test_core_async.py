@@ -266,6 +266,17 @@ class Opener(Stage):
             assert self.worker.wait(10)
 
 
+def run_held(rate_hz, release_at, frames):
+    """An async Held stage at ``rate_hz`` on a 90 Hz SteppedClock, its run ``i`` let go
+    in frame ``release_at[i]``; returns the stage, the run's stats and the bank."""
+    gates = [threading.Event() for _ in release_at]
+    held = set_cadence(Held(gates), mode="async", rate_hz=rate_hz)
+    opener = Opener(release_at, gates)
+    loop, bank = loop_of([held, opener], clock=SteppedClock(90.0))
+    opener.worker = loop.paced["held"].worker
+    return held, loop.run(frames), bank
+
+
 def test_periods_an_async_run_missed_on_a_real_clock_are_counted_as_skipped():
     """30 Hz on a 90 Hz clock: a run is due every 3 frames. Run 1 (frame 0) is held
     until frame 19 and published in frame 20, 17 frames past its successor's due time:
@@ -274,12 +285,7 @@ def test_periods_an_async_run_missed_on_a_real_clock_are_counted_as_skipped():
     until frame 48, published in 49: int(4 / 3) = 1 more. The loop does something for
     the stage in frames 0, 20, 42 and 49 only; run 4 is still in flight when the run
     ends."""
-    gates = [threading.Event() for _ in range(3)]
-    held = set_cadence(Held(gates), mode="async", rate_hz=30.0)
-    opener = Opener([19, 41, 48], gates)
-    loop, bank = loop_of([held, opener], clock=SteppedClock(90.0))
-    opener.worker = loop.paced["held"].worker
-    stats = loop.run(50)
+    held, stats, bank = run_held(30.0, [19, 41, 48], 50)
     assert stats.faults == []
     report = stats.cadence["held"]
     assert (report.skipped, report.runs, report.latency_frames_max) == (12, 3, 22)
@@ -297,12 +303,7 @@ def test_a_run_started_a_frame_or_more_late_sets_a_new_phase():
     3, so run 2 starts in frame 4, 1.5 frames after it was due: the next is due 2.5
     frames after that start (6.5, not 5), so run 3 starts in frame 7, not 6. Runs 2 and
     3 are held until frames 5 and 8; run 3 is published in frame 9."""
-    gates = [threading.Event() for _ in range(3)]
-    held = set_cadence(Held(gates), mode="async", rate_hz=36.0)
-    opener = Opener([3, 5, 8], gates)
-    loop, bank = loop_of([held, opener], clock=SteppedClock(90.0))
-    opener.worker = loop.paced["held"].worker
-    stats = loop.run(10)
+    _, stats, bank = run_held(36.0, [3, 5, 8], 10)
     assert stats.faults == [] and bank.version("held") == 7
     assert stats.cadence["held"].latency_frames_max == 4
 
