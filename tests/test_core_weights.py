@@ -87,7 +87,13 @@ def test_unknown_buffer_names_what_exists():
 def test_stamp_sets_versions_and_publishes_subscribed_buffers():
     bank = WeightBank()
     pose = bank.state("pose", 3)
+    bank.state("other", 2)
+    assert bank.subscribed == 0  # none: the loop publishes nothing
     bank.subscribe("pose")
+    bank.subscribe("pose")  # asked twice: one snapshot ring
+    assert bank.subscribed == 1
+    bank.subscribe("other")
+    assert bank.subscribed == 2
     assert bank.snapshot("pose").version == -1
     pose[...] = [1, 2, 3]
     bank.stamp(("pose",), 5)
