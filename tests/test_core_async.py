@@ -429,6 +429,28 @@ def test_a_hung_async_run_is_reported_with_the_workers_stack_and_the_loop_goes_o
     assert hang.stage == "echo" and hang.frame == 0
     assert "gate.wait" in hang.stack  # the worker's stack, not the loop's
     assert stats.frames > 1
+    assert hang.returned is False  # still stuck when the run ended
+
+
+def test_a_hung_run_that_returns_as_the_run_ends_is_reported_with_its_whole_time():
+    gate = threading.Event()
+    held = set_cadence(Held([gate]), mode="async")
+    bank = WeightBank()
+    pipe = Pipeline([held])
+    pipe.setup(bank, StageConfig(None))
+    loop = FrameLoop(pipe, bank, UnthrottledClock(90.0), hang_limits_s={"held": 0.05})
+
+    def progress(n):
+        if loop.stats.hangs:
+            threading.Timer(0.1, gate.set).start()  # while the end of the run waits for it
+            raise KeyboardInterrupt
+
+    try:
+        stats = loop.run(seconds=10.0, progress=progress)
+    finally:
+        gate.set()
+    (hang,) = stats.hangs
+    assert hang.returned is True and hang.seconds >= held.waited[0] >= 0.1
 
 
 def _stop_after_hang(loop):

@@ -1,6 +1,7 @@
 """Worker: the thread an async stage's runs go to (one run at a time, outcome read after)."""
 
 import threading
+import time
 from types import SimpleNamespace
 
 from vrshare import backend
@@ -123,3 +124,20 @@ def test_on_a_gpu_each_run_is_queued_on_the_workers_own_stream_and_finished_befo
     (stream,) = Stream.made
     assert stream.non_blocking
     assert w.stop(GUARD_S) and not stream.entered  # left when the thread ends
+
+
+def test_a_run_that_returns_while_the_worker_stops_keeps_its_time():
+    """Its outcome is dropped, but how long it took is what a hang report needs."""
+    release = threading.Event()
+    took = []
+
+    def work(f):
+        t0 = time.perf_counter()
+        release.wait(GUARD_S)
+        took.append(time.perf_counter() - t0)
+
+    w = Worker("echo", work)
+    w.start(frame(0))
+    threading.Timer(0.05, release.set).start()
+    assert w.stop(GUARD_S) and w.t0 == IDLE
+    assert took and took[0] <= w.seconds < GUARD_S

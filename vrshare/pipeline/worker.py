@@ -70,8 +70,9 @@ class Worker:
 
     def stop(self, timeout: float) -> bool:
         """Let the thread end after the current run; True if it ended within ``timeout``
-        seconds. A run stuck in a call cannot be interrupted: its thread (a daemon) is
-        left to return on its own, and what it finishes is dropped."""
+        seconds. A run that returns meanwhile keeps its time in :attr:`seconds` (its
+        outcome is dropped). A run stuck in a call cannot be interrupted: its thread (a
+        daemon) is left to return on its own, and what it finishes is dropped."""
         thread = self._thread
         if thread is None:
             return True
@@ -81,6 +82,8 @@ class Worker:
         if thread.is_alive():
             self._done.set()  # no run of this worker is in flight any more
             return False
+        if self.t0 != IDLE:  # a run was in flight and has returned (the thread is gone)
+            self.seconds, self.t0 = perf_counter() - self.t0, IDLE
         self._thread = None
         return True
 
