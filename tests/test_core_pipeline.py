@@ -198,6 +198,9 @@ def test_a_fault_is_logged_as_a_stages_or_a_steps_with_its_traceback(caplog):
     (fault,) = loop.stats.faults
     assert fault.describe() == ("'present' raised in frame 0 and ended the run: "
                                 "RuntimeError: present failed on purpose")
+    assert (loop.stats.ending, loop.stats.ending_detail) == (
+        "error", "step 'present' raised in frame 0: RuntimeError: present failed on purpose")
+    assert loop.stats.interrupted_in is None  # it had returned (raised): nothing running
     assert [r.getMessage() for r in caplog.records] == [
         f"step {fault.describe()}\n{fault.traceback}"]
 
@@ -303,6 +306,18 @@ def test_a_cadence_given_to_the_pipeline_overrides_the_stages_own():
 def test_budget_for_an_unknown_stage_is_an_error():
     with pytest.raises(PipelineError, match="unknown stage"):
         Pipeline([make("a", writes=("a",))], budgets_s={"nope": 0.001})
+    with pytest.raises(PipelineError) as err:
+        Pipeline([make("a", writes=("a",))], cadences={"zz": Cadence(), "b": Cadence()})
+    assert str(err.value) == "cadence given for unknown stage(s): b, zz"
+
+
+def test_a_stage_class_with_a_bad_cadence_default_is_an_error():
+    bad = make("bad", writes=("b",))
+    bad.mode = "eventually"
+    with pytest.raises(PipelineError) as err:
+        Pipeline([bad])
+    assert str(err.value) == ("stage class defaults: 'mode': expected 'sync' or 'async' or "
+                              "'process', got 'eventually'")
 
 
 def test_keyboard_interrupt_ends_the_run_cleanly_with_its_stats(caplog):
@@ -407,8 +422,10 @@ def test_setup_failure_names_the_stage_and_closes_the_others():
 def test_a_declared_write_must_be_declared_in_the_bank():
     lazy = make("lazy", writes=("a",))
     lazy.setup = lambda bank, config: None
-    with pytest.raises(PipelineError, match="'lazy' declares it writes 'a' but did not declare"):
+    with pytest.raises(PipelineError) as err:
         Pipeline([lazy]).setup(WeightBank(), StageConfig(None))
+    assert str(err.value) == ("stage 'lazy' declares it writes 'a' but did not declare that "
+                              "buffer in the bank during setup")
 
 
 def test_virtual_clock_is_deterministic():
