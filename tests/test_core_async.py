@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
 import threading
 import time
@@ -135,6 +136,27 @@ def test_a_sync_stage_with_a_rate_runs_that_often_and_others_see_its_last_output
     assert report.moved_async_at is None and report.mode == "sync"
     i = stats.tracks.index("echo")  # frames it did not run are left out of its times
     assert np.isnan(stats.dur[: stats.count, i]).tolist() == [k % 3 != 0 for k in range(12)]
+
+
+class LateClock(VirtualClock):
+    """The virtual timeline, started 10 s in."""
+
+    def wait_frame(self):
+        f = super().wait_frame()
+        return f._replace(t_now=f.t_now + 10.0, t_display=f.t_display + 10.0)
+
+
+@pytest.mark.parametrize(("frames", "achieved"), [(1, math.nan), (4, 30.0), (12, 30.0)])
+def test_the_achieved_rate_runs_from_the_first_start_to_the_last(frames, achieved):
+    """30 Hz on a 90 Hz clock that starts 10 s in: starts in frames 0, 3, ...; one start
+    has no rate. The stage reads its input through the bank it is given."""
+    from stagekit import make
+
+    reader = set_cadence(make("b", reads=("a",), writes=("b",)), rate_hz=30.0)
+    loop, bank = loop_of([make("a", writes=("a",)), reader], clock=LateClock(90.0))
+    report = loop.run(frames).cadence["b"]
+    assert report.achieved_hz == pytest.approx(achieved, nan_ok=True)
+    assert bank["b"][0] == 2.0
 
 
 # -- async on the virtual clock: deterministic ------------------------------------------
@@ -458,7 +480,7 @@ def _stop_after_hang(loop):
         raise KeyboardInterrupt
 
 
-def test_ctrl_c_ends_a_run_with_an_async_run_in_flight_and_keeps_the_stats():
+def test_ctrl_c_ends_a_run_with_an_async_run_in_flight_and_keeps_the_stats(caplog):
     gate = threading.Event()
     echo = set_cadence(Echo(gate=gate), mode="async")
     loop, _ = loop_of([Source(), echo, Look()], clock=UnthrottledClock(90.0))
@@ -467,7 +489,11 @@ def test_ctrl_c_ends_a_run_with_an_async_run_in_flight_and_keeps_the_stats():
         if n == 5:
             raise KeyboardInterrupt
 
-    stats = loop.run(100, progress=interrupt)
+    with caplog.at_level(logging.WARNING, logger="vrshare.pipeline.paced"):
+        stats = loop.run(100, progress=interrupt)
+    assert [r.getMessage() for r in caplog.records if r.name == "vrshare.pipeline.paced"] == [
+        "stage 'echo' was still running on its worker thread when the run ended; what it "
+        "writes from now on is not published"]
     assert stats.interrupted and stats.frames == 5
     worker = loop.paced["echo"].worker
     assert not worker.busy  # given up on: no run of its is in flight
