@@ -275,7 +275,6 @@ class FrameLoop:
                         failed.append(slot)
                         t1 = perf()
                     except SystemExit as exc:
-                        watch.t0 = IDLE
                         self._fault(slot, frame, exc, "exit")
                         stats.ending = "SystemExit"
                         stats.ending_detail = (f"{slot.name!r} raised SystemExit({exc.code!r}) "
