@@ -119,3 +119,18 @@ class Doubler(Stage):
 
     def counters(self):
         return {"runs": self.runs}
+
+
+class ConfigProbe(Stage):
+    """Writes the frame rate its ``setup`` was given into ``hz`` every frame; module-level
+    so that it pickles (process-mode tests)."""
+
+    name = "config_probe"
+    writes = ("hz",)
+
+    def setup(self, bank, config):
+        self.hz = bank.state("hz", 1, "float64")
+        self.rate = config.frame_hz
+
+    def process(self, frame, bank):
+        self.hz[0] = self.rate

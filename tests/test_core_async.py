@@ -586,6 +586,19 @@ def doubled(mode, frames=12, **settings):
     return seen, stats, faults
 
 
+def test_a_process_stage_is_set_up_with_the_runs_config():
+    from stagekit import ConfigProbe
+
+    bank = WeightBank()
+    pipe = Pipeline([set_cadence(ConfigProbe(), mode="process", latency_frames=1)])
+    pipe.setup(bank, StageConfig(None, frame_hz=72.0))
+    try:
+        FrameLoop(pipe, bank, VirtualClock(72.0)).run(3)
+        assert bank["hz"][0] == 72.0
+    finally:
+        assert pipe.close() == []
+
+
 def test_process_mode_gives_the_same_frames_as_a_worker_thread():
     seen, stats, faults = doubled("process")
     assert seen == doubled("async")[0]
