@@ -1,4 +1,5 @@
-"""Small stages for tests (importable as ``stagekit:Name`` with tests/ on sys.path)."""
+"""Small stages for tests (importable as ``stagekit:Name`` with tests/ on sys.path), and a
+way to run them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vrshare import Stage
+from vrshare import FrameLoop, Pipeline, Stage, StageConfig, VirtualClock, WeightBank
 
 
 class Write(Stage):
@@ -44,6 +45,16 @@ def make(name: str, reads=(), writes=(), raise_at: int | None = None,
     Made.reads = tuple(reads)
     Made.writes = tuple(writes)
     return Made()
+
+
+def run(stages, frames=10, sources=(), budgets=None, clock=None):
+    """Set ``stages`` up on a fresh bank and run ``frames`` frames on ``clock`` (a 90 Hz
+    virtual one by default); returns the run's stats, the bank and the loop."""
+    bank = WeightBank()
+    pipe = Pipeline(stages, sources=sources, budgets_s=budgets)
+    pipe.setup(bank, StageConfig(None))
+    loop = FrameLoop(pipe, bank, clock or VirtualClock(90))
+    return loop.run(frames), bank, loop
 
 
 @dataclass
