@@ -330,20 +330,32 @@ def test_a_run_started_a_frame_or_more_late_sets_a_new_phase():
     assert stats.cadence["held"].latency_frames_max == 4
 
 
-def test_a_hung_async_run_that_comes_back_is_reported_as_returned_with_its_time():
-    gate = threading.Event()
+def hang_prone(gate):
+    """An async Held stage waiting on ``gate`` in its first run, on an unthrottled clock
+    with a 50 ms hang limit; returns the stage, its loop and the bank."""
     held = set_cadence(Held([gate]), mode="async")
     bank = WeightBank()
     pipe = Pipeline([held])
     pipe.setup(bank, StageConfig(None))
-    loop = FrameLoop(pipe, bank, UnthrottledClock(90.0), hang_limits_s={"held": 0.05})
+    return held, FrameLoop(pipe, bank, UnthrottledClock(90.0), hang_limits_s={"held": 0.05}), bank
+
+
+@pytest.mark.parametrize("when", ["while the loop goes on", "as the run ends"])
+def test_a_hung_async_run_that_comes_back_is_reported_as_returned_with_its_time(when):
+    gate = threading.Event()
+    held, loop, bank = hang_prone(gate)
     worker = loop.paced["held"].worker
 
     def progress(n):
-        if loop.stats.hangs and not gate.is_set():
-            gate.set()  # the run comes back while the loop goes on
+        if not loop.stats.hangs:
+            return
+        if when == "as the run ends":  # the end of the run waits for it
+            threading.Timer(0.1, gate.set).start()
+            raise KeyboardInterrupt
+        if not gate.is_set():
+            gate.set()
             assert worker.wait(10)
-        elif gate.is_set() and not worker.busy and bank.version("held") >= 0:
+        elif not worker.busy and bank.version("held") >= 0:
             raise KeyboardInterrupt
 
     try:
@@ -353,9 +365,6 @@ def test_a_hung_async_run_that_comes_back_is_reported_as_returned_with_its_time(
     (hang,) = stats.hangs
     assert hang.stage == "held" and hang.frame == 0 and hang.returned is True
     assert hang.seconds >= held.waited[0] >= 0.05  # its whole run, not the time noticed
-
-
-# -- overrun policies ------------------------------------------------------------------
 
 
 class Slow(Stage):
@@ -452,27 +461,6 @@ def test_a_hung_async_run_is_reported_with_the_workers_stack_and_the_loop_goes_o
     assert "gate.wait" in hang.stack  # the worker's stack, not the loop's
     assert stats.frames > 1
     assert hang.returned is False  # still stuck when the run ended
-
-
-def test_a_hung_run_that_returns_as_the_run_ends_is_reported_with_its_whole_time():
-    gate = threading.Event()
-    held = set_cadence(Held([gate]), mode="async")
-    bank = WeightBank()
-    pipe = Pipeline([held])
-    pipe.setup(bank, StageConfig(None))
-    loop = FrameLoop(pipe, bank, UnthrottledClock(90.0), hang_limits_s={"held": 0.05})
-
-    def progress(n):
-        if loop.stats.hangs:
-            threading.Timer(0.1, gate.set).start()  # while the end of the run waits for it
-            raise KeyboardInterrupt
-
-    try:
-        stats = loop.run(seconds=10.0, progress=progress)
-    finally:
-        gate.set()
-    (hang,) = stats.hangs
-    assert hang.returned is True and hang.seconds >= held.waited[0] >= 0.1
 
 
 def _stop_after_hang(loop):
