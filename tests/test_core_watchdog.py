@@ -6,15 +6,17 @@ hang is reported); nothing here asserts on wall-clock time beyond hang guards.""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from stagekit import make
 
 from vrshare import Stage, VirtualClock, WeightBank
-from vrshare.pipeline import FrameLoop, FrameStats, Pipeline, StageConfig
+from vrshare.pipeline import Frame, FrameLoop, FrameStats, Pipeline, StageConfig
 from vrshare.pipeline.watchdog import HANG_BUDGET_FACTOR, HANG_DEFAULT_S, Watchdog, hang_limits
 from vrshare.report import print_summary
 
@@ -221,3 +223,41 @@ def test_a_slot_started_at_time_zero_is_watched():
     watch = Watchdog(["a"], ["stage"], [1.0], FrameStats(["a"], 0.01))
     watch.frame, watch.t0 = 0, 0.0
     assert watch.check(now=1.5) is not None
+
+
+def test_a_worker_over_its_limit_is_reported_once_with_its_stack_and_logged(caplog):
+    stats = FrameStats(["a"], 0.01)
+    watch = Watchdog(["a"], ["stage"], [1.0], stats)
+    worker = SimpleNamespace(name="echo", t0=100.0, hang=None, ident=threading.get_ident(),
+                             frame=Frame(3, 0.03, 0.04, 0.01))
+    watch.workers = [(worker, 0.5)]
+    assert watch.check_workers(now=100.5) == []  # at the limit: not over it
+    with caplog.at_level(logging.ERROR, logger="vrshare"):
+        (hang,) = watch.check_workers(now=100.75)
+    assert (hang.stage, hang.frame, hang.limit_s, hang.seconds, hang.returned) == (
+        "echo", 3, 0.5, 0.75, None)
+    assert "test_a_worker_over_its_limit" in hang.stack  # the worker thread's stack
+    assert worker.hang is hang and stats.hangs == [hang]
+    assert [r.getMessage() for r in caplog.records] == [
+        "async stage 'echo' has not returned 0.750 s after its run for frame 3 began "
+        f"(limit 0.500 s); its worker's stack:\n{hang.stack}"]
+    assert watch.check_workers(now=200.0) == []  # once per run
+    gone = threading.Thread(target=lambda: None)
+    gone.start()
+    gone.join()
+    for ident in (gone.ident, None):  # a thread that has ended, or none: no stack
+        worker.hang, worker.ident = None, ident
+        assert watch.check_workers(now=101.0)[0].stack == ""
+
+
+@pytest.mark.parametrize(("elapsed", "hung"), [(1.5, False), (2.5, True)])
+def test_a_run_ending_in_its_first_frame_keeps_the_first_frames_limit(elapsed, hung):
+    """Limit 1 s, 2 s for the first frame: a run interrupted 1.5 s into its first frame's
+    slot was slow, not hung; 2.5 s in, it was hung."""
+    stats = FrameStats(["a"], 0.01)
+    watch = Watchdog(["a"], ["stage"], [1.0], stats, first_limit_s=2.0)
+    watch.first_frame = watch.frame = 0
+    watch.track, watch.t0 = 0, time.perf_counter() - elapsed
+    watch.finish(KeyboardInterrupt())
+    assert stats.interrupted_in["stage"] == "a" and stats.interrupted_in["seconds"] >= elapsed
+    assert [h.returned for h in stats.hangs] == ([False] if hung else [])
