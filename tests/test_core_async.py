@@ -155,6 +155,7 @@ def test_the_achieved_rate_runs_from_the_first_start_to_the_last(frames, achieve
     reader = set_cadence(make("b", reads=("a",), writes=("b",)), rate_hz=30.0)
     loop, bank = loop_of([make("a", writes=("a",)), reader], clock=LateClock(90.0))
     report = loop.run(frames).cadence["b"]
+    assert report.rate_hz == 30.0
     assert report.achieved_hz == pytest.approx(achieved, nan_ok=True)
     assert bank["b"][0] == 2.0
 
