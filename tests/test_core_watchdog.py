@@ -176,7 +176,7 @@ def test_an_idle_loop_or_a_slot_within_its_limit_is_no_hang():
     assert watch.check(now=11.001) is not None and not stats.interrupted_in
 
 
-def test_a_reported_hang_takes_the_recorded_duration_once_it_returns():
+def test_a_reported_hang_takes_the_recorded_duration_once_it_returns(caplog):
     stats = FrameStats(["a", "b"], 0.01)
     watch = Watchdog(["a", "b"], ["stage", "step"], [1.0, 1.0], stats)
     watch.frame, watch.track, watch.t0 = 4, 1, 50.0
@@ -186,8 +186,11 @@ def test_a_reported_hang_takes_the_recorded_duration_once_it_returns():
     assert hang.returned is None
     stats.record(4, 0.0, 50.0, 53.5, [0.0, 0.0], [0.0, 3.5])
     watch.t0 = -1.0  # the frame ended
-    watch.settle()
+    with caplog.at_level(logging.WARNING, logger="vrshare"):
+        watch.settle()
     assert not watch.hung and hang.returned is True and hang.seconds == pytest.approx(3.5)
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "step 'b' returned after 3.500 s (frame 4)"]
 
 
 def test_a_run_ending_inside_a_slot_past_its_limit_keeps_an_unreturned_hang():
@@ -258,6 +261,35 @@ def test_a_run_ending_in_its_first_frame_keeps_the_first_frames_limit(elapsed, h
     watch = Watchdog(["a"], ["stage"], [1.0], stats, first_limit_s=2.0)
     watch.first_frame = watch.frame = 0
     watch.track, watch.t0 = 0, time.perf_counter() - elapsed
-    watch.finish(KeyboardInterrupt())
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:
+        watch.finish(exc)
     assert stats.interrupted_in["stage"] == "a" and stats.interrupted_in["seconds"] >= elapsed
     assert [h.returned for h in stats.hangs] == ([False] if hung else [])
+    if hung:  # the stack where the run was interrupted
+        assert "test_a_run_ending_in_its_first_frame" in stats.hangs[0].stack
+
+
+def test_a_watchdog_that_fails_says_so_once_and_the_run_goes_on(monkeypatch, caplog):
+    seen = []
+
+    class Look(Stage):
+        name = "look"
+
+        def process(self, frame, bank):
+            seen.extend(t.name for t in threading.enumerate())
+            time.sleep(0.002)  # a few of the monitor's polls
+
+    loop = loop_of([Look()])
+    def broken(self, now=None):
+        raise OSError("gone")
+
+    monkeypatch.setattr(Watchdog, "check", broken)
+    loop.watchdog.poll_s = 0.001
+    with caplog.at_level(logging.ERROR, logger="vrshare"):
+        stats = loop.run(20)
+    assert stats.frames == 20
+    assert [r.getMessage() for r in caplog.records] == [
+        "the frame loop's watchdog failed: OSError: gone"]
+    assert "vrshare-watchdog" in seen  # its thread, named for a debugger's list, went on
