@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from vrshare import Stage, StageConfig, WeightBank
+from vrshare import Stage, StageConfig, WeightBank, backend
 from vrshare.app import make_stages
 from vrshare.config import ConfigError, load_run_file
 from vrshare.pipeline import (
@@ -596,6 +596,35 @@ def test_process_mode_gives_the_same_frames_as_a_worker_thread():
     assert stats.cadence["doubler"].mode == "process" and stats.cadence["doubler"].runs == 5
     assert stats.counters["doubler"] == {"runs": 6}  # asked of the stage in its process
     assert faults == []
+
+
+def test_a_process_stages_outputs_come_up_through_copies_counted_by_name():
+    backend.transfers.reset()
+    _, stats, _ = doubled("process", frames=6)
+    assert stats.cadence["doubler"].runs > 0
+    assert backend.transfers.by_label.get("to_device:x2", 0) >= stats.cadence["doubler"].runs
+
+
+def test_a_hung_process_stage_is_reported_without_a_stack_of_this_process():
+    from stagekit import Sleeper, SleepSettings
+
+    sleeper = set_cadence(Sleeper(SleepSettings(seconds=0.5)), mode="process")
+    bank = WeightBank()
+    pipe = Pipeline([sleeper])
+    pipe.setup(bank, StageConfig(None))
+    loop = FrameLoop(pipe, bank, UnthrottledClock(90.0), hang_limits_s={"sleeper": 0.05})
+
+    def progress(n):
+        if loop.stats.hangs:
+            raise KeyboardInterrupt
+
+    try:
+        stats = loop.run(seconds=10.0, progress=progress)
+    finally:
+        pipe.close()
+    (hang,) = stats.hangs
+    assert (hang.stage, hang.frame, hang.limit_s) == ("sleeper", 0, 0.05)
+    assert hang.stack == ""  # its thread is in the worker process
 
 
 def test_a_process_stage_that_raises_is_disabled_with_the_childs_traceback():
