@@ -3,6 +3,7 @@ way to run them."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -145,3 +146,17 @@ class ConfigProbe(Stage):
 
     def process(self, frame, bank):
         self.hz[0] = self.rate
+
+
+class Dies(Stage):
+    """Ends its own process in its first run (exit code 7): module-level so that it
+    pickles (process-mode tests)."""
+
+    name = "dies"
+    writes = ("d",)
+
+    def setup(self, bank, config):
+        bank.state("d", 1)
+
+    def process(self, frame, bank):
+        os._exit(7)

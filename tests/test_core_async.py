@@ -605,10 +605,10 @@ def test_a_process_stages_outputs_come_up_through_copies_counted_by_name():
     assert backend.transfers.by_label.get("to_device:x2", 0) >= stats.cadence["doubler"].runs
 
 
-def test_a_hung_process_stage_is_reported_without_a_stack_of_this_process():
+def test_a_hung_process_stage_is_reported_without_a_stack_and_given_up_on():
     from stagekit import Sleeper, SleepSettings
 
-    sleeper = set_cadence(Sleeper(SleepSettings(seconds=0.5)), mode="process")
+    sleeper = set_cadence(Sleeper(SleepSettings(seconds=3.0)), mode="process")
     bank = WeightBank()
     pipe = Pipeline([sleeper])
     pipe.setup(bank, StageConfig(None))
@@ -625,6 +625,21 @@ def test_a_hung_process_stage_is_reported_without_a_stack_of_this_process():
     (hang,) = stats.hangs
     assert (hang.stage, hang.frame, hang.limit_s) == ("sleeper", 0, 0.05)
     assert hang.stack == ""  # its thread is in the worker process
+    assert hang.returned is False  # the end of the run waits a second for it, not 3 s
+
+
+def test_a_process_stage_whose_process_dies_is_disabled_naming_the_exit_code():
+    from stagekit import Dies
+
+    loop, _ = loop_of([set_cadence(Dies(), mode="process", latency_frames=1)])
+    try:
+        stats = loop.run(4)
+    finally:
+        loop.pipeline.close()
+    (fault,) = stats.faults
+    assert (fault.stage, fault.phase) == ("dies", "process")
+    assert fault.error == ("StageProcessError: process: StageProcessError: the worker "
+                           "process ended (exit code 7)")
 
 
 def test_a_process_stage_that_raises_is_disabled_with_the_childs_traceback():
