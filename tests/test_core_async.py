@@ -605,7 +605,7 @@ def test_a_process_stages_outputs_come_up_through_copies_counted_by_name():
     assert backend.transfers.by_label.get("to_device:x2", 0) >= stats.cadence["doubler"].runs
 
 
-def test_a_hung_process_stage_is_reported_without_a_stack_and_given_up_on():
+def test_a_hung_process_stage_is_reported_without_a_stack_and_given_up_on(caplog):
     from stagekit import Sleeper, SleepSettings
 
     sleeper = set_cadence(Sleeper(SleepSettings(seconds=3.0)), mode="process")
@@ -621,7 +621,10 @@ def test_a_hung_process_stage_is_reported_without_a_stack_and_given_up_on():
     try:
         stats = loop.run(seconds=10.0, progress=progress)
     finally:
-        pipe.close()
+        with caplog.at_level(logging.WARNING, logger="vrshare.pipeline.process"):
+            pipe.close()  # still in its run: the process is ended, not asked to close
+    assert "stage 'sleeper': its worker process is still in a run; ending it without " \
+        "closing the stage there" in [r.getMessage() for r in caplog.records]
     (hang,) = stats.hangs
     assert (hang.stage, hang.frame, hang.limit_s) == ("sleeper", 0, 0.05)
     assert hang.stack == ""  # its thread is in the worker process
