@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0  # the child's import and setup (s)
 CLOSE_TIMEOUT_S = 5.0  # the stage's close in the child (s)
 STOP_WAIT_S = 1.0  # at close, how long (s) a run still in flight may take to finish
+EXIT_WAIT_S = 1.0  # how long (s) a process that closed its pipe may take to exit
 
 
 class StageProcessError(VrshareError, RuntimeError):
@@ -54,6 +55,13 @@ class StageProcessError(VrshareError, RuntimeError):
 def _error(exc: BaseException) -> tuple[str, str]:
     return (f"{type(exc).__name__}: {exc}",
             "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+
+def _exit_code(child: Any) -> int | None:
+    """The exit code of a worker process whose end of the pipe has closed: it may not
+    have been reaped yet, so wait a moment for it (None if it still runs)."""
+    child.join(EXIT_WAIT_S)
+    return child.exitcode
 
 
 def _raise(error: tuple[str, str], doing: str) -> StageProcessError:
@@ -197,7 +205,7 @@ class ProcessStage(Stage):
         try:
             return self.conn.recv()
         except (EOFError, OSError):
-            code = self.child.exitcode
+            code = _exit_code(self.child)
             raise StageProcessError(f"the worker process ended (exit code {code}) while "
                                     f"{doing}") from None
 
@@ -302,7 +310,7 @@ class ProcessWorker:
         try:
             _, seconds, error = self.stage.conn.recv()
         except (EOFError, OSError):
-            code = self.stage.child.exitcode
+            code = _exit_code(self.stage.child)
             seconds, error = perf_counter() - self.t0, (
                 f"StageProcessError: the worker process ended (exit code {code})", "")
         self.seconds = seconds
