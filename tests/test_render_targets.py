@@ -389,3 +389,26 @@ def test_window_keys_grab_with_the_desktop_hand(tmp_path):
     assert sorted(zip(track.hand.tolist(), track.column.tolist(), track.value.tolist(),
                       strict=True)) == [(1, 0, 1.0), (1, 1, 1.0)]  # trigger, squeeze
     assert np.allclose(track.t, track.t[0]) and track.t[0] > 0
+
+
+def test_a_signal_during_a_video_frame_write_is_handled_once_the_frame_is_written():
+    """Ctrl-C or SIGTERM raised inside imageio-ffmpeg's write would kill ffmpeg before
+    it writes the video's index: while a frame is fed to it, the signal waits."""
+    import signal
+
+    from vrshare.targets.headless import signals_held
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    written = []
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                signal.raise_signal(signal.SIGTERM)
+                written.append("frame")  # reached: the signal is held until here
+        assert written == ["frame"]
+        assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -13,8 +13,11 @@ headless in tests and benchmarks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,23 @@ def standalone_context() -> Any:
                           f"{exc} (install Mesa's EGL: libegl1 libegl-mesa0 libgl1-mesa-dri)") \
             from exc
 
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM (on the main thread) while ffmpeg is fed a frame: the
+    ``vrshare`` command's handler raises where the signal lands, and raised inside the
+    write, imageio-ffmpeg kills ffmpeg before it writes the file's index, so the video
+    does not open. A held signal is handled as soon as the frame is written."""
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 class HeadlessTarget(Target):
     """Offscreen stereo framebuffer (2 x width by height) with optional capture.
@@ -161,7 +181,8 @@ class HeadlessTarget(Target):
             elif s.capture == "png":
                 self._image.fromarray(image).save(s.capture_dir / f"frame_{frame.index:06d}.png")
             else:
-                self._writer.append_data(image[..., :3])
+                with signals_held():
+                    self._writer.append_data(image[..., :3])
         except Exception as exc:
             self._stop_capture(frame, exc)
         else:
