@@ -160,3 +160,21 @@ class Dies(Stage):
 
     def process(self, frame, bank):
         os._exit(7)
+
+
+class Halver(Stage):
+    """Writes half its float32 input ``h`` into ``h2`` and fails in ``close``;
+    module-level so that it pickles (process-mode tests)."""
+
+    name = "halver"
+    reads = ("h",)
+    writes = ("h2",)
+
+    def setup(self, bank, config):
+        self.h, self.h2 = bank["h"], bank.state("h2", 3, "float32")
+
+    def process(self, frame, bank):
+        self.h2[...] = self.h / 2
+
+    def close(self):
+        raise OSError("halver could not save its state")

@@ -27,6 +27,7 @@ from vrshare.pipeline import (
     VirtualClock,
     paced,
 )
+from vrshare.pipeline.process import StageProcessError
 
 N = 4096  # elements of the buffers the torn-write tests look at
 
@@ -643,6 +644,31 @@ def test_a_process_stage_whose_process_dies_is_disabled_naming_the_exit_code():
     assert (fault.stage, fault.phase) == ("dies", "process")
     assert fault.error == ("StageProcessError: process: StageProcessError: the worker "
                            "process ended (exit code 7)")
+
+
+def test_a_process_stage_reads_float32_inputs_times_its_runs_and_reports_its_close():
+    from stagekit import Halver
+
+    class Source32(Stage):
+        name = "source32"
+        writes = ("h",)
+
+        def setup(self, bank, config):
+            self.h = bank.state("h", 3, "float32")
+
+        def process(self, frame, bank):
+            self.h[...] = [1.5, -3.0, 1e-3 * frame.index]
+
+    loop, bank = loop_of([Source32(), set_cadence(Halver(), mode="process",
+                                                  latency_frames=1)])
+    stats = loop.run(4)
+    np.testing.assert_array_equal(bank["h2"], np.float32([0.75, -1.5, 1e-3 * 2 / 2]))
+    runs = [e["dur"] for e in stats.chrome_trace()["traceEvents"]
+            if e["ph"] == "X" and e["name"] == "halver (worker)"]
+    assert len(runs) == 3 and min(runs) > 0  # each published run's time in its process
+    with pytest.raises(StageProcessError) as err:
+        loop.pipeline.stages[1].close()
+    assert str(err.value) == "close: OSError: halver could not save its state"
 
 
 def test_a_process_stage_that_raises_is_disabled_with_the_childs_traceback():
