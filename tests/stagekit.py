@@ -178,3 +178,25 @@ class Halver(Stage):
 
     def close(self):
         raise OSError("halver could not save its state")
+
+
+class Slowpoke(Stage):
+    """Counts and closes slowly (``seconds`` each): a worker process that does not answer
+    in time; module-level so that it pickles (process-mode tests)."""
+
+    name = "slowpoke"
+    writes = ("s",)
+    Settings = SleepSettings
+
+    def setup(self, bank, config):
+        bank.state("s", 1)
+
+    def process(self, frame, bank):
+        pass
+
+    def counters(self):
+        time.sleep(self.settings.seconds)
+        return {"late": 1}
+
+    def close(self):
+        time.sleep(self.settings.seconds)

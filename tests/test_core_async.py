@@ -671,6 +671,25 @@ def test_a_process_stage_reads_float32_inputs_times_its_runs_and_reports_its_clo
     assert str(err.value) == "close: OSError: halver could not save its state"
 
 
+def test_a_worker_process_that_does_not_answer_in_time_is_reported_and_ended(
+        monkeypatch, caplog):
+    from stagekit import SleepSettings, Slowpoke
+
+    from vrshare.pipeline import process
+
+    monkeypatch.setattr(process, "CLOSE_TIMEOUT_S", 0.2)
+    loop, _ = loop_of([set_cadence(Slowpoke(SleepSettings(seconds=2.0)), mode="process")])
+    with caplog.at_level(logging.WARNING, logger="vrshare"):
+        stats = loop.run(2)  # asked for its counts at the end: no answer within 0.2 s
+        loop.pipeline.close()  # nor to close: the process is ended
+    assert "slowpoke" not in stats.counters
+    messages = [r.getMessage() for r in caplog.records]
+    assert "'slowpoke' failed in counters(): the worker process did not answer within " \
+        "0.2 s (counting)" in messages
+    assert "stage 'slowpoke': the worker process did not answer within 0.2 s (closing)" \
+        in messages
+
+
 def test_a_process_stage_that_raises_is_disabled_with_the_childs_traceback():
     seen, stats, _ = doubled("process", raise_at=4)
     (fault,) = stats.faults
@@ -682,8 +701,10 @@ def test_a_process_stage_that_raises_is_disabled_with_the_childs_traceback():
 def test_a_process_stage_failing_in_setup_names_the_stage_and_the_error():
     from vrshare.pipeline import StageSetupError
 
-    with pytest.raises(StageSetupError, match="'doubler'.*doubler cannot open its model"):
+    with pytest.raises(StageSetupError) as err:
         doubled("process", fail_setup=True)
+    assert str(err.value) == ("stage 'doubler' failed in setup: StageProcessError: setup in "
+                              "the worker process: OSError: doubler cannot open its model")
 
 
 def test_a_process_stage_must_pickle():
