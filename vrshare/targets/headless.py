@@ -57,7 +57,6 @@ def standalone_context() -> Any:
             from exc
 
 
-
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM (on the main thread) while ffmpeg is fed a frame: the
@@ -73,6 +72,7 @@ def signals_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
 
 class HeadlessTarget(Target):
     """Offscreen stereo framebuffer (2 x width by height) with optional capture.
