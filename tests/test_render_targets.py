@@ -412,3 +412,39 @@ def test_a_signal_during_a_video_frame_write_is_handled_once_the_frame_is_writte
         assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_signal_during_a_captured_frame_leaves_it_both_written_and_counted(gl_ctx, tmp_path):
+    """The results' count of captured frames must match the video the run leaves,
+    wherever in the capture a SIGTERM lands."""
+    import signal
+
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    from vrshare.pipeline import Frame
+    from vrshare.targets.base import DisplaySettings
+    from vrshare.targets.headless import HeadlessTarget
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    target = HeadlessTarget(DisplaySettings(width=8, height=8, capture="video",
+                                            capture_dir=tmp_path), ctx=gl_ctx)
+    frame = Frame(0, 0.0, 0.0, 1 / 90)
+    target.submit(frame)
+    append = target._writer.append_data
+
+    def append_then_signal(image):
+        append(image)
+        signal.raise_signal(signal.SIGTERM)  # lands after the write, before its count
+
+    target._writer.append_data = append_then_signal
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            target.submit(frame._replace(index=1))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    target.close()
+    assert target.captured == 2 and target.capture_errors == 0
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "frames.mp4"))
+    assert next(reader)["size"] == (16, 8) and sum(1 for _ in reader) == 2

@@ -59,10 +59,12 @@ def standalone_context() -> Any:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM (on the main thread) while ffmpeg is fed a frame: the
-    ``vrshare`` command's handler raises where the signal lands, and raised inside the
-    write, imageio-ffmpeg kills ffmpeg before it writes the file's index, so the video
-    does not open. A held signal is handled as soon as the frame is written."""
+    """Hold SIGINT and SIGTERM (on the main thread) while a frame is captured: the
+    ``vrshare`` command's handler raises where the signal lands, and raised inside a
+    video write, imageio-ffmpeg kills ffmpeg before it writes the file's index, so the
+    video does not open; raised between the write and its count, the results report
+    one frame fewer than the video holds. A held signal is handled as soon as the
+    block ends."""
     if threading.current_thread() is not threading.main_thread() or \
             not hasattr(signal, "pthread_sigmask"):
         yield
@@ -176,17 +178,17 @@ class HeadlessTarget(Target):
             return
         image = self.capture()
         try:
-            if s.capture == "numpy":
-                self.frames.append((frame.index, image.copy()))
-            elif s.capture == "png":
-                self._image.fromarray(image).save(s.capture_dir / f"frame_{frame.index:06d}.png")
-            else:
-                with signals_held():
+            with signals_held():  # a frame is both kept and counted, or neither
+                if s.capture == "numpy":
+                    self.frames.append((frame.index, image.copy()))
+                elif s.capture == "png":
+                    self._image.fromarray(image).save(
+                        s.capture_dir / f"frame_{frame.index:06d}.png")
+                else:
                     self._writer.append_data(image[..., :3])
+                self.captured += 1
         except Exception as exc:
             self._stop_capture(frame, exc)
-        else:
-            self.captured += 1
 
     def _stop_capture(self, frame: Frame, exc: Exception) -> None:
         self.capture_errors += 1
