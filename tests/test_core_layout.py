@@ -11,8 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vrshare"
 
-CORE = ("errors", "backend", "strict", "weights", "geometry", "layout", "config", "pipeline",
-        "resources")
+CORE = ("errors", "interrupts", "backend", "strict", "weights", "geometry", "layout", "config",
+        "pipeline", "resources")
 # assemble runs (a sweep: many bench runs): nothing below them imports them
 RUN = ("app", "display", "demo", "bench", "sweep", "cli", "__main__")
 # part -> the parts it must not import

@@ -391,41 +391,16 @@ def test_window_keys_grab_with_the_desktop_hand(tmp_path):
     assert np.allclose(track.t, track.t[0]) and track.t[0] > 0
 
 
-def test_a_signal_during_a_video_frame_write_is_handled_once_the_frame_is_written():
-    """Ctrl-C or SIGTERM raised inside imageio-ffmpeg's write would kill ffmpeg before
-    it writes the video's index: while a frame is fed to it, the signal waits."""
-    import signal
-
-    from vrshare.targets.headless import signals_held
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    written = []
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            with signals_held():
-                signal.raise_signal(signal.SIGTERM)
-                written.append("frame")  # reached: the signal is held until here
-        assert written == ["frame"]
-        assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def test_a_signal_during_a_captured_frame_leaves_it_both_written_and_counted(gl_ctx, tmp_path):
     """The results' count of captured frames must match the video the run leaves,
-    wherever in the capture a SIGTERM lands."""
+    wherever in the capture the command's SIGTERM lands."""
     import signal
 
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    from vrshare.cli import Endings
     from vrshare.pipeline import Frame
     from vrshare.targets.base import DisplaySettings
     from vrshare.targets.headless import HeadlessTarget
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
 
     target = HeadlessTarget(DisplaySettings(width=8, height=8, capture="video",
                                             capture_dir=tmp_path), ctx=gl_ctx)
@@ -434,17 +409,20 @@ def test_a_signal_during_a_captured_frame_leaves_it_both_written_and_counted(gl_
     append = target._writer.append_data
 
     def append_then_signal(image):
+        signal.raise_signal(signal.SIGTERM)  # lands inside the write (ffmpeg lives on)
         append(image)
-        signal.raise_signal(signal.SIGTERM)  # lands after the write, before its count
+        signal.raise_signal(signal.SIGTERM)  # and between the write and its count
 
     target._writer.append_data = append_then_signal
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    endings = Endings()
+    endings.install()
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
             target.submit(frame._replace(index=1))
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        endings.restore()
     target.close()
+    assert endings.signals == [signal.SIGTERM] * 2 and endings.exit_code == 143
     assert target.captured == 2 and target.capture_errors == 0
     reader = imageio_ffmpeg.read_frames(str(tmp_path / "frames.mp4"))
     assert next(reader)["size"] == (16, 8) and sum(1 for _ in reader) == 2

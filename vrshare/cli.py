@@ -23,6 +23,7 @@ from typing import Any
 
 from . import app, resources
 from .errors import VrshareError
+from .interrupts import defer
 from .pipeline.clock import CLOCK_NAMES
 from .pipeline.loop import Activity
 from .targets.base import TARGET_NAMES
@@ -85,6 +86,8 @@ class Endings:
         self._previous.clear()
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if defer(signum):
+            return  # landed inside a write that must stay whole; raised again at its end
         self.signals.append(signum)
         name = signal.Signals(signum).name
         setting_up = Activity.started == self._runs_before

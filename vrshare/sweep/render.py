@@ -35,6 +35,7 @@ import numpy as np
 
 from ..config import build, load_toml, parse_run_file
 from ..errors import require
+from ..interrupts import held
 from ..layout import DEVICES
 from ..report import ResultsError, check_writable, progress_bar, write_atomic
 from .engine import Placement, check, execute, worker_error
@@ -292,7 +293,9 @@ def _video(out: Path, cameras: dict[str, Any]) -> Path:
             if not image.exists():
                 missing += 1
                 continue
-            writer.append_data(imageio.imread(image)[..., :3])
+            frame = imageio.imread(image)[..., :3]
+            with held:  # Ctrl-C inside the write would leave a video that does not open
+                writer.append_data(frame)
     finally:
         writer.close()
     if missing:

@@ -13,17 +13,15 @@ headless in tests and benchmarks.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import require
+from ..interrupts import held
 from ..pipeline import DEFAULT_FRAME_HZ, Frame
 from .base import (
     GL_REQUIRE,
@@ -55,25 +53,6 @@ def standalone_context() -> Any:
         raise TargetError(f"cannot create a headless EGL OpenGL {GL_REQUIRE / 100:.1f} context: "
                           f"{exc} (install Mesa's EGL: libegl1 libegl-mesa0 libgl1-mesa-dri)") \
             from exc
-
-
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM (on the main thread) while a frame is captured: the
-    ``vrshare`` command's handler raises where the signal lands, and raised inside a
-    video write, imageio-ffmpeg kills ffmpeg before it writes the file's index, so the
-    video does not open; raised between the write and its count, the results report
-    one frame fewer than the video holds. A held signal is handled as soon as the
-    block ends."""
-    if threading.current_thread() is not threading.main_thread() or \
-            not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 class HeadlessTarget(Target):
@@ -178,7 +157,7 @@ class HeadlessTarget(Target):
             return
         image = self.capture()
         try:
-            with signals_held():  # a frame is both kept and counted, or neither
+            with held:  # a frame is both kept and counted, or neither (see interrupts)
                 if s.capture == "numpy":
                     self.frames.append((frame.index, image.copy()))
                 elif s.capture == "png":

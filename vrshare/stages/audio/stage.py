@@ -12,6 +12,7 @@ import numpy as np
 
 from ... import backend
 from ...config import check_ranges, setting
+from ...interrupts import held
 from ...layout import AUDIO_BLOCK, HEAD_POSE, HRTF_SPECTRA, OBJECT_MODEL
 from ...pipeline import Frame, Stage, StageConfig
 from ...weights import SnapshotRing, WeightBank
@@ -215,10 +216,11 @@ class AudioStage(Stage):
         models = bank[OBJECT_MODEL] if s.follow_objects else None
         while self.blocks < due:
             self.renderer.render(pose, models, out=self.block_buf)
-            if self.wav is not None:
-                self.wav.write(backend.to_host(self.block_buf, out=self.host_block,
-                                               label=AUDIO_BLOCK))
-            self.blocks += 1
+            with held:  # a block is both in the WAV and counted, or neither (see interrupts)
+                if self.wav is not None:
+                    self.wav.write(backend.to_host(self.block_buf, out=self.host_block,
+                                                   label=AUDIO_BLOCK))
+                self.blocks += 1
         self._maybe_check(self.blocks)
 
     # -- non-finite input ------------------------------------------------------------------
