@@ -161,7 +161,6 @@ class ProcessStage(Stage):
         self.optional_reads = tuple(stage.optional_reads)
         for key in ("rate_hz", "latency_frames", "on_overrun"):
             setattr(self, key, getattr(stage, key))
-        self.mode = "process"
         self.bank = bank
         self.inputs: dict[str, tuple[SharedMemory, np.ndarray]] = {}
         self.outputs: dict[str, tuple[SharedMemory, np.ndarray]] = {}
