@@ -163,8 +163,8 @@ class Dies(Stage):
 
 
 class Halver(Stage):
-    """Writes half its float32 input ``h`` into ``h2`` and fails in ``close``;
-    module-level so that it pickles (process-mode tests)."""
+    """Writes half its float32 input ``h`` into ``h2`` and fails in ``counters`` and in
+    ``close``; module-level so that it pickles (process-mode tests)."""
 
     name = "halver"
     reads = ("h",)
@@ -175,6 +175,9 @@ class Halver(Stage):
 
     def process(self, frame, bank):
         self.h2[...] = self.h / 2
+
+    def counters(self):
+        raise LookupError("halver lost count")
 
     def close(self):
         raise OSError("halver could not save its state")

@@ -646,7 +646,7 @@ def test_a_process_stage_whose_process_dies_is_disabled_naming_the_exit_code():
                            "process ended (exit code 7)")
 
 
-def test_a_process_stage_reads_float32_inputs_times_its_runs_and_reports_its_close():
+def test_a_process_stage_reads_float32_inputs_times_its_runs_and_reports_its_close(caplog):
     from stagekit import Halver
 
     class Source32(Stage):
@@ -661,8 +661,11 @@ def test_a_process_stage_reads_float32_inputs_times_its_runs_and_reports_its_clo
 
     loop, bank = loop_of([Source32(), set_cadence(Halver(), mode="process",
                                                   latency_frames=1)])
-    stats = loop.run(4)
+    with caplog.at_level(logging.ERROR, logger="vrshare"):
+        stats = loop.run(4)
     np.testing.assert_array_equal(bank["h2"], np.float32([0.75, -1.5, 1e-3 * 2 / 2]))
+    assert "'halver' failed in counters(): counters: LookupError: halver lost count" in \
+        [r.getMessage() for r in caplog.records]  # its process lives on, to close it
     runs = [e["dur"] for e in stats.chrome_trace()["traceEvents"]
             if e["ph"] == "X" and e["name"] == "halver (worker)"]
     assert len(runs) == 3 and min(runs) > 0  # each published run's time in its process

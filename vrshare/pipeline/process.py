@@ -84,9 +84,13 @@ class _ChildBank(WeightBank):
     def __init__(self, writes: tuple[str, ...]) -> None:
         super().__init__()
         self.writes = writes
-        self.blocks: dict[str, SharedMemory] = {}
+        self.inputs: list[SharedMemory] = []  # kept open while their arrays are in use
+        self.blocks: dict[str, SharedMemory] = {}  # the outputs, by buffer name
 
-    def adopt(self, name: str, array: np.ndarray) -> None:
+    def attach(self, name: str, block: str, shape: tuple[int, ...], dtype: str) -> None:
+        """Map the loop's input block ``block`` as buffer ``name``."""
+        shm, array = _attach(block, shape, dtype)
+        self.inputs.append(shm)
         self._buffers[name] = Buffer(name, "state", array)
 
     def state(self, name: str, shape: tuple[int, ...] | int, dtype: Any = "float32") -> Any:
@@ -99,50 +103,59 @@ class _ChildBank(WeightBank):
         self.blocks[name] = shm
         array = np.ndarray(shape, dtype, buffer=shm.buf)
         array[...] = 0
-        self.adopt(name, array)
+        self._buffers[name] = Buffer(name, "state", array)
         return array
 
 
 def _serve(conn: Any, stage: Stage, config: StageConfig,
            inputs: list[tuple[str, str, tuple[int, ...], str]]) -> None:
-    """The child's main: set the stage up, then run it whenever asked."""
+    """The child's main: set the stage up, then answer the loop's messages until it
+    closes the stage, or goes away (the pipe ends: nobody is left to answer)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     backend.select("numpy")
     bank = _ChildBank(tuple(stage.writes))
-    attached = []
-    for name, block, shape, dtype in inputs:
-        shm, array = _attach(block, shape, dtype)
-        attached.append(shm)
-        bank.adopt(name, array)
     try:
-        stage.setup(bank, config)
-    except BaseException as exc:
-        conn.send(("error", _error(exc)))
-        return
-    conn.send(("ready", [(n, shm.name, bank[n].shape, bank[n].dtype.str)
-                         for n, shm in bank.blocks.items()]))
-    while True:
         try:
-            message, frame = conn.recv()
-        except (EOFError, OSError):  # the loop went away
+            for name, block, shape, dtype in inputs:
+                bank.attach(name, block, shape, dtype)
+            stage.setup(bank, config)
+        except BaseException as exc:
+            conn.send(("error", _error(exc)))
             return
-        if message == "run":
-            t0 = perf_counter()
-            try:
-                stage.process(frame, bank)
-                error = None
-            except Exception as exc:
-                error = _error(exc)
-            conn.send(("done", perf_counter() - t0, error))
-        elif message == "counters":
-            conn.send(("counters", dict(stage.counters())))
-        elif message == "close":
-            try:
-                stage.close()
-                conn.send(("closed", None))
-            except Exception as exc:
-                conn.send(("closed", _error(exc)))
-            return
+        conn.send(("ready", [(n, shm.name, bank[n].shape, bank[n].dtype.str)
+                             for n, shm in bank.blocks.items()]))
+        while _answer(conn, stage, bank, *conn.recv()):
+            pass
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return
+
+
+def _answer(conn: Any, stage: Stage, bank: WeightBank, message: str, frame: Any) -> bool:
+    """Answer one of the loop's messages; False once the stage is closed. A stage's
+    error is sent back (the loop raises it), never left to end the process."""
+    if message == "run":
+        t0 = perf_counter()
+        try:
+            stage.process(frame, bank)
+            error = None
+        except Exception as exc:
+            error = _error(exc)
+        conn.send(("done", perf_counter() - t0, error))
+    elif message == "counters":
+        try:
+            reply = ("counters", dict(stage.counters()))
+        except Exception as exc:
+            reply = ("error", _error(exc))
+        conn.send(reply)
+    elif message == "close":
+        try:
+            stage.close()
+            error = None
+        except Exception as exc:
+            error = _error(exc)
+        conn.send(("closed", error))
+        return False
+    return True
 
 
 # -- the loop's side ----------------------------------------------------------------------
@@ -230,7 +243,10 @@ class ProcessStage(Stage):
         if self.closed or self.worker.busy or not self.child.is_alive():
             return {}
         self.conn.send(("counters", None))
-        return self._reply(CLOSE_TIMEOUT_S, "counting")[1]
+        reply = self._reply(CLOSE_TIMEOUT_S, "counting")
+        if reply[0] == "error":
+            raise _raise(reply[1], "counters")
+        return reply[1]
 
     def close(self) -> None:
         if self.closed:
