@@ -106,3 +106,42 @@ def test_unusable_head_rows_are_left_out_with_a_warning(caplog):
     assert "2 of 5 head rows left out" in caplog.text
     with pytest.raises(SweepError, match="no head rows"):
         head_rows(Trace(t, np.ones(5, int), poses), "trace.csv")
+
+
+def test_a_signal_while_the_video_is_written_leaves_one_that_opens(tmp_path, monkeypatch):
+    """The command's Ctrl-C or SIGTERM landing in a frame fed to ffmpeg waits for that
+    frame: the video is then closed with what it holds, and opens."""
+    import signal
+
+    imageio = pytest.importorskip("imageio.v2")
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    from vrshare.cli import Endings
+    from vrshare.sweep.render import _video
+
+    frames = []
+    for k in range(3):
+        Image.new("RGB", (16, 8), (40 * k, 90, 200)).save(tmp_path / f"f{k}.png")
+        frames.append({"image": f"f{k}.png"})
+    get_writer = imageio.get_writer
+
+    def writer_signalled_in_its_first_frame(*args, **kwargs):
+        writer = get_writer(*args, **kwargs)
+        append = writer.append_data
+
+        def append_data(image):
+            signal.raise_signal(signal.SIGTERM)  # lands as the frame is fed to ffmpeg
+            append(image)
+
+        writer.append_data = append_data
+        return writer
+
+    monkeypatch.setattr(imageio, "get_writer", writer_signalled_in_its_first_frame)
+    endings = Endings()
+    endings.install()
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            _video(tmp_path, {"frame_hz": 30.0, "frames": frames})
+    finally:
+        endings.restore()
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "render.mp4"))
+    assert next(reader)["size"] == (16, 8) and sum(1 for _ in reader) == 1
