@@ -15,7 +15,7 @@ from multiprocessing.shared_memory import SharedMemory
 import numpy as np
 import pytest
 
-from vrshare import Stage, StageConfig
+from vrshare import Stage, StageConfig, backend
 from vrshare.pipeline import Frame
 from vrshare.pipeline.process import _ChildBank, _serve
 
@@ -41,7 +41,7 @@ class Scaler(Stage):
         self.config = config
         self.out = bank.state("out", (2, 3), "float64")
         self.seen = bank.state("seen", 1, "int32")
-        self.scratch = bank.state("scratch", 4)  # not among its writes: kept in the child
+        self.scratch = bank.state("scratch", 4, "int16")  # not among its writes: kept here
 
     def process(self, frame, bank):
         if self.fail == "process" and self.runs == 0:
@@ -144,13 +144,42 @@ def test_it_runs_the_stage_on_the_shared_blocks_and_answers_each_message(serve, 
 
 
 def test_it_reads_the_loops_input_block_as_it_is_when_a_run_starts(serve, blocks):
-    inp = SharedMemory(create=True, size=6 * 8)
+    class Redeclares(Scaler):
+        def setup(self, bank, config):
+            super().setup(bank, config)
+            self.inp = bank.state("inp", (2, 3), "float32")  # a read may be fetched so too
+
+        def process(self, frame, bank):
+            super().process(frame, bank)
+            self.fetched = (self.inp is bank["inp"], self.inp.dtype, float(self.inp[1, 2]))
+
+    inp = SharedMemory(create=True, size=6 * 4)
     blocks.append(inp)
-    array = np.ndarray((2, 3), np.float64, buffer=inp.buf)
+    array = np.ndarray((2, 3), np.float32, buffer=inp.buf)
     array[...] = 10.0
-    replies = serve(Scaler(), ("run", FRAME), ("close", None),
-                    inputs=[("inp", inp.name, (2, 3), "<f8")])
+    stage = Redeclares()
+    replies = serve(stage, ("run", FRAME), ("close", None),
+                    inputs=[("inp", inp.name, (2, 3), "<f4")])
     assert np.array_equal(outputs(replies[0], blocks)["out"], np.full((2, 3), 23.0))
+    assert stage.fetched == (True, np.float32, 10.0)
+
+
+def test_it_runs_on_numpy_whatever_backend_the_loop_chose(serve, monkeypatch):
+    """The child inherits the loop's environment, VRSHARE_BACKEND too; its shared
+    blocks are host memory all the same."""
+    active = []
+
+    class Probe(Scaler):
+        def setup(self, bank, config):
+            active.append(backend.active().name)
+            super().setup(bank, config)
+
+    monkeypatch.setenv("VRSHARE_BACKEND", "strict")
+    try:
+        serve(Probe(), ("close", None))
+    finally:
+        backend.select("numpy")
+    assert active == ["numpy"]
 
 
 def test_outputs_start_at_zero_and_keep_other_buffers_out_of_the_blocks(serve, blocks):
@@ -158,7 +187,8 @@ def test_outputs_start_at_zero_and_keep_other_buffers_out_of_the_blocks(serve, b
     replies = serve(stage, ("close", None))
     out = outputs(replies[0], blocks)
     assert not out["out"].any() and not out["seen"].any()
-    assert "scratch" not in out and stage.scratch.shape == (4,)
+    assert "scratch" not in out
+    assert stage.scratch.shape == (4,) and stage.scratch.dtype == np.int16
 
 
 def test_a_setup_error_is_sent_with_its_traceback_and_ends_it(serve):
