@@ -128,16 +128,18 @@ def test_on_a_gpu_each_run_is_queued_on_the_workers_own_stream_and_finished_befo
 
 def test_a_run_that_returns_while_the_worker_stops_keeps_its_time():
     """Its outcome is dropped, but how long it took is what a hang report needs."""
-    release = threading.Event()
+    began, release = threading.Event(), threading.Event()
     took = []
 
     def work(f):
         t0 = time.perf_counter()
+        began.set()
         release.wait(GUARD_S)
         took.append(time.perf_counter() - t0)
 
     w = Worker("echo", work)
     w.start(frame(0))
+    assert began.wait(GUARD_S)  # stopped before it began, the run would never be made
     threading.Timer(0.05, release.set).start()
     assert w.stop(GUARD_S) and w.t0 == IDLE
     assert took and took[0] <= w.seconds < GUARD_S
