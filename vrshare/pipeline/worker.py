@@ -70,8 +70,9 @@ class Worker:
 
     def stop(self, timeout: float) -> bool:
         """Let the thread end after the current run; True if it ended within ``timeout``
-        seconds. A run that returns meanwhile keeps its time in :attr:`seconds` (its
-        outcome is dropped). A run stuck in a call cannot be interrupted: its thread (a
+        seconds. A run asked for that the thread has not begun yet is not made; one
+        that returns meanwhile keeps its time in :attr:`seconds` (its outcome is
+        dropped). A run stuck in a call cannot be interrupted: its thread (a
         daemon) is left to return on its own, and what it finishes is dropped."""
         thread = self._thread
         if thread is None:
