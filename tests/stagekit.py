@@ -148,14 +148,22 @@ class ConfigProbe(Stage):
         self.hz[0] = self.rate
 
 
+@dataclass
+class DiesSettings:
+    in_setup: bool = False  # end in setup rather than in the first run
+
+
 class Dies(Stage):
-    """Ends its own process in its first run (exit code 7): module-level so that it
-    pickles (process-mode tests)."""
+    """Ends its own process (exit code 7) in its first run, or in setup: module-level so
+    that it pickles (process-mode tests)."""
 
     name = "dies"
     writes = ("d",)
+    Settings = DiesSettings
 
     def setup(self, bank, config):
+        if self.settings.in_setup:
+            os._exit(7)
         bank.state("d", 1)
 
     def process(self, frame, bank):

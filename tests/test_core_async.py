@@ -580,11 +580,15 @@ def test_a_process_stage_is_set_up_with_the_runs_config():
     from stagekit import ConfigProbe
 
     bank = WeightBank()
-    pipe = Pipeline([set_cadence(ConfigProbe(), mode="process", latency_frames=1)])
+    probe = set_cadence(ConfigProbe(), mode="process", latency_frames=1)
+    pipe = Pipeline([probe])
     pipe.setup(bank, StageConfig(None, frame_hz=72.0))
     try:
         FrameLoop(pipe, bank, VirtualClock(72.0)).run(3)
         assert bank["hz"][0] == 72.0
+        stand_in = pipe.stages[0]  # what the pipeline holds describes the stage it runs
+        assert stand_in is not probe and stand_in.settings is probe.settings
+        assert (stand_in.name, stand_in.writes) == ("config_probe", ("hz",))
     finally:
         assert pipe.close() == []
 
@@ -664,6 +668,7 @@ def test_a_process_stage_reads_float32_inputs_times_its_runs_and_reports_its_clo
     with caplog.at_level(logging.ERROR, logger="vrshare"):
         stats = loop.run(4)
     np.testing.assert_array_equal(bank["h2"], np.float32([0.75, -1.5, 1e-3 * 2 / 2]))
+    assert bank["h2"].dtype == np.float32  # declared in the loop's bank as in the child's
     assert "'halver' failed in counters(): counters: LookupError: halver lost count" in \
         [r.getMessage() for r in caplog.records]  # its process lives on, to close it
     runs = [e["dur"] for e in stats.chrome_trace()["traceEvents"]
@@ -721,8 +726,24 @@ def test_a_process_stage_must_pickle():
         def setup(self, bank, config):
             bank.state("y", 1)
 
-    with pytest.raises(StageSetupError, match="importable by module path"):
+    with pytest.raises(StageSetupError) as err:
         loop_of([Local()])
+    message = str(err.value)
+    assert message.startswith("stage 'local' failed in setup: StageProcessError: cannot "
+                              "start the worker process: ")
+    assert message.endswith("(a process-mode stage is sent pickled: its class must be "
+                            "importable by module path)")
+
+
+def test_a_process_stage_whose_process_ends_in_setup_names_the_exit_code():
+    from stagekit import Dies, DiesSettings
+
+    from vrshare.pipeline import StageSetupError
+
+    with pytest.raises(StageSetupError) as err:
+        loop_of([set_cadence(Dies(DiesSettings(in_setup=True)), mode="process")])
+    assert str(err.value) == ("stage 'dies' failed in setup: StageProcessError: the worker "
+                              "process ended (exit code 7) while setting up")
 
 
 def test_closing_a_process_stage_frees_its_shared_memory():
