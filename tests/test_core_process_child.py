@@ -36,6 +36,7 @@ class Scaler(Stage):
         self.closed = False
 
     def setup(self, bank, config):
+        self.bank = bank
         if self.fail == "setup":
             raise ValueError("no setup on purpose")
         self.config = config
@@ -60,15 +61,35 @@ class Scaler(Stage):
             raise OSError("no close on purpose")
 
 
+class Blocks:
+    """The shared blocks of one test, unlinked at its end as the loop unlinks them:
+    each attached first (the child leaves the blocks it makes to the loop's resource
+    tracker, which attaching registers them with)."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, SharedMemory] = {}
+
+    def make(self, size: int) -> SharedMemory:
+        shm = SharedMemory(create=True, size=size)
+        self.open[shm.name] = shm
+        return shm
+
+    def attach(self, name: str) -> SharedMemory:
+        if name not in self.open:
+            self.open[name] = SharedMemory(name)
+        return self.open[name]
+
+    def unlink(self) -> None:
+        for shm in self.open.values():
+            shm.close()
+            shm.unlink()
+
+
 @pytest.fixture
 def blocks():
-    """Shared blocks made here (the loop's inputs) or by ``_serve`` (its outputs),
-    unlinked at the end as the loop does."""
-    made: list[SharedMemory] = []
+    made = Blocks()
     yield made
-    for shm in made:
-        shm.close()
-        shm.unlink()
+    made.unlink()
 
 
 @pytest.fixture
@@ -82,8 +103,7 @@ def serve(blocks):
     def run(stage, *messages, inputs=None, hang_up=""):
         parent, child = mp.Pipe()
         if inputs is None:
-            inp = SharedMemory(create=True, size=2 * 3 * 8)
-            blocks.append(inp)
+            inp = blocks.make(2 * 3 * 8)
             array = np.ndarray((2, 3), np.float64, buffer=inp.buf)
             array[...] = np.arange(6).reshape(2, 3)
             inputs = [("inp", inp.name, (2, 3), "<f8")]
@@ -106,6 +126,8 @@ def serve(blocks):
             signal.signal(signal.SIGINT, previous)
             if closer is not None:
                 closer.join()
+            for shm in getattr(stage, "bank", _ChildBank(())).blocks.values():
+                blocks.attach(shm.name)  # the outputs it made, whatever the test reads
         while not hang_up and parent.poll():
             replies.append(parent.recv())
         return replies
@@ -119,9 +141,7 @@ def outputs(ready, blocks) -> dict[str, np.ndarray]:
     assert kind == "ready"
     arrays = {}
     for name, block, shape, dtype in specs:
-        shm = SharedMemory(block)
-        blocks.append(shm)
-        arrays[name] = np.ndarray(shape, np.dtype(dtype), buffer=shm.buf)
+        arrays[name] = np.ndarray(shape, np.dtype(dtype), buffer=blocks.attach(block).buf)
     return arrays
 
 
@@ -153,8 +173,7 @@ def test_it_reads_the_loops_input_block_as_it_is_when_a_run_starts(serve, blocks
             super().process(frame, bank)
             self.fetched = (self.inp is bank["inp"], self.inp.dtype, float(self.inp[1, 2]))
 
-    inp = SharedMemory(create=True, size=6 * 4)
-    blocks.append(inp)
+    inp = blocks.make(6 * 4)
     array = np.ndarray((2, 3), np.float32, buffer=inp.buf)
     array[...] = 10.0
     stage = Redeclares()
@@ -258,7 +277,7 @@ def test_it_ignores_ctrl_c_which_the_loop_handles(serve):
 def test_the_child_bank_shares_a_declared_write_once(blocks):
     bank = _ChildBank(("out",))
     first = bank.state("out", 3, "float32")
-    blocks.extend(bank.blocks.values())
+    blocks.attach(bank.blocks["out"].name)
     again = bank.state("out", 3, "float32")
     assert again is first and list(bank.blocks) == ["out"]
     assert bank.blocks["out"].size >= 3 * 4

@@ -260,9 +260,8 @@ class ProcessStage(Stage):
                             "without closing the stage there", self.name)
                 self.child.kill()
             elif self.child.is_alive():
-                self.conn.send(("close", None))
-                reply = self._reply(CLOSE_TIMEOUT_S, "closing")
-                error = reply[1] if reply[0] == "closed" else None
+                self.conn.send(("close", None))  # the run's reply, if any, is read
+                error = self._reply(CLOSE_TIMEOUT_S, "closing")[1]
         except (StageProcessError, OSError) as exc:
             log.warning("stage %r: %s", self.name, exc)
         finally:
