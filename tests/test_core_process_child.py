@@ -126,7 +126,8 @@ def serve(blocks):
             signal.signal(signal.SIGINT, previous)
             if closer is not None:
                 closer.join()
-            for shm in getattr(stage, "bank", _ChildBank(())).blocks.values():
+            made = stage.bank.blocks if hasattr(stage, "bank") else {}
+            for shm in made.values():
                 blocks.attach(shm.name)  # the outputs it made, whatever the test reads
         while not hang_up and parent.poll():
             replies.append(parent.recv())
