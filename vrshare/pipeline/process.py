@@ -54,7 +54,7 @@ class StageProcessError(VrshareError, RuntimeError):
 
 def _error(exc: BaseException) -> tuple[str, str]:
     return (f"{type(exc).__name__}: {exc}",
-            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            "".join(traceback.format_exception(exc)))
 
 
 def _exit_code(child: Any) -> int | None:

@@ -58,7 +58,7 @@ class StageFault:
             stage,
             frame,
             f"{type(exc).__name__}: {exc}",
-            "".join(tb.format_exception(type(exc), exc, exc.__traceback__)),
+            "".join(tb.format_exception(exc)),
             phase,
         )
 
