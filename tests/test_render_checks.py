@@ -128,6 +128,38 @@ def test_every_mismatch_is_named_at_once(gl_ctx):
     assert "'instances' is" in msg and "'draw_ranges' is" in msg
 
 
+def test_buffers_the_pipeline_lacks_are_named_with_the_stage_to_add(gl_ctx):
+    scene = load_scene(two_cubes("red"), Path("."), Path("test.toml"))
+    renderer = Renderer(gl_ctx, scene, gpu_timing=False)
+    try:
+        with pytest.raises(RenderError) as exc:
+            renderer.render(None, [])
+        assert str(exc.value) == "Renderer.render called before bind(bank)"
+        with pytest.raises(RenderError) as exc:
+            renderer.bind(vrshare.WeightBank())
+    finally:
+        renderer.close()
+    assert str(exc.value) == (
+        "the renderer draws from bank buffers the pipeline does not have: 'instances' (add a "
+        "'passthrough' or 'scene_filter' stage), 'draw_ranges' (add a 'passthrough' or "
+        "'scene_filter' stage), 'eye_view' (add a 'tracking' stage), 'eye_proj' (add a "
+        "'tracking' stage)")
+
+
+@pytest.mark.parametrize("timing", [True, False])
+def test_gpu_pass_times_are_tracked_only_when_asked(harness, timing):
+    """(The times themselves, through the display path: test_render_targets.py.)"""
+    h = harness(two_cubes("red"), size=SIZE)
+    renderer = Renderer(h.renderer.ctx, h.scene, gpu_timing=timing)
+    stats = FrameStats(["frame"], 1 / 90)
+    try:
+        renderer.bind(h.bank, stats)
+    finally:
+        renderer.close()
+    gpu = [t for t in stats.tracks if t.startswith("gpu")]
+    assert gpu == (["gpu left", "gpu right"] if timing else [])
+
+
 def test_display_passes_the_declaring_stage(gl_ctx, tmp_path, monkeypatch):
     """Through open_display, a plug-in stage's float64 instance buffer is named with it."""
     (tmp_path / "wide_plugin.py").write_text(textwrap.dedent("""
