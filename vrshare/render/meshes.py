@@ -46,7 +46,6 @@ class GpuMesh:
     vao: Any
     program: Any
     texture: Any  # texture array, None when the mesh has no texture
-    triangles: int
     opaque: tuple[FaceGroup, ...]  # face groups drawn in the opaque pass
     blended: tuple[FaceGroup, ...]  # face groups drawn after it, back to front
     center: np.ndarray  # (4,) bounding-sphere centre, mesh space (m), w = 1
@@ -96,6 +95,6 @@ def upload(ctx: moderngl.Context, programs: dict[tuple[bool, bool], Any],
             texture.build_mipmaps()
             textures[id(layers)] = texture
     groups = geometry.draw_groups
-    return GpuMesh(vbo, ibo, vao, program, texture, geometry.triangles,
+    return GpuMesh(vbo, ibo, vao, program, texture,
                    tuple(g for g in groups if not g.blend),
                    tuple(g for g in groups if g.blend), np.append(center, 1.0))

@@ -393,11 +393,6 @@ class Renderer:
                           offset=base + 16 * i, stride=INSTANCE_BYTES, divisor=1)
         mesh.first = first
 
-    def triangles_per_eye(self) -> int:
-        """Triangles the current draw ranges submit for one eye."""
-        return sum(m.triangles * int(c) for m, (_, c) in zip(self.meshes, self.ranges_host,
-                                                                 strict=True))
-
     def close(self) -> None:
         """Read outstanding GPU times and release every GL object."""
         if self.timer is not None:
