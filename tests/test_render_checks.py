@@ -146,6 +146,16 @@ def test_buffers_the_pipeline_lacks_are_named_with_the_stage_to_add(gl_ctx):
         "'tracking' stage)")
 
 
+def test_closing_a_renderer_twice_does_nothing_more(harness):
+    """Closing paths may meet (a failed set-up, then the run's own close)."""
+    h = harness(two_cubes("red"), size=SIZE)
+    renderer = Renderer(h.renderer.ctx, h.scene, gpu_timing=True)
+    renderer.bind(h.bank)
+    renderer.close()
+    renderer.close()
+    assert renderer.meshes == [] and renderer.programs == {}
+
+
 @pytest.mark.parametrize("timing", [True, False])
 def test_gpu_pass_times_are_tracked_only_when_asked(harness, timing):
     """(The times themselves, through the display path: test_render_targets.py.)"""

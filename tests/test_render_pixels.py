@@ -244,3 +244,28 @@ def test_mirrored_and_plain_instances_of_one_mesh_share_a_draw_slot(harness):
     assert len(h.renderer.meshes) == 1
     both, _ = h.frame()
     np.testing.assert_allclose(both[..., :3], np.maximum(*apart)[..., :3], atol=1)
+
+
+def test_an_eye_that_does_not_fill_its_framebuffer_clears_only_its_viewport(harness):
+    """A letterboxed eye clears its own rectangle, colour and depth, every frame: the
+    bars and the rest of the framebuffer keep what they had, and the cube is drawn
+    again in the next frame."""
+    from vrshare.targets.base import EyeSurface
+
+    size = 32
+    h = harness(cubes({"position": [0.0, 0.0, -3.0]}, color=[1.0, 0.0, 0.0]), size=size)
+    fbo = h.target.fbo
+    fbo.use()
+    fbo.clear(0.0, 0.0, 1.0, 1.0)  # blue: what lies outside the eye's rectangle
+    surfaces = [EyeSurface(0, fbo, (4, 6, size - 8, size - 12))]
+    inside = np.zeros((size, 2 * size), bool)
+    inside[6:size - 6, 4:size - 4] = True
+    for _ in range(2):
+        f = h.clock.wait_frame()
+        for stage in h.pipeline.stages:
+            stage.process(f, h.bank)
+        h.renderer.render(f, surfaces)
+        image = h.target.capture()
+        assert mask(image, (0, 0, 255), 0)[~inside].all()
+        assert mask(image, (255, 0, 0), 2)[size // 2, size // 2]  # the cube, every frame
+        assert mask(image, (0, 0, 0), 0)[7, 5]  # the scene's background in its corner
