@@ -48,13 +48,21 @@ def make(name: str, reads=(), writes=(), raise_at: int | None = None,
     return Made()
 
 
-def run(stages, frames=10, sources=(), budgets=None, clock=None):
-    """Set ``stages`` up on a fresh bank and run ``frames`` frames on ``clock`` (a 90 Hz
-    virtual one by default); returns the run's stats, the bank and the loop."""
+def loop_of(stages, clock=None, *, steps=(), sources=(), budgets=None, cadences=None,
+            **loop_keys):
+    """Set ``stages`` up on a fresh bank and make their frame loop on ``clock`` (a 90 Hz
+    virtual one by default), with ``steps`` and ``loop_keys`` (hang limits...) passed to
+    it; returns the loop and the bank."""
     bank = WeightBank()
-    pipe = Pipeline(stages, sources=sources, budgets_s=budgets)
+    pipe = Pipeline(stages, sources=sources, budgets_s=budgets, cadences=cadences)
     pipe.setup(bank, StageConfig(None))
-    loop = FrameLoop(pipe, bank, clock or VirtualClock(90))
+    return FrameLoop(pipe, bank, clock or VirtualClock(90), steps, **loop_keys), bank
+
+
+def run(stages, frames=10, **keys):
+    """:func:`loop_of` ``stages`` (``keys`` as there) run for ``frames`` frames; returns
+    the run's stats, the bank and the loop."""
+    loop, bank = loop_of(stages, **keys)
     return loop.run(frames), bank, loop
 
 

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from stagekit import loop_of
 
 from vrshare import Stage, StageConfig, WeightBank, backend
 from vrshare.app import make_stages
@@ -105,13 +106,6 @@ class Look(Stage):
             self.torn += 1
         self.seen.append((frame.index, float(y[0]), bank.version("y")))
         self.ages.append(bank.age("y", frame))
-
-
-def loop_of(stages, clock=None, budgets=None, cadences=None):
-    bank = WeightBank()
-    pipe = Pipeline(stages, budgets_s=budgets, cadences=cadences)
-    pipe.setup(bank, StageConfig(None))
-    return FrameLoop(pipe, bank, clock or VirtualClock(90.0)), bank
 
 
 def set_cadence(stage, **keys):
@@ -336,10 +330,8 @@ def hang_prone(gate):
     """An async Held stage waiting on ``gate`` in its first run, on an unthrottled clock
     with a 50 ms hang limit; returns the stage, its loop and the bank."""
     held = set_cadence(Held([gate]), mode="async")
-    bank = WeightBank()
-    pipe = Pipeline([held])
-    pipe.setup(bank, StageConfig(None))
-    return held, FrameLoop(pipe, bank, UnthrottledClock(90.0), hang_limits_s={"held": 0.05}), bank
+    loop, bank = loop_of([held], UnthrottledClock(90.0), hang_limits_s={"held": 0.05})
+    return held, loop, bank
 
 
 @pytest.mark.parametrize("when", ["while the loop goes on", "as the run ends"])
@@ -447,10 +439,8 @@ def test_an_async_stage_that_raises_is_disabled_and_its_last_outputs_stay():
 def test_a_hung_async_run_is_reported_with_the_workers_stack_and_the_loop_goes_on():
     gate = threading.Event()
     echo = set_cadence(Echo(gate=gate), mode="async")
-    bank = WeightBank()
-    pipe = Pipeline([Source(), echo, Look()])
-    pipe.setup(bank, StageConfig(None))
-    loop = FrameLoop(pipe, bank, UnthrottledClock(90.0), hang_limits_s={"echo": 0.05})
+    loop, _ = loop_of([Source(), echo, Look()], UnthrottledClock(90.0),
+                      hang_limits_s={"echo": 0.05})
     try:
         done = []
         stats = loop.run(seconds=10.0, progress=lambda n: (done.append(n),
@@ -614,10 +604,7 @@ def test_a_hung_process_stage_is_reported_without_a_stack_and_given_up_on(caplog
     from stagekit import Sleeper, SleepSettings
 
     sleeper = set_cadence(Sleeper(SleepSettings(seconds=3.0)), mode="process")
-    bank = WeightBank()
-    pipe = Pipeline([sleeper])
-    pipe.setup(bank, StageConfig(None))
-    loop = FrameLoop(pipe, bank, UnthrottledClock(90.0), hang_limits_s={"sleeper": 0.05})
+    loop, _ = loop_of([sleeper], UnthrottledClock(90.0), hang_limits_s={"sleeper": 0.05})
 
     def progress(n):
         if loop.stats.hangs:
@@ -627,7 +614,7 @@ def test_a_hung_process_stage_is_reported_without_a_stack_and_given_up_on(caplog
         stats = loop.run(seconds=10.0, progress=progress)
     finally:
         with caplog.at_level(logging.WARNING, logger="vrshare.pipeline.process"):
-            pipe.close()  # still in its run: the process is ended, not asked to close
+            loop.pipeline.close()  # still in its run: the process is ended, not asked to close
     assert "stage 'sleeper': its worker process is still in a run; ending it without " \
         "closing the stage there" in [r.getMessage() for r in caplog.records]
     (hang,) = stats.hangs

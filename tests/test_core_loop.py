@@ -7,9 +7,9 @@ import re
 import time
 
 import pytest
-from stagekit import make, run
+from stagekit import loop_of, make, run
 
-from vrshare import FrameLoop, Pipeline, Stage, StageConfig, VirtualClock, WeightBank
+from vrshare import Pipeline, Stage, StageConfig, WeightBank
 from vrshare.pipeline import Frame
 from vrshare.pipeline.loop import Activity
 
@@ -49,10 +49,7 @@ def test_a_fault_is_logged_as_a_stages_or_a_steps_with_its_traceback(caplog):
     def present(frame, bank):
         raise RuntimeError("present failed on purpose")
 
-    bank = WeightBank()
-    pipe = Pipeline([make("a", writes=("a",))])
-    pipe.setup(bank, StageConfig(None))
-    loop = FrameLoop(pipe, bank, VirtualClock(90), steps=[("present", present)])
+    loop, _ = loop_of([make("a", writes=("a",))], steps=[("present", present)])
     with caplog.at_level(logging.ERROR, logger="vrshare"), \
             pytest.raises(RuntimeError, match="present failed on purpose"):
         loop.run(3)
@@ -165,10 +162,7 @@ def test_a_stage_at_its_own_rate_whose_outputs_cannot_be_published_is_disabled(
 
     paced = make("p", writes=("p",))
     paced.rate_hz = 45.0
-    bank = WeightBank()
-    pipe = Pipeline([make("a", writes=("a",)), paced])
-    pipe.setup(bank, StageConfig(None))
-    loop = FrameLoop(pipe, bank, VirtualClock(90))
+    loop, bank = loop_of([make("a", writes=("a",)), paced])
     monkeypatch.setattr(bank, "stamp", full)
     stats = loop.run(4)
     (fault,) = stats.faults
@@ -178,11 +172,9 @@ def test_a_stage_at_its_own_rate_whose_outputs_cannot_be_published_is_disabled(
 
 
 def test_a_subscribed_buffer_is_stamped_with_its_frame_and_time_and_published():
-    bank = WeightBank()
-    pipe = Pipeline([make("a", writes=("a",))])
-    pipe.setup(bank, StageConfig(None))
+    loop, bank = loop_of([make("a", writes=("a",))])
     bank.subscribe("a")
-    FrameLoop(pipe, bank, VirtualClock(90)).run(3)
+    loop.run(3)
     buf = bank.buffer("a")
     assert (buf.version, buf.t_version) == (2, 2 / 90)
     snap = bank.snapshot("a")
@@ -212,11 +204,8 @@ def test_a_stage_failing_to_count_is_logged_and_the_others_are_counted(caplog):
 def test_a_failed_publish_disables_the_stage_and_the_run_goes_on(monkeypatch):
     writer = make("w", writes=("a",))
     reader = make("r", reads=("a",), writes=("b",))
-    bank = WeightBank()
-    pipeline = Pipeline([writer, reader])
-    pipeline.setup(bank, StageConfig(None))
+    loop, bank = loop_of([writer, reader])
     bank.subscribe("a")
-    loop = FrameLoop(pipeline, bank, VirtualClock(90.0))
     assert loop.run(2).faults == []
     ring = bank.buffer("a").ring
     monkeypatch.setattr(ring, "publish", lambda *a: (_ for _ in ()).throw(OSError("device")))

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from stagekit import Sleeper, SleepSettings, make, run
 
 from vrshare import (
-    FrameLoop,
     Pipeline,
     PipelineError,
     Stage,
@@ -166,11 +165,8 @@ def test_a_stage_refusing_a_buffer_at_setup_names_the_stage_that_declared_it():
 
 def test_a_cadence_given_to_the_pipeline_overrides_the_stages_own():
     a = make("a", writes=("a",))
-    pipe = Pipeline([a], cadences={"a": Cadence(rate_hz=30.0)})
-    assert pipe.cadences["a"].rate_hz == 30.0
-    bank = WeightBank()
-    pipe.setup(bank, StageConfig(None))
-    stats = FrameLoop(pipe, bank, VirtualClock(90)).run(6)
+    stats, _, loop = run([a], frames=6, cadences={"a": Cadence(rate_hz=30.0)})
+    assert loop.pipeline.cadences["a"].rate_hz == 30.0
     assert a.calls == 2 and stats.cadence["a"].runs == 2  # frames 0 and 3
 
 

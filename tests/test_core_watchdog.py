@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from stagekit import make
+from stagekit import loop_of, make, run
 
-from vrshare import Stage, VirtualClock, WeightBank
-from vrshare.pipeline import Frame, FrameLoop, FrameStats, Pipeline, StageConfig
+from vrshare import Stage
+from vrshare.pipeline import Frame, FrameLoop, FrameStats
 from vrshare.pipeline.watchdog import HANG_BUDGET_FACTOR, HANG_DEFAULT_S, Watchdog, hang_limits
 from vrshare.report import print_summary
 
@@ -42,13 +42,6 @@ class Blocking(Stage):
         self.out[0] = frame.index
 
 
-def loop_of(stages, steps=(), budgets=None, **kw) -> FrameLoop:
-    bank = WeightBank()
-    pipe = Pipeline(stages, budgets_s=budgets)
-    pipe.setup(bank, StageConfig(None))
-    return FrameLoop(pipe, bank, VirtualClock(90), steps, **kw)
-
-
 def release_when_reported(loop: FrameLoop, release: threading.Event) -> threading.Thread:
     def watch():
         deadline = time.monotonic() + GUARD_S
@@ -65,7 +58,7 @@ def release_when_reported(loop: FrameLoop, release: threading.Event) -> threadin
 def test_a_stage_or_step_that_does_not_return_in_time_is_reported(where, caplog, capsys):
     if where == "stage":
         slow = Blocking(at=2)
-        loop = loop_of([make("a", writes=("a",)), slow], hang_limits_s={"slow": 0.05})
+        loop, _ = loop_of([make("a", writes=("a",)), slow], hang_limits_s={"slow": 0.05})
         release, name = slow.release, "slow"
     else:
         release, name = threading.Event(), "submit"
@@ -74,8 +67,8 @@ def test_a_stage_or_step_that_does_not_return_in_time_is_reported(where, caplog,
             if frame.index == 2:
                 release.wait(GUARD_S)
 
-        loop = loop_of([make("a", writes=("a",))], [("submit", submit)],
-                       hang_limits_s={"submit": 0.05})
+        loop, _ = loop_of([make("a", writes=("a",))], steps=[("submit", submit)],
+                          hang_limits_s={"submit": 0.05})
     helper = release_when_reported(loop, release)
     stats = loop.run(5)
     helper.join()
@@ -99,11 +92,11 @@ def test_a_stage_or_step_that_does_not_return_in_time_is_reported(where, caplog,
 def test_limits_follow_budgets_with_a_default():
     limits = hang_limits(["a", "b", "c"], {"a": 0.002, "b": 0.004}, limits_s={"b": 1.5})
     assert limits == [HANG_BUDGET_FACTOR * 0.002, 1.5, HANG_DEFAULT_S]
-    loop = loop_of([make("a", writes=("a",))], budgets={"a": 0.001})
+    loop, _ = loop_of([make("a", writes=("a",))], budgets={"a": 0.001})
     assert loop.watchdog.limits == [HANG_BUDGET_FACTOR * 0.001]
     # the loop's own default: the limit of what has no budget, and of the first frame
-    loop = loop_of([make("a", writes=("a",)), make("b", writes=("b",))],
-                   budgets={"a": 0.001}, hang_default_s=7.5)
+    loop, _ = loop_of([make("a", writes=("a",)), make("b", writes=("b",))],
+                      budgets={"a": 0.001}, hang_default_s=7.5)
     assert loop.watchdog.limits == [HANG_BUDGET_FACTOR * 0.001, 7.5]
     assert loop.watchdog.first_limit_s == 7.5
 
@@ -142,7 +135,8 @@ def test_ctrl_c_in_a_stage_names_it_and_keeps_a_hang_past_its_limit():
                 raise KeyboardInterrupt
             self.out[0] = frame.index
 
-    stats = loop_of([make("a", writes=("a",)), Stuck()], hang_limits_s={"stuck": 0.005}).run(9)
+    loop, _ = loop_of([make("a", writes=("a",)), Stuck()], hang_limits_s={"stuck": 0.005})
+    stats = loop.run(9)
     assert stats.interrupted and stats.frames == 1
     assert stats.interrupted_in["stage"] == "stuck" and stats.interrupted_in["frame"] == 1
     [hang] = stats.hangs  # seen by the monitor, or at the interruption from its traceback
@@ -151,9 +145,9 @@ def test_ctrl_c_in_a_stage_names_it_and_keeps_a_hang_past_its_limit():
 
 
 def test_ctrl_c_before_the_limit_names_the_stage_but_is_no_hang():
-    stats = loop_of([make("a", writes=("a",)),
-                     make("k", reads=("a",), writes=("k",), raise_at=3, exc=KeyboardInterrupt)]
-                    ).run(9)
+    stats, _, _ = run([make("a", writes=("a",)),
+                       make("k", reads=("a",), writes=("k",), raise_at=3, exc=KeyboardInterrupt)],
+                      frames=9)
     assert stats.interrupted and stats.frames == 3 and not stats.hangs
     assert stats.interrupted_in["stage"] == "k" and stats.interrupted_in["frame"] == 3
     assert stats.as_dict()["interrupted_in"]["stage"] == "k"
@@ -281,7 +275,7 @@ def test_a_watchdog_that_fails_says_so_once_and_the_run_goes_on(monkeypatch, cap
             seen.extend(t.name for t in threading.enumerate())
             time.sleep(0.002)  # a few of the monitor's polls
 
-    loop = loop_of([Look()])
+    loop, _ = loop_of([Look()])
     def broken(self, now=None):
         raise OSError("gone")
 
