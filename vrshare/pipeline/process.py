@@ -57,11 +57,12 @@ def _error(exc: BaseException) -> tuple[str, str]:
             "".join(traceback.format_exception(exc)))
 
 
-def _exit_code(child: Any) -> int | None:
-    """The exit code of a worker process whose end of the pipe has closed: it may not
-    have been reaped yet, so wait a moment for it (None if it still runs)."""
+def _ended(child: Any) -> str:
+    """What to say of a worker process whose end of the pipe has closed, with its exit
+    code: it may not have been reaped yet, so wait a moment for it (None if it still
+    runs)."""
     child.join(EXIT_WAIT_S)
-    return child.exitcode
+    return f"the worker process ended (exit code {child.exitcode})"
 
 
 def _raise(error: tuple[str, str], doing: str) -> StageProcessError:
@@ -217,9 +218,7 @@ class ProcessStage(Stage):
         try:
             return self.conn.recv()
         except (EOFError, OSError):
-            code = _exit_code(self.child)
-            raise StageProcessError(f"the worker process ended (exit code {code}) while "
-                                    f"{doing}") from None
+            raise StageProcessError(f"{_ended(self.child)} while {doing}") from None
 
     # -- the view: what PacedStage calls --------------------------------------------------
 
@@ -324,9 +323,8 @@ class ProcessWorker:
         try:
             _, seconds, error = self.stage.conn.recv()
         except (EOFError, OSError):
-            code = _exit_code(self.stage.child)
             seconds, error = perf_counter() - self.t0, (
-                f"StageProcessError: the worker process ended (exit code {code})", "")
+                f"StageProcessError: {_ended(self.stage.child)}", "")
         self.seconds = seconds
         self.error = _raise(error, "process") if error is not None else None
         self.t0 = IDLE
